@@ -1,0 +1,95 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { P2P, TCP } from '@multiformats/multiaddr-matcher'
+import { BadConfigError, BadMultiaddrError, UnknownRoleError } from './errors.ts'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export const ROLE_NAMES = ['buyer', 'seller', 'escrow', 'agency'] as const
+export type RoleName = typeof ROLE_NAMES[number]
+
+/** What `keyfair init` writes to `<repo>/config.json`; flags of `keyfair start` override it. */
+export interface NodeConfig {
+  v: 1
+  /** libp2p listen multiaddrs (TCP). */
+  listen: string[]
+  /** Multiaddrs with /p2p/<peer id> of peers to join through. */
+  bootstrap: string[]
+  /** Roles started when none are given on the command line. */
+  roles: RoleName[]
+  /** Control API port on 127.0.0.1 (0 picks a free port, written to `<repo>/api`). */
+  apiPort: number
+}
+
+export const DEFAULT_CONFIG: NodeConfig = {
+  v: 1,
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  bootstrap: [],
+  roles: ['buyer'],
+  apiPort: 0
+}
+
+export function parseRoles (roles: string | string[]): RoleName[] {
+  const list = (Array.isArray(roles) ? roles : roles.split(','))
+    .map(r => r.trim())
+    .filter(r => r.length > 0)
+  const out: RoleName[] = []
+  for (const role of list) {
+    if (!(ROLE_NAMES as readonly string[]).includes(role)) throw new UnknownRoleError(role, ROLE_NAMES)
+    if (!out.includes(role as RoleName)) out.push(role as RoleName)
+  }
+  return out
+}
+
+function parseMultiaddr (address: string): Multiaddr {
+  try {
+    return multiaddr(address)
+  } catch (err: any) {
+    throw new BadMultiaddrError(address, err?.message ?? 'cannot be parsed', { cause: err })
+  }
+}
+
+/** A listen address must be a TCP multiaddr (keyfair speaks TCP + noise + yamux). */
+export function parseListenAddress (address: string): Multiaddr {
+  const ma = parseMultiaddr(address)
+  if (!TCP.exactMatch(ma)) throw new BadMultiaddrError(address, 'a listen address must look like /ip4/127.0.0.1/tcp/4001')
+  return ma
+}
+
+/** A bootstrap address must name the peer: /ip4/…/tcp/…/p2p/<peer id>. */
+export function parseBootstrapAddress (address: string): Multiaddr {
+  const ma = parseMultiaddr(address)
+  if (!P2P.matches(ma) || ma.getComponents().at(-1)?.name !== 'p2p') {
+    throw new BadMultiaddrError(address, 'a bootstrap address must end in /p2p/<peer id>')
+  }
+  return ma
+}
+
+export function parsePort (value: unknown, what: string): number {
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new BadConfigError(`${what} must be a port number 0..65535`)
+  }
+  return port
+}
+
+/** Validates a parsed config.json, so a hand-edited file fails with a clear message. */
+export function validateConfig (value: unknown, file: string): NodeConfig {
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadConfigError(`${file}: not a JSON object`)
+  const raw = value as Record<string, unknown>
+  if (raw.v !== 1) throw new BadConfigError(`${file}: unsupported config version ${String(raw.v)}`)
+  const strings = (field: string): string[] => {
+    const list = raw[field] ?? []
+    if (!Array.isArray(list) || !list.every(s => typeof s === 'string')) throw new BadConfigError(`${file}: ${field} must be a list of strings`)
+    return list
+  }
+  const listen = strings('listen')
+  const bootstrap = strings('bootstrap')
+  listen.forEach(parseListenAddress)
+  bootstrap.forEach(parseBootstrapAddress)
+  return {
+    v: 1,
+    listen,
+    bootstrap,
+    roles: parseRoles(strings('roles')),
+    apiPort: parsePort(raw.apiPort ?? 0, `${file}: apiPort`)
+  }
+}

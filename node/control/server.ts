@@ -1,0 +1,129 @@
+import { createServer } from 'node:http'
+import { logger } from '@libp2p/logger'
+import { KeyfairError } from '../../protocols/errors.ts'
+import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts'
+import type { ControlRoutes } from './routes.ts'
+import type { Repo } from '../repo.ts'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export const API_PREFIX = '/api/v1/'
+const MAX_BODY_BYTES = 64 * 1024
+
+export interface ControlServerInit {
+  repo: Repo
+  routes: ControlRoutes
+  port: number
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  [UnauthorizedError.code]: 401,
+  [BadRequestError.code]: 400,
+  ERR_BAD_MESSAGE: 400,
+  [NotFoundError.code]: 404
+}
+
+/**
+ * The local control API: JSON over HTTP on 127.0.0.1 only, every request
+ * carrying the repo's token as a bearer token. The Host header must name the
+ * loopback address, so a web page cannot reach it by DNS rebinding.
+ */
+export class ControlServer {
+  private readonly repo: Repo
+  private readonly routes: ControlRoutes
+  private readonly port: number
+  private readonly log = logger('keyfair:control')
+  private server?: Server
+  url = ''
+
+  constructor (init: ControlServerInit) {
+    this.repo = init.repo
+    this.routes = init.routes
+    this.port = init.port
+  }
+
+  async start (): Promise<void> {
+    const server = createServer((req, res) => { void this.handle(req, res) })
+    server.headersTimeout = 10_000
+    server.requestTimeout = 0 // `find` may legitimately run for its whole time budget
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.port, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.server = server
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    await this.repo.writeApiEndpoint({ url: this.url, pid: process.pid })
+    this.log('control API on %s', this.url)
+  }
+
+  async stop (): Promise<void> {
+    await this.repo.removeApiEndpoint()
+    const server = this.server
+    this.server = undefined
+    if (server == null) return
+    server.closeAllConnections()
+    await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const controller = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) controller.abort() })
+    try {
+      this.checkHost(req)
+      await this.authenticate(req)
+      const url = new URL(req.url ?? '/', this.url)
+      if (!url.pathname.startsWith(API_PREFIX)) throw new NotFoundError(`no such endpoint ${url.pathname}`)
+      const name = url.pathname.slice(API_PREFIX.length)
+      const route = Object.hasOwn(this.routes, name) ? this.routes[name as keyof ControlRoutes] : undefined
+      if (route == null) throw new NotFoundError(`no such endpoint ${url.pathname}`)
+      if (req.method !== 'POST') throw new BadRequestError('use POST')
+      const body = await readJson(req)
+      const result = await route(body, controller.signal)
+      send(res, 200, result)
+    } catch (err: any) {
+      if (err instanceof KeyfairError) {
+        send(res, STATUS_BY_CODE[err.code] ?? 500, { error: { code: err.code, message: err.message } })
+      } else {
+        this.log.error('control request %s failed - %e', req.url, err)
+        send(res, 500, { error: { code: 'ERR_INTERNAL', message: 'internal error (see the node log with DEBUG=keyfair:*)' } })
+      }
+    }
+  }
+
+  private checkHost (req: IncomingMessage): void {
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '')
+    if (host !== '127.0.0.1' && host !== 'localhost') throw new UnauthorizedError('the control API only answers requests addressed to 127.0.0.1')
+  }
+
+  private async authenticate (req: IncomingMessage): Promise<void> {
+    const header = req.headers.authorization
+    if (header == null || !header.startsWith('Bearer ')) throw new UnauthorizedError('missing control API token')
+    if (!(await this.repo.checkToken(header.slice('Bearer '.length)))) throw new UnauthorizedError('wrong control API token')
+  }
+}
+
+async function readJson (req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength
+    if (size > MAX_BODY_BYTES) throw new BadRequestError(`request body over ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return {}
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch (err) {
+    throw new BadRequestError('request body is not JSON', { cause: err })
+  }
+}
+
+function send (res: ServerResponse, status: number, value: unknown): void {
+  if (res.headersSent || res.destroyed) return
+  const body = JSON.stringify(value)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+  res.end(body)
+}

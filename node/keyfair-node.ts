@@ -1,0 +1,194 @@
+import { createServer } from 'node:net'
+import { logger } from '@libp2p/logger'
+import { AnnouncementStore, announcementMigrations } from './discovery/announcements.ts'
+import { Discovery } from './discovery/discovery.ts'
+import { parseListenAddress } from './config.ts'
+import { ListenError, PortInUseError } from './errors.ts'
+import { createKeyfairLibp2p } from './libp2p.ts'
+import { createRole } from './roles/index.ts'
+import { openDatabase } from './store/database.ts'
+import type { RoleName } from './config.ts'
+import type { AnnounceResult, FindOptions, Provider } from './discovery/discovery.ts'
+import type { BaseServices } from './libp2p.ts'
+import type { Repo } from './repo.ts'
+import type { Role } from './roles/index.ts'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { SingleKadDHT } from '@libp2p/kad-dht'
+import type { DatabaseSync } from 'node:sqlite'
+
+export interface KeyfairNodeInit {
+  repo: Repo
+  roles: RoleName[]
+  listen: string[]
+  bootstrap: string[]
+}
+
+export interface NodeStatus {
+  peerId: string
+  roles: RoleName[]
+  protocols: string[]
+  addresses: string[]
+  connections: number
+  routingTableSize: number
+  dhtMode: string
+  announcements: number
+  uptimeMs: number
+  pid: number
+  version: string
+}
+
+export interface PeerInfo {
+  peerId: string
+  addresses: string[]
+  direction: string
+}
+
+type KeyfairServices = BaseServices & { discovery: Discovery } & Record<string, unknown>
+
+export const VERSION = '0.1.0'
+
+/**
+ * A running keyfair node: libp2p with its roles, discovery and repo state.
+ * Created stopped; `start()` takes the repo lock, opens the database and
+ * starts libp2p (roles register their protocols then).
+ */
+export class KeyfairNode {
+  readonly repo: Repo
+  readonly roles: Role[] = []
+  private readonly init: KeyfairNodeInit
+  private readonly log = logger('keyfair:node')
+  private libp2pNode?: Libp2p<KeyfairServices>
+  private db?: DatabaseSync
+  private unlock?: () => Promise<void>
+  private startedAt = 0
+
+  constructor (init: KeyfairNodeInit) {
+    this.init = init
+    this.repo = init.repo
+  }
+
+  get libp2p (): Libp2p<KeyfairServices> {
+    if (this.libp2pNode == null) throw new Error('node is not started')
+    return this.libp2pNode
+  }
+
+  get discovery (): Discovery {
+    return this.libp2p.services.discovery
+  }
+
+  async start (): Promise<void> {
+    this.unlock = await this.repo.lock()
+    try {
+      const privateKey = await this.repo.loadIdentity()
+      await assertPortsFree(this.init.listen)
+      this.db = openDatabase(this.repo.databaseFile, announcementMigrations)
+      this.libp2pNode = await this.createLibp2p(privateKey, new AnnouncementStore(this.db))
+      try {
+        await this.libp2pNode.start()
+      } catch (err) {
+        throw listenError(err, this.init.listen)
+      }
+      this.startedAt = Date.now()
+      this.log('started %p with roles %s', this.libp2pNode.peerId, this.init.roles.join(','))
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2pNode?.stop()
+    this.db?.close()
+    this.db = undefined
+    await this.unlock?.()
+    this.unlock = undefined
+  }
+
+  status (): NodeStatus {
+    const node = this.libp2p
+    return {
+      peerId: node.peerId.toString(),
+      roles: this.roles.map(r => r.name),
+      protocols: node.getProtocols(),
+      addresses: node.getMultiaddrs().map(ma => ma.toString()),
+      connections: node.getConnections().length,
+      routingTableSize: (node.services.dht as unknown as SingleKadDHT).routingTable.size,
+      dhtMode: node.services.dht.getMode(),
+      announcements: this.db == null ? 0 : new AnnouncementStore(this.db).list().length,
+      uptimeMs: Date.now() - this.startedAt,
+      pid: process.pid,
+      version: VERSION
+    }
+  }
+
+  peers (): PeerInfo[] {
+    return this.libp2p.getConnections().map(c => ({
+      peerId: c.remotePeer.toString(),
+      addresses: [c.remoteAddr.toString()],
+      direction: c.direction
+    }))
+  }
+
+  async announce (contentId: string, keywords: string[], signal?: AbortSignal): Promise<AnnounceResult> {
+    return this.discovery.announce(contentId, keywords, { signal })
+  }
+
+  async find (keyword: string, options: FindOptions = {}): Promise<Provider[]> {
+    const found: Provider[] = []
+    for await (const provider of this.discovery.findKeyword(keyword, options)) found.push(provider)
+    return found
+  }
+
+  private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
+    let discovery: Discovery | undefined
+    const roleServices: Record<string, (components: any) => Role> = {}
+    for (const name of this.init.roles) {
+      roleServices[`role:${name}`] = (components: any) => {
+        if (discovery == null) throw new Error('discovery must be created before roles')
+        const role = createRole(name, {
+          peerId: components.peerId,
+          registrar: components.registrar,
+          connectionManager: components.connectionManager,
+          logger: components.logger,
+          discovery
+        })
+        this.roles.push(role)
+        return role
+      }
+    }
+    return createKeyfairLibp2p<KeyfairServices>({
+      privateKey,
+      listen: this.init.listen,
+      bootstrap: this.init.bootstrap,
+      services: {
+        // listed before the roles: libp2p creates services in key order
+        discovery: (components: any) => (discovery = new Discovery(components, { store })),
+        ...roleServices
+      } as any
+    })
+  }
+}
+
+/** libp2p reports a busy port only inside a message; probe fixed ports first for a typed error. */
+async function assertPortsFree (listen: string[]): Promise<void> {
+  for (const address of listen) {
+    const components = parseListenAddress(address).getComponents()
+    const host = components.find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+    const port = Number(components.find(c => c.name === 'tcp')?.value ?? 0)
+    if (host == null || port === 0) continue
+    await new Promise<void>((resolve, reject) => {
+      const server = createServer()
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(err.code === 'EADDRINUSE' ? new PortInUseError(address, { cause: err }) : err)
+      })
+      server.listen(port, host, () => { server.close(() => { resolve() }) })
+    })
+  }
+}
+
+function listenError (err: any, listen: string[]): Error {
+  if (err?.name === 'UnsupportedListenAddressesError') {
+    return new ListenError(`cannot listen on ${listen.join(', ')}`, { cause: err })
+  }
+  return err
+}

@@ -1,0 +1,66 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { BootstrapDialer } from './bootstrap.ts'
+import { parseBootstrapAddress, parseListenAddress } from './config.ts'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { PrivateKey, Libp2p } from '@libp2p/interface'
+import type { ServiceFactoryMap } from 'libp2p'
+import type { Ping } from '@libp2p/ping'
+
+export const DHT_PROTOCOL = '/keyfair/kad/1.0.0'
+
+export interface BaseServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  bootstrap: BootstrapDialer
+}
+
+export interface Libp2pInit<S extends Record<string, unknown>> {
+  privateKey: PrivateKey
+  listen: string[]
+  bootstrap: string[]
+  /** keyfair's own services (discovery, roles), started and stopped with libp2p. */
+  services: ServiceFactoryMap<S>
+}
+
+/**
+ * One keyfair libp2p node: TCP, noise, yamux, identify, ping and kad-dht in
+ * server mode under keyfair's private DHT protocol. Built stopped; the caller
+ * starts it so listen errors surface from `start()`.
+ */
+export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
+  const listen = init.listen.map(a => parseListenAddress(a).toString())
+  const bootstrap = init.bootstrap.map(parseBootstrapAddress)
+  return createLibp2p<BaseServices & S>({
+    start: false,
+    privateKey: init.privateKey,
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      // every keyfair peer of a local swarm shares 127.0.0.1: without this the
+      // per-host inbound rate limit (5/s) refuses a swarm's parallel joins
+      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        // the default mapper drops private addresses, which leaves a loopback DHT empty
+        peerInfoMapper: passthroughMapper
+      }),
+      bootstrap: (components: any) => new BootstrapDialer(components, { peers: bootstrap }),
+      ...init.services
+    } as ServiceFactoryMap<BaseServices & S>
+  })
+}

@@ -1,0 +1,54 @@
+import type { Discovery } from '../discovery/discovery.ts'
+import type { RoleName } from '../config.ts'
+import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+
+/** What a role is given: libp2p's components plus keyfair's own. */
+export interface RoleComponents {
+  peerId: PeerId
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  logger: ComponentLogger
+  discovery: Discovery
+}
+
+/** A protocol a role serves: a component with its protocol id. */
+export interface ProtocolService extends Startable {
+  readonly protocol: string
+}
+
+/**
+ * A role is a set of protocol services plus whatever the role advertises.
+ * Starting a role registers its protocols; stopping unregisters them.
+ */
+export abstract class Role implements Startable {
+  abstract readonly name: RoleName
+  protected readonly components: RoleComponents
+  protected readonly services: ProtocolService[] = []
+  protected readonly log: Logger
+  private started = false
+
+  constructor (components: RoleComponents, component: string) {
+    this.components = components
+    this.log = components.logger.forComponent(`keyfair:role:${component}`)
+  }
+
+  get protocols (): string[] {
+    return this.services.map(s => s.protocol)
+  }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  async start (): Promise<void> {
+    for (const service of this.services) await service.start()
+    this.started = true
+    this.log('started, serving %s', this.protocols.join(', ') || 'no protocols')
+  }
+
+  async stop (): Promise<void> {
+    for (const service of [...this.services].reverse()) await service.stop()
+    this.started = false
+  }
+}

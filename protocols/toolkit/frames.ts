@@ -1,0 +1,123 @@
+import { lpStream } from '@libp2p/utils'
+import { Uint8ArrayList } from 'uint8arraylist'
+import {
+  AbortedError, FrameTooLargeError, KeyfairError, MalformedFrameError,
+  ReadTimeoutError, RemoteError, TruncatedFrameError
+} from '../errors.ts'
+import { decodeMessage, encodeMessage } from './codec.ts'
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+
+/**
+ * Every keyfair frame is `varint(length) ‖ kind(1) ‖ body`:
+ * - MESSAGE: body is one dag-cbor value
+ * - ERROR:   body is dag-cbor `{ code, message }`, always the last frame sent
+ * - DATA:    body is raw bytes (ciphertext chunks travel without a CBOR copy)
+ */
+export const FrameKind = {
+  MESSAGE: 0,
+  ERROR: 1,
+  DATA: 2
+} as const
+
+export interface FrameLimits {
+  /** Largest frame (kind byte included) this side accepts. */
+  maxFrameBytes: number
+  /** How long one read may wait for a whole frame. */
+  readTimeoutMs: number
+}
+
+export interface Frame {
+  kind: number
+  body: Uint8Array
+}
+
+const MAX_ERROR_MESSAGE = 512
+
+/**
+ * Length-prefixed frames over a libp2p stream with a maximum size and a
+ * timeout on every read. Failures come out as typed errors: a framing error
+ * means the stream is unusable and should be reset by the caller.
+ */
+export class FrameStream {
+  readonly stream: Stream
+  private readonly lp: LengthPrefixedStream<Stream>
+  private readonly limits: FrameLimits
+
+  constructor (stream: Stream, limits: FrameLimits) {
+    this.stream = stream
+    this.limits = limits
+    this.lp = lpStream(stream, {
+      maxDataLength: limits.maxFrameBytes,
+      // lpStream buffers whole frames; keep room for one full frame plus the next header
+      maxBufferSize: Math.max(4 * 1024 * 1024, limits.maxFrameBytes * 2)
+    })
+  }
+
+  async readFrame (options: AbortOptions = {}): Promise<Frame> {
+    const timeout = AbortSignal.timeout(this.limits.readTimeoutMs)
+    const signal = options.signal == null ? timeout : AbortSignal.any([timeout, options.signal])
+    let buf: Uint8ArrayList
+    try {
+      buf = await this.lp.read({ signal })
+    } catch (err: any) {
+      if (options.signal?.aborted === true) throw new AbortedError('read aborted by caller', { cause: err })
+      if (timeout.aborted) throw new ReadTimeoutError(`no frame within ${this.limits.readTimeoutMs} ms`, { cause: err })
+      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'StreamBufferError') {
+        throw new FrameTooLargeError(`frame exceeds ${this.limits.maxFrameBytes} bytes`, { cause: err })
+      }
+      if (err?.name === 'UnexpectedEOFError') throw new TruncatedFrameError(undefined, { cause: err })
+      throw err
+    }
+    if (buf.byteLength < 1) throw new MalformedFrameError('empty frame')
+    const bytes = buf.subarray()
+    return { kind: bytes[0] ?? -1, body: bytes.subarray(1) }
+  }
+
+  /** Reads one MESSAGE frame; an ERROR frame becomes a thrown RemoteError. */
+  async readMessage (options?: AbortOptions): Promise<unknown> {
+    const frame = await this.readFrame(options)
+    if (frame.kind === FrameKind.MESSAGE) return decodeMessage(frame.body)
+    if (frame.kind === FrameKind.ERROR) throw decodeRemoteError(frame.body)
+    throw new MalformedFrameError(`expected a message frame, got kind ${frame.kind}`)
+  }
+
+  /** Reads one DATA frame (raw bytes); an ERROR frame becomes a thrown RemoteError. */
+  async readData (options?: AbortOptions): Promise<Uint8Array> {
+    const frame = await this.readFrame(options)
+    if (frame.kind === FrameKind.DATA) return frame.body
+    if (frame.kind === FrameKind.ERROR) throw decodeRemoteError(frame.body)
+    throw new MalformedFrameError(`expected a data frame, got kind ${frame.kind}`)
+  }
+
+  async writeMessage (value: unknown, options?: AbortOptions): Promise<void> {
+    await this.writeFrame(FrameKind.MESSAGE, encodeMessage(value), options)
+  }
+
+  async writeData (bytes: Uint8Array, options?: AbortOptions): Promise<void> {
+    await this.writeFrame(FrameKind.DATA, bytes, options)
+  }
+
+  /** Sends a final error frame carrying only the stable code and a bounded message. */
+  async writeError (err: KeyfairError, options?: AbortOptions): Promise<void> {
+    const message = err.message.slice(0, MAX_ERROR_MESSAGE)
+    await this.writeFrame(FrameKind.ERROR, encodeMessage({ code: err.code, message }), options)
+  }
+
+  private async writeFrame (kind: number, body: Uint8Array, options?: AbortOptions): Promise<void> {
+    if (body.byteLength + 1 > this.limits.maxFrameBytes) {
+      throw new FrameTooLargeError(`refusing to send a ${body.byteLength + 1}-byte frame (max ${this.limits.maxFrameBytes})`)
+    }
+    await this.lp.write(new Uint8ArrayList(Uint8Array.of(kind), body), options)
+  }
+}
+
+function decodeRemoteError (body: Uint8Array): RemoteError {
+  const value = decodeMessage(body) as Record<string, unknown> | null
+  const code = value?.code
+  const message = value?.message
+  if (typeof code !== 'string' || typeof message !== 'string' || code.length > 64) {
+    throw new MalformedFrameError('error frame without a code and message')
+  }
+  return new RemoteError(message.slice(0, MAX_ERROR_MESSAGE), code)
+}

@@ -1,0 +1,86 @@
+import { KeyfairError, isFramingError } from '../errors.ts'
+import { FrameStream } from './frames.ts'
+import type { FrameLimits } from './frames.ts'
+import type { AbortOptions, Connection, Logger, PeerId, Stream, StreamHandler } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+/** Everything a protocol declares about its streams. */
+export interface ProtocolLimits extends FrameLimits {
+  maxInboundStreams: number
+  maxOutboundStreams: number
+}
+
+export type FrameHandler = (frames: FrameStream, connection: Connection) => Promise<void>
+
+/**
+ * Wraps a protocol handler so that every stream gets framing limits and ends
+ * in one of three ways: closed after a normal exchange; closed after a final
+ * error frame (typed errors the caller should see); or reset (broken framing,
+ * a stalled peer, or a fault we will not describe to the remote).
+ * Whatever happens, only this stream is affected.
+ */
+export function serveFrames (log: Logger, limits: FrameLimits, handler: FrameHandler): StreamHandler {
+  return async (stream: Stream, connection: Connection): Promise<void> => {
+    const frames = new FrameStream(stream, limits)
+    try {
+      await handler(frames, connection)
+      await stream.close({ signal: AbortSignal.timeout(limits.readTimeoutMs) })
+    } catch (err: any) {
+      if (err instanceof KeyfairError && !isFramingError(err) && stream.writeStatus === 'writable') {
+        log('refusing %p: %s', connection.remotePeer, err.code)
+        try {
+          await frames.writeError(err, { signal: AbortSignal.timeout(limits.readTimeoutMs) })
+          await stream.close({ signal: AbortSignal.timeout(limits.readTimeoutMs) })
+          return
+        } catch (writeErr) {
+          err = writeErr
+        }
+      }
+      if (err instanceof KeyfairError) {
+        log('resetting stream from %p: %s', connection.remotePeer, err.code)
+      } else {
+        log.error('stream from %p failed - %e', connection.remotePeer, err)
+      }
+      stream.abort(err)
+    }
+  }
+}
+
+/** Opens an outbound stream wrapped in frames; the caller must `close()` or `abort()` it. */
+export async function dialFrames (
+  connectionManager: ConnectionManager,
+  peer: PeerId | Multiaddr | Multiaddr[],
+  protocol: string,
+  limits: ProtocolLimits,
+  options: AbortOptions = {}
+): Promise<FrameStream> {
+  const stream = await connectionManager.openStream(peer, protocol, {
+    ...options,
+    maxOutboundStreams: limits.maxOutboundStreams
+  })
+  return new FrameStream(stream, limits)
+}
+
+/**
+ * Runs a client exchange on a fresh stream: the stream is closed when `exchange`
+ * returns and reset when it throws, so no stream outlives its caller.
+ */
+export async function withFrames<T> (
+  connectionManager: ConnectionManager,
+  peer: PeerId | Multiaddr | Multiaddr[],
+  protocol: string,
+  limits: ProtocolLimits,
+  exchange: (frames: FrameStream) => Promise<T>,
+  options: AbortOptions = {}
+): Promise<T> {
+  const frames = await dialFrames(connectionManager, peer, protocol, limits, options)
+  try {
+    const result = await exchange(frames)
+    await frames.stream.close(options)
+    return result
+  } catch (err: any) {
+    frames.stream.abort(err)
+    throw err
+  }
+}

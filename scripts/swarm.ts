@@ -1,0 +1,252 @@
+/**
+ * A local swarm of real keyfair node processes on loopback, each with its own
+ * temporary repo. Usable as a library (tests, demo) and as a command:
+ *
+ *   npm run swarm -- --nodes 20 --roles buyer --topology tree
+ *
+ * Every node is a child process of this one, started with an IPC channel: if
+ * this process dies, however it dies, each node sees the channel close and
+ * stops itself. `stop()` ends them by pid (SIGTERM, then SIGKILL).
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ControlClient } from '../node/control/client.ts'
+import { Repo } from '../node/repo.ts'
+import type { ChildProcess } from 'node:child_process'
+
+export const KEYFAIR_BIN = fileURLToPath(new URL('../node/bin/keyfair.js', import.meta.url))
+
+export type Topology = 'star' | 'tree' | 'chain'
+
+export interface SwarmNodeSpec {
+  roles: string[]
+}
+
+export interface SwarmOptions {
+  /** One entry per node; node 0 is the root of the bootstrap graph. */
+  nodes: SwarmNodeSpec[]
+  topology?: Topology
+  /** Wait until every routing table holds at least this many peers (capped at n − 1). */
+  minRoutingTable?: number
+  readyTimeoutMs?: number
+  /** Parent directory for the temporary repos. */
+  baseDir?: string
+  env?: NodeJS.ProcessEnv
+  /** Called as nodes come up and the DHT fills. */
+  onProgress?: (message: string) => void
+}
+
+export interface SwarmNode {
+  index: number
+  /** Index of the node it bootstrapped from (undefined for the root). */
+  parent: number | undefined
+  /** Hops from the root in the bootstrap graph. */
+  depth: number
+  roles: string[]
+  pid: number
+  peerId: string
+  addresses: string[]
+  repo: string
+  process: ChildProcess
+  /** Control API of this node. */
+  client: ControlClient
+  /** stderr of the node (logs, errors). */
+  stderr: string[]
+}
+
+/** The parent of node i in the bootstrap graph. */
+export function bootstrapParent (index: number, topology: Topology): number | undefined {
+  if (index === 0) return undefined
+  switch (topology) {
+    case 'star': return 0
+    case 'chain': return index - 1
+    case 'tree': return Math.floor((index - 1) / 2)
+  }
+}
+
+/** Hops between two nodes of the bootstrap graph (a tree in every topology). */
+export function bootstrapDistance (a: number, b: number, topology: Topology): number {
+  const ancestors = (i: number): number[] => {
+    const path = [i]
+    for (let p = bootstrapParent(i, topology); p != null; p = bootstrapParent(p, topology)) path.push(p)
+    return path
+  }
+  const pa = ancestors(a)
+  const pb = ancestors(b)
+  const common = pa.find(x => pb.includes(x)) ?? 0
+  return pa.indexOf(common) + pb.indexOf(common)
+}
+
+export class Swarm {
+  readonly nodes: SwarmNode[] = []
+  readonly topology: Topology
+  private readonly dir: string
+  private stopped = false
+
+  private constructor (dir: string, topology: Topology) {
+    this.dir = dir
+    this.topology = topology
+  }
+
+  static async start (options: SwarmOptions): Promise<Swarm> {
+    const topology = options.topology ?? 'tree'
+    const dir = await mkdtemp(join(options.baseDir ?? tmpdir(), 'keyfair-swarm-'))
+    const swarm = new Swarm(dir, topology)
+    const progress = options.onProgress ?? (() => {})
+    const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
+    try {
+      // start in waves by depth: a node needs its parent's address to bootstrap
+      const depthOf = (i: number): number => bootstrapDistance(i, 0, topology)
+      const maxDepth = Math.max(...options.nodes.map((_, i) => depthOf(i)))
+      for (let depth = 0; depth <= maxDepth; depth++) {
+        const wave = options.nodes.map((spec, index) => ({ spec, index })).filter(({ index }) => depthOf(index) === depth)
+        const started = await Promise.all(wave.map(async ({ spec, index }) => swarm.spawnNode(index, spec, depth, options, readyTimeoutMs)))
+        for (const node of started) swarm.nodes[node.index] = node
+        progress(`started ${swarm.nodes.filter(Boolean).length}/${options.nodes.length} nodes`)
+      }
+      await swarm.waitForDht(Math.min(options.minRoutingTable ?? 3, options.nodes.length - 1), readyTimeoutMs, progress)
+      return swarm
+    } catch (err) {
+      await swarm.stop()
+      throw err
+    }
+  }
+
+  get pids (): number[] {
+    return this.nodes.map(n => n.pid)
+  }
+
+  /** Stops every node this swarm started, by pid, and removes their repos. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all(this.children.map(async child => stopProcess(child)))
+    await rm(this.dir, { recursive: true, force: true })
+  }
+
+  private readonly children: ChildProcess[] = []
+
+  private async spawnNode (index: number, spec: SwarmNodeSpec, depth: number, options: SwarmOptions, timeoutMs: number): Promise<SwarmNode> {
+    const repo = join(this.dir, `node-${index}`)
+    const parent = bootstrapParent(index, this.topology)
+    const args = [KEYFAIR_BIN, '--repo', repo, '--json', 'start', '--init', '--role', spec.roles.join(',')]
+    if (parent != null) {
+      const address = this.nodes[parent]?.addresses[0]
+      if (address == null) throw new Error(`node ${parent} has no address`)
+      args.push('--bootstrap', address)
+    }
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...options.env }
+    })
+    this.children.push(child)
+    const stderr: string[] = []
+    createInterface({ input: child.stderr! }).on('line', line => {
+      stderr.push(line)
+      if (stderr.length > 200) stderr.shift()
+    })
+    const ready = await new Promise<any>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`node ${index} not ready within ${timeoutMs} ms: ${stderr.slice(-5).join(' | ')}`)) }, timeoutMs)
+      createInterface({ input: child.stdout! }).on('line', line => {
+        try {
+          const event = JSON.parse(line)
+          if (event.event === 'ready') {
+            clearTimeout(timer)
+            resolve(event)
+          }
+        } catch {}
+      })
+      child.once('exit', code => {
+        clearTimeout(timer)
+        reject(new Error(`node ${index} exited with code ${code} before it was ready: ${stderr.slice(-5).join(' | ')}`))
+      })
+    })
+    return {
+      index,
+      parent,
+      depth,
+      roles: spec.roles,
+      pid: ready.pid,
+      peerId: ready.peerId,
+      addresses: ready.addresses,
+      repo,
+      process: child,
+      client: new ControlClient(new Repo(repo)),
+      stderr
+    }
+  }
+
+  private async waitForDht (minPeers: number, timeoutMs: number, progress: (m: string) => void): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (true) {
+      const sizes = await Promise.all(this.nodes.map(async n => (await n.client.call('status')).routingTableSize as number))
+      const ready = sizes.filter(s => s >= minPeers).length
+      if (ready === this.nodes.length) {
+        progress(`DHT usable: every routing table has >= ${minPeers} peers (min ${Math.min(...sizes)}, max ${Math.max(...sizes)})`)
+        return
+      }
+      if (Date.now() > deadline) throw new Error(`DHT not usable within ${timeoutMs} ms: routing table sizes ${sizes.join(',')}`)
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  }
+}
+
+async function stopProcess (child: ChildProcess): Promise<void> {
+  if (child.exitCode != null || child.signalCode != null) return
+  const exited = new Promise<void>(resolve => { child.once('exit', () => { resolve() }) })
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      nodes: { type: 'string', default: '5' },
+      roles: { type: 'string', default: 'buyer' },
+      topology: { type: 'string', default: 'tree' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) {
+    process.stdout.write('usage: npm run swarm -- [--nodes N] [--roles buyer,seller,...] [--topology tree|star|chain] [--json]\n')
+    return
+  }
+  const count = Number(values.nodes)
+  if (!Number.isInteger(count) || count < 1 || count > 200) throw new Error('--nodes must be an integer 1..200')
+  if (!['star', 'tree', 'chain'].includes(values.topology)) throw new Error('--topology must be tree, star or chain')
+  const roles = values.roles.split(',')
+  const started = Date.now()
+  const swarm = await Swarm.start({
+    nodes: Array.from({ length: count }, () => ({ roles })),
+    topology: values.topology as Topology,
+    onProgress: m => { if (!values.json) process.stderr.write(`swarm: ${m}\n`) }
+  })
+  const shutdown = (): void => {
+    void swarm.stop().then(() => { process.exit(0) })
+  }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ event: 'ready', pid: process.pid, nodes: swarm.nodes.map(n => ({ index: n.index, pid: n.pid, peerId: n.peerId, addresses: n.addresses, repo: n.repo, roles: n.roles, parent: n.parent })) }) + '\n')
+  } else {
+    for (const n of swarm.nodes) {
+      process.stdout.write(`#${n.index} ${n.peerId} pid ${n.pid} ${n.roles.join(',')}\n    ${n.addresses.join(' ')}\n    repo ${n.repo}  (keyfair --repo ${n.repo} status)\n`)
+    }
+    process.stdout.write(`${count} nodes up in ${Date.now() - started} ms; Ctrl-C stops them all\n`)
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch(err => {
+    process.stderr.write(`swarm: ${err.message}\n`)
+    process.exit(1)
+  })
+}
