@@ -15,7 +15,8 @@ import type { Ping } from '@libp2p/ping'
 
 export const DHT_PROTOCOL = '/keyfair/kad/1.0.0'
 
-export interface BaseServices {
+// a type alias (not an interface) so it satisfies libp2p's ServiceMap index signature
+export type BaseServices = {
   identify: Identify
   ping: Ping
   dht: KadDHT

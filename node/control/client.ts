@@ -22,7 +22,8 @@ export class ControlClient {
   async call<T = any> (endpoint: string, body: unknown = {}, options: CallOptions = {}): Promise<T> {
     await this.repo.assertInitialised()
     const api = await this.repo.readApiEndpoint()
-    if (api == null) throw new NodeNotRunningError(this.repo.path)
+    // a node killed with SIGKILL leaves its api file behind
+    if (api == null || !isAlive(api.pid)) throw new NodeNotRunningError(this.repo.path)
     const token = await this.repo.readToken()
     const signals = [AbortSignal.timeout(options.timeoutMs ?? 30_000)]
     if (options.signal != null) signals.push(options.signal)
@@ -35,7 +36,7 @@ export class ControlClient {
         signal: AbortSignal.any(signals)
       })
     } catch (err: any) {
-      // a stale api file left by a killed node points at a closed port
+      // the api file names a closed port: the node died and its pid was reused
       if (err?.cause?.code === 'ECONNREFUSED' || err?.cause?.code === 'ECONNRESET') throw new NodeNotRunningError(this.repo.path, { cause: err })
       throw err
     }
@@ -45,5 +46,14 @@ export class ControlClient {
     const message = typeof value?.error?.message === 'string' ? value.error.message : `control API answered ${res.status}`
     if (code === UnauthorizedError.code) throw new UnauthorizedError(`${message} (token file: ${this.repo.tokenFile})`)
     throw new ControlApiError(message, code)
+  }
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err: any) {
+    return err.code === 'EPERM'
   }
 }

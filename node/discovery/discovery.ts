@@ -61,7 +61,8 @@ export class Discovery implements Startable {
   private readonly provideTimeoutMs: number
   private readonly reprovideIntervalMs: number
   private controller?: AbortController
-  private timer?: ReturnType<typeof setInterval>
+  private timer?: ReturnType<typeof setTimeout>
+  private failedPasses = 0
 
   constructor (components: DiscoveryComponents, init: DiscoveryInit) {
     this.components = components
@@ -79,17 +80,30 @@ export class Discovery implements Startable {
   }
 
   afterStart (): void {
-    // the routing table is empty at start; re-provide in the background
-    void this.reprovideAll().catch(err => { this.log.error('re-provide failed - %e', err) })
-    this.timer = setInterval(() => {
-      void this.reprovideAll().catch(err => { this.log.error('re-provide failed - %e', err) })
-    }, this.reprovideIntervalMs)
-    this.timer.unref()
+    this.scheduleReprovide(0)
   }
 
   stop (): void {
     this.controller?.abort()
-    clearInterval(this.timer)
+    clearTimeout(this.timer)
+  }
+
+  /**
+   * Re-provides every announcement in the background: at start (the DHT lost
+   * our records while we were down), then at the interval; a pass that could
+   * not reach the DHT (no peers yet) is retried soon, with backoff.
+   */
+  private scheduleReprovide (delayMs: number): void {
+    this.timer = setTimeout(() => {
+      void this.reprovideAll()
+        .catch(err => { this.log.error('re-provide failed - %e', err); return false })
+        .then(ok => {
+          if (this.controller?.signal.aborted === true) return
+          this.failedPasses = ok ? 0 : this.failedPasses + 1
+          this.scheduleReprovide(ok ? this.reprovideIntervalMs : Math.min(2000 * 2 ** this.failedPasses, 5 * 60_000))
+        })
+    }, delayMs)
+    this.timer.unref()
   }
 
   /**
@@ -160,12 +174,16 @@ export class Discovery implements Startable {
     return Promise.all(jobs)
   }
 
-  private async reprovideAll (): Promise<void> {
+  /** True when every announcement reached the DHT. */
+  private async reprovideAll (): Promise<boolean> {
+    let ok = true
     for (const announcement of this.store.list()) {
-      if (this.controller?.signal.aborted === true) return
+      if (this.controller?.signal.aborted === true) return false
       const provided = await this.provideAll(CID.parse(announcement.contentId), announcement.keywords, {})
       if (provided.every(p => p.ok)) this.store.markProvided(announcement.contentId)
+      else ok = false
     }
+    return ok
   }
 
   private signal (timeoutMs: number, caller?: AbortSignal): AbortSignal {

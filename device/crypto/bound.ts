@@ -1,0 +1,68 @@
+// Device-bound licences (DESIGN §2, the patent's Fig. 5): K_esc = K ⊕ K_dev goes to the
+// escrows, K_dev is wrapped to the device's encryption key with RSA-OAEP-SHA256.
+// Open offers use K_dev = 0.
+import { constants, privateDecrypt, publicEncrypt } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { xorBytes } from './bytes.ts'
+import { ownBytes } from './aead.ts'
+import { DeviceKeyError, InvalidArgumentError, RsaKeyError } from './errors.ts'
+
+export const DEVICE_KEY_LENGTH = 32
+export const MIN_DEVICE_KEY_BITS = 2048
+
+function check32 (b: Uint8Array, what: string): void {
+  if (!(b instanceof Uint8Array) || b.length !== DEVICE_KEY_LENGTH) throw new InvalidArgumentError(`${what} must be 32 bytes`)
+}
+
+/** K_dev of an open offer: all zero, so K_esc = K */
+export function openOfferDeviceKey (): Uint8Array {
+  return new Uint8Array(DEVICE_KEY_LENGTH)
+}
+
+/** K_esc = K ⊕ K_dev */
+export function splitDeviceBound (key: Uint8Array, kDev: Uint8Array): Uint8Array {
+  check32(key, 'content key')
+  check32(kDev, 'K_dev')
+  return xorBytes(key, kDev)
+}
+
+/** K = K_esc ⊕ K_dev */
+export function combineDeviceBound (kEsc: Uint8Array, kDev: Uint8Array): Uint8Array {
+  check32(kEsc, 'K_esc')
+  check32(kDev, 'K_dev')
+  return xorBytes(kEsc, kDev)
+}
+
+function checkDeviceKey (key: KeyObject, type: 'public' | 'private'): void {
+  if (key == null || typeof key !== 'object' || key.asymmetricKeyType !== 'rsa') {
+    throw new RsaKeyError('device key must be an RSA KeyObject')
+  }
+  if (type === 'private' && key.type !== 'private') throw new RsaKeyError('expected the device private key')
+  if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_DEVICE_KEY_BITS) {
+    throw new RsaKeyError(`device key must have at least ${MIN_DEVICE_KEY_BITS} bits`)
+  }
+}
+
+/** RSA-OAEP-SHA256 (MGF1-SHA256, empty label) of K_dev to the device's certified encryption key */
+export function wrapDeviceKey (kDev: Uint8Array, devicePublicKey: KeyObject): Uint8Array {
+  check32(kDev, 'K_dev')
+  checkDeviceKey(devicePublicKey, 'public')
+  return ownBytes(publicEncrypt({ key: devicePublicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, kDev))
+}
+
+export function unwrapDeviceKey (ciphertext: Uint8Array, devicePrivateKey: KeyObject): Uint8Array {
+  if (!(ciphertext instanceof Uint8Array)) throw new InvalidArgumentError('ciphertext must be bytes')
+  checkDeviceKey(devicePrivateKey, 'private')
+  let out: Buffer
+  try {
+    out = privateDecrypt({ key: devicePrivateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, ciphertext)
+  } catch {
+    throw new DeviceKeyError()
+  }
+  const kDev = ownBytes(out)
+  if (kDev.length !== DEVICE_KEY_LENGTH) {
+    kDev.fill(0)
+    throw new DeviceKeyError('unwrapped device key has the wrong length')
+  }
+  return kDev
+}

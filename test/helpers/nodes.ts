@@ -1,0 +1,24 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createKeyfairLibp2p } from '../../node/libp2p.ts'
+import type { BaseServices } from '../../node/libp2p.ts'
+import type { Libp2p } from '@libp2p/interface'
+
+/** A started in-process keyfair libp2p node on a random loopback port. */
+export async function startLibp2p (bootstrap: string[] = []): Promise<Libp2p<BaseServices>> {
+  const node = await createKeyfairLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    services: {}
+  })
+  await node.start()
+  return node
+}
+
+export async function waitFor (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
