@@ -125,7 +125,7 @@ export class Repo {
       } catch (err: any) {
         if (err.code !== 'EEXIST') throw err
         const holder = Number.parseInt(await readFile(this.lockFile, 'utf8').catch(() => ''), 10)
-        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isProcessAlive(holder)) {
           throw new RepoLockedError(this.path, holder)
         }
         await rm(this.lockFile, { force: true })
@@ -162,7 +162,8 @@ export class Repo {
   }
 }
 
-function isAlive (pid: number): boolean {
+/** True while a process with this pid exists (signal 0 probes without signalling). */
+export function isProcessAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

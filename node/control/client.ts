@@ -1,6 +1,7 @@
 import { KeyfairError } from '../../protocols/errors.ts'
 import { NodeNotRunningError, UnauthorizedError } from '../errors.ts'
 import { API_PREFIX } from './server.ts'
+import { isProcessAlive } from '../repo.ts'
 import type { Repo } from '../repo.ts'
 
 export interface CallOptions {
@@ -23,7 +24,7 @@ export class ControlClient {
     await this.repo.assertInitialised()
     const api = await this.repo.readApiEndpoint()
     // a node killed with SIGKILL leaves its api file behind
-    if (api == null || !isAlive(api.pid)) throw new NodeNotRunningError(this.repo.path)
+    if (api == null || !isProcessAlive(api.pid)) throw new NodeNotRunningError(this.repo.path)
     const token = await this.repo.readToken()
     const signals = [AbortSignal.timeout(options.timeoutMs ?? 30_000)]
     if (options.signal != null) signals.push(options.signal)
@@ -49,11 +50,3 @@ export class ControlClient {
   }
 }
 
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err: any) {
-    return err.code === 'EPERM'
-  }
-}

@@ -62,10 +62,14 @@ describe('cross-checks with openssl and python cryptography', function () {
   }
 
   function opensslDecrypt (keyPath: string, input: Uint8Array, opts: string[]): Uint8Array {
+    return opensslPkeyutl('-decrypt', keyPath, input, opts)
+  }
+
+  function opensslPkeyutl (op: '-decrypt' | '-encrypt', keyPath: string, input: Uint8Array, opts: string[]): Uint8Array {
     const inPath = join(dir, 'in.bin')
     const outPath = join(dir, 'out.bin')
     writeFileSync(inPath, input)
-    const args = ['pkeyutl', '-decrypt', '-inkey', keyPath, '-in', inPath, '-out', outPath]
+    const args = ['pkeyutl', op, '-inkey', keyPath, '-in', inPath, '-out', outPath]
     for (const o of opts) args.push('-pkeyopt', o)
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] })
     const out = new Uint8Array(readFileSync(outPath))
@@ -147,13 +151,7 @@ print(json.dumps({'e': hex(e)[2:], 'z': hex(pow(b, d, n))[2:], 'x_from_c': hex(p
     const ct = wrapDeviceKey(kDev, deviceKey)
     assert.equal(toHex(opensslDecrypt(keyPath, ct, oaep)), toHex(kDev))
     // and openssl's encryption unwraps here
-    const inPath = join(dir, 'kdev.bin')
-    const outPath = join(dir, 'kdev.ct')
-    writeFileSync(inPath, kDev)
-    const args = ['pkeyutl', '-encrypt', '-inkey', keyPath, '-in', inPath, '-out', outPath]
-    for (const o of oaep) args.push('-pkeyopt', o)
-    execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    assert.equal(toHex(unwrapDeviceKey(new Uint8Array(readFileSync(outPath)), deviceKey)), toHex(kDev))
+    assert.equal(toHex(unwrapDeviceKey(opensslPkeyutl('-encrypt', keyPath, kDev, oaep), deviceKey)), toHex(kDev))
     // the vector's ciphertext too
     assert.equal(toHex(opensslDecrypt(keyPath, Buffer.from(V.device_bound.oaep_sha256_ciphertext, 'hex'), oaep)), V.device_bound.K_dev)
   })

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process'
 import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
 
+export { isProcessAlive as isAlive } from '../../node/repo.ts'
+
 export interface CliResult {
   code: number
   stdout: string
@@ -14,13 +16,4 @@ export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}, timeo
       resolve({ code: err == null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout, stderr })
     })
   })
-}
-
-export function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err: any) {
-    return err.code === 'EPERM'
-  }
 }
