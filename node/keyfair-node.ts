@@ -59,6 +59,7 @@ export class KeyfairNode {
   private readonly log = logger('keyfair:node')
   private libp2pNode?: Libp2p<KeyfairServices>
   private db?: DatabaseSync
+  private announcements?: AnnouncementStore
   private unlock?: () => Promise<void>
   private startedAt = 0
 
@@ -82,7 +83,8 @@ export class KeyfairNode {
       const privateKey = await this.repo.loadIdentity()
       await assertPortsFree(this.init.listen)
       this.db = openDatabase(this.repo.databaseFile, announcementMigrations)
-      this.libp2pNode = await this.createLibp2p(privateKey, new AnnouncementStore(this.db))
+      this.announcements = new AnnouncementStore(this.db)
+      this.libp2pNode = await this.createLibp2p(privateKey, this.announcements)
       try {
         await this.libp2pNode.start()
       } catch (err) {
@@ -100,6 +102,7 @@ export class KeyfairNode {
     await this.libp2pNode?.stop()
     this.db?.close()
     this.db = undefined
+    this.announcements = undefined
     await this.unlock?.()
     this.unlock = undefined
   }
@@ -114,7 +117,7 @@ export class KeyfairNode {
       connections: node.getConnections().length,
       routingTableSize: (node.services.dht as unknown as SingleKadDHT).routingTable.size,
       dhtMode: node.services.dht.getMode(),
-      announcements: this.db == null ? 0 : new AnnouncementStore(this.db).list().length,
+      announcements: this.announcements?.count() ?? 0,
       uptimeMs: Date.now() - this.startedAt,
       pid: process.pid,
       version: VERSION
@@ -141,6 +144,7 @@ export class KeyfairNode {
 
   private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
     let discovery: Discovery | undefined
+    this.roles.length = 0
     const roleServices: Record<string, (components: any) => Role> = {}
     for (const name of this.init.roles) {
       roleServices[`role:${name}`] = (components: any) => {

@@ -48,6 +48,11 @@ export class AnnouncementStore {
     return row == null ? undefined : toAnnouncement(row)
   }
 
+  count (): number {
+    const row = this.db.prepare('SELECT count(*) AS n FROM announcements').get() as { n: number }
+    return row.n
+  }
+
   list (): Announcement[] {
     return this.db.prepare('SELECT * FROM announcements ORDER BY created_at, content_id').all().map(toAnnouncement)
   }

@@ -17,7 +17,6 @@ export class EscrowRole extends Role {
   private readonly advertiseIntervalMs: number
   private controller?: AbortController
   private timer?: ReturnType<typeof setTimeout>
-  advertised = false
 
   constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
     super(components, 'escrow')
@@ -46,7 +45,6 @@ export class EscrowRole extends Role {
       const signal = this.controller?.signal
       if (signal == null || signal.aborted) return
       void this.components.discovery.provide(escrowServiceCid(), { signal }).then(result => {
-        this.advertised ||= result.ok
         this.log(result.ok ? 'advertised escrow service' : 'escrow service not advertised yet: %s', result.error)
         this.schedule(result.ok ? this.advertiseIntervalMs : 2000)
       })
