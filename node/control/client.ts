@@ -49,4 +49,3 @@ export class ControlClient {
     throw new ControlApiError(message, code)
   }
 }
-

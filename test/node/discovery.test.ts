@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { escrowServiceCid } from '../../node/discovery/keywords.ts'
@@ -7,6 +8,21 @@ import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
 import { waitFor } from '../helpers/nodes.ts'
 import type { RoleName } from '../../node/config.ts'
+import type { AddressInfo } from 'node:net'
+
+async function initRepo (path: string): Promise<Repo> {
+  const repo = new Repo(path)
+  await repo.init()
+  return repo
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
 
 const CONTENT = 'bafkreia72fyadnv6uypovhb63cxbhsnalxplztghyhsjwjlhzglmrf5pom'
 
@@ -76,6 +92,26 @@ describe('DHT discovery between keyfair nodes', function () {
     const limited: string[] = []
     for await (const p of seller.discovery.findProviders(escrowServiceCid(), { limit: 2, timeoutMs: 5000 })) limited.push(p.peerId)
     assert.equal(limited.length, 2)
+  })
+
+  it('a node started before its bootstrap peer keeps dialling until that peer is up', async function () {
+    const hubRepo = new Repo(join(dir, 'late-hub'))
+    const { peerId: hubId } = await hubRepo.init()
+    const port = await freePort()
+    const early = new KeyfairNode({
+      repo: await initRepo(join(dir, 'early')),
+      roles: ['buyer'],
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [`/ip4/127.0.0.1/tcp/${port}/p2p/${hubId}`]
+    })
+    await early.start()
+    running.push(early)
+    await new Promise(resolve => setTimeout(resolve, 1500)) // its first dials fail: nothing listens yet
+    assert.equal(early.status().connections, 0)
+    const hub = new KeyfairNode({ repo: hubRepo, roles: ['buyer'], listen: [`/ip4/127.0.0.1/tcp/${port}`], bootstrap: [] })
+    await hub.start()
+    running.push(hub)
+    await waitFor(() => early.peers().some(p => p.peerId === hubId), 15_000, 'the early node to join the late hub')
   })
 
   it('refuses a content id that is not a CID, and writes nothing', async function () {
