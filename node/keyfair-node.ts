@@ -154,7 +154,8 @@ export class KeyfairNode {
           registrar: components.registrar,
           connectionManager: components.connectionManager,
           logger: components.logger,
-          discovery
+          discovery,
+          repo: this.repo
         })
         this.roles.push(role)
         return role

@@ -1,10 +1,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { constants } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { writeFileAtomic } from '../device/store/files.ts'
 import { DEFAULT_CONFIG, validateConfig } from './config.ts'
 import { BadConfigError, InsecureFileError, RepoExistsError, RepoLockedError, RepoNotInitialisedError } from './errors.ts'
 import type { NodeConfig } from './config.ts'
@@ -172,16 +173,3 @@ export function isProcessAlive (pid: number): boolean {
   }
 }
 
-/** Write to a temp file then rename, so a crash never leaves a half-written file. */
-async function writeFileAtomic (file: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
-  const handle = await open(tmp, 'w', mode)
-  try {
-    await handle.writeFile(data)
-    await handle.chmod(mode)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, file)
-}

@@ -1,7 +1,8 @@
 // Blind release (DESIGN §2, the patent's Fig. 3/4): the device sends b = c·r^e_T mod n,
 // the escrow answers z = b^d_T mod n, the device recovers x = z·r^-1 mod n and checks
 // x^e_T mod n == c before use. r never leaves the device.
-import { gcd, modInverse, modPow, randomInRange } from './bigint.ts'
+import { gcd, modInverse, randomInRange } from './bigint.ts'
+import { rawPublic } from './rsa.ts'
 import { BlindCheckError, InvalidArgumentError, OutOfRangeError } from './errors.ts'
 
 export { rawPrivate } from './rsa.ts'
@@ -27,7 +28,7 @@ export function blind (c: bigint, eT: bigint, n: bigint, r?: bigint): Blinded {
   } else if (typeof r !== 'bigint' || r < 1n || r >= n || gcd(r, n) !== 1n) {
     throw new OutOfRangeError('r not in Z*_n')
   }
-  return { b: (c * modPow(r, eT, n)) % n, r }
+  return { b: (c * rawPublic(r, eT, n)) % n, r }
 }
 
 /** x = z·r^-1 mod n */
@@ -48,7 +49,7 @@ export function unblind (z: bigint, r: bigint, n: bigint): bigint {
 export function checkUnblinded (x: bigint, c: bigint, eT: bigint, n: bigint): void {
   checkModulus(n)
   if (typeof x !== 'bigint' || x < 0n || x >= n || typeof c !== 'bigint' || typeof eT !== 'bigint' ||
-    modPow(x, eT, n) !== c) {
+    rawPublic(x, eT, n) !== c) {
     throw new BlindCheckError()
   }
 }

@@ -1,6 +1,11 @@
 import { keywordCid } from '../discovery/keywords.ts'
 import { BadRequestError } from '../errors.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
+import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
+import { AgencyNotRunningError } from '../agency/errors.ts'
+import { AgencyRole } from '../roles/agency.ts'
+import { isCertificatePurpose } from '../../device/pki/index.ts'
+import type { Agency, IssuedCertificate } from '../agency/agency.ts'
 import type { KeyfairNode } from '../keyfair-node.ts'
 
 export type Route = (body: unknown, signal: AbortSignal) => Promise<unknown>
@@ -12,6 +17,11 @@ export interface ControlRoutes {
   announce: Route
   find: Route
   stop: Route
+  'agency.enrollCode': Route
+  'agency.issue': Route
+  'agency.revoke': Route
+  'agency.crl': Route
+  'agency.certs': Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -43,7 +53,61 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     stop: async () => {
       setImmediate(onStop)
       return { stopping: true }
-    }
+    },
+    'agency.enrollCode': async body => {
+      const { kind, ttlMs } = fields(body)
+      if (kind !== 'device' && kind !== 'escrow') throw new BadRequestError("kind must be 'device' or 'escrow'")
+      const code = agencyOf(node).createEnrollmentCode({ kind, ttlMs: optionalInt(ttlMs, 'ttlMs', 1, MAX_CODE_TTL_MS) ?? 15 * 60_000 })
+      return { code: code.code, kind: code.kind, expiresAt: code.expiresAt.toISOString() }
+    },
+    'agency.issue': async body => {
+      const { csr, purpose, validityDays } = fields(body)
+      if (typeof csr !== 'string') throw new BadRequestError('csr must be a PEM string')
+      if (!isCertificatePurpose(purpose)) throw new BadRequestError('purpose must be device-signing, device-encryption or escrow')
+      return certificateJson(agencyOf(node).issue(csr, purpose, { validityDays: optionalInt(validityDays, 'validityDays', 1, 3650) }))
+    },
+    'agency.revoke': async body => {
+      const { target, reason } = fields(body)
+      if (typeof target !== 'string') throw new BadRequestError('target must be a serial, device id or peer id')
+      if (reason != null && typeof reason !== 'string') throw new BadRequestError('reason must be a string')
+      const result = agencyOf(node).revoke(target, reason ?? undefined)
+      return { revoked: result.revoked.map(certificateJson), alreadyRevoked: result.alreadyRevoked, crlNumber: result.crlNumber }
+    },
+    'agency.crl': async () => {
+      const crl = agencyOf(node).crlState()
+      return {
+        number: crl.number,
+        thisUpdate: crl.thisUpdate.toISOString(),
+        nextUpdate: crl.nextUpdate.toISOString(),
+        revoked: crl.revoked,
+        crl: Buffer.from(crl.der).toString('base64')
+      }
+    },
+    'agency.certs': async () => ({
+      certificates: agencyOf(node).certificates().map(c => {
+        const { pem, ...rest } = certificateJson(c)
+        return rest
+      })
+    })
+  }
+}
+
+function agencyOf (node: KeyfairNode): Agency {
+  const role = node.roles.find(r => r.name === 'agency')
+  if (!(role instanceof AgencyRole)) throw new AgencyNotRunningError()
+  return role.agency
+}
+
+function certificateJson (cert: IssuedCertificate): Record<string, unknown> & { pem: string } {
+  return {
+    serial: cert.serial,
+    purpose: cert.purpose,
+    subject: cert.subject,
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    issuedAt: cert.issuedAt.toISOString(),
+    ...(cert.revokedAt == null ? {} : { revokedAt: cert.revokedAt.toISOString(), reason: cert.reason }),
+    pem: cert.pem
   }
 }
 

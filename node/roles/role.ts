@@ -1,5 +1,6 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import type { RoleName } from '../config.ts'
+import type { Repo } from '../repo.ts'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -10,6 +11,8 @@ export interface RoleComponents {
   connectionManager: ConnectionManager
   logger: ComponentLogger
   discovery: Discovery
+  /** The node's repo: roles keep their own state under it (e.g. `<repo>/agency/`). */
+  repo: Repo
 }
 
 /** A protocol a role serves: a component with its protocol id. */

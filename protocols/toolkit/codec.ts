@@ -1,9 +1,9 @@
 import * as dagCbor from '@ipld/dag-cbor'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
+import { objectCid } from '../../device/objects/codec.ts'
 import { MalformedFrameError } from '../errors.ts'
+import type { CID } from 'multiformats/cid'
 
-/** Deterministic encoding of a message (dag-cbor: sorted map keys, shortest ints, no floats where avoidable). */
+/** Deterministic encoding of a message (dag-cbor: sorted map keys, shortest ints). */
 export function encodeMessage (value: unknown): Uint8Array {
   return dagCbor.encode(value)
 }
@@ -19,6 +19,5 @@ export function decodeMessage (bytes: Uint8Array): unknown {
 
 /** Names a signed object: CIDv1, dag-cbor codec, sha2-256 of its deterministic encoding. */
 export async function cidOf (value: unknown): Promise<CID> {
-  const bytes = encodeMessage(value)
-  return CID.create(1, dagCbor.code, await sha256.digest(bytes))
+  return objectCid(value)
 }

@@ -6,7 +6,7 @@ import {
   base64urlToBigint, bigintToBase64url, blind, carmichael, checkUnblinded, combineDeviceBound,
   combineShares, decryptContent, encryptContent, escrowKeyForTerms, generateContentSecrets,
   i2osp, i2ospMod, importRsaPrivateKey, importRsaPublicKey, keyCommitment, modInverse, modPow,
-  openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rsaPrivateParams,
+  openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rawPublicBigInt, rsaPrivateParams,
   rsaPublicParams, shareKek, splitDeviceBound, splitSecret, unblind, unwrapDeviceKey, unwrapShare,
   verifyKeyCommitment, wrapDeviceKey, wrapShare
 } from '../../device/crypto/index.ts'
@@ -82,6 +82,18 @@ describe('RSA: price exponent, share wrap, blinding, device-bound', function () 
       // a key for another modulus, or a public key, is refused
       assert.throws(() => rawPrivate(k.privateKey, 5n, device.params.n), { code: 'ERR_RSA_KEY' })
       assert.throws(() => rawPrivate(k.publicKey, 5n, n), { code: 'ERR_RSA_KEY' })
+    })
+
+    it('rawPublic through OpenSSL (≤ 3072 bits, 128-bit e_T) equals BigInt, and falls back above', () => {
+      const big = generateRsa(4096)
+      for (const k of [escrows[0] as TestKey, device, big]) {
+        const { n } = k.params
+        fc.assert(fc.property(fc.bigInt({ min: 0n, max: n - 1n }), cidArb, (x, cid) => {
+          const eT = priceExponent(cid)
+          assert.equal(rawPublic(x, eT, n), rawPublicBigInt(x, eT, n))
+        }), { numRuns: 10 })
+      }
+      assert.throws(() => rawPublic(device.params.n, 65537n, device.params.n), { code: 'ERR_OUT_OF_RANGE' })
     })
   })
 

@@ -1,0 +1,99 @@
+// The sealed device's interface (DESIGN §5): messages in, messages out. Everything that
+// crosses it is public or protected: CSRs and certificates, signed requests, receipts
+// and disputes, public objects, and progress. Key material (the device keys, r_j, x_j,
+// shares, K_dev, K) stays behind it; plaintext goes only to the sink named by `play`.
+// The shape follows a token interface (PKCS#11 / TPM): a login with a PIN-like
+// passphrase, keys generated and used inside, objects referenced by handle (purchase id,
+// content id), so a hardware backend can implement the same methods.
+import type { KdfParams } from './store/keystore.ts'
+
+export interface DeviceStatus {
+  initialised: boolean
+  unlocked: boolean
+  enrolled: boolean
+  deviceId?: string
+}
+
+/** PKCS#10 CSRs (PEM) for the two device keys, signed by each key itself */
+export interface CertificateRequests {
+  deviceId: string
+  signing: string
+  encryption: string
+}
+
+/** PEM certificates issued by the agency for this device, and the agency root */
+export interface DeviceCertificates {
+  signing: string
+  encryption: string
+  root: string
+}
+
+export type PurchaseState = 'open' | 'complete' | 'failed' | 'confirmed' | 'disputed'
+
+export interface PurchaseInfo {
+  purchase: string
+  /** CID of the signed offer */
+  offer: string
+  content: string
+  state: PurchaseState
+  /** share indices whose answers passed the check */
+  accepted: number[]
+  /** share indices requested and not yet answered correctly */
+  pending: number[]
+  /** share indices whose escrow answered wrongly (a fraud proof was made) */
+  faulty: number[]
+  t: number
+  bound: boolean
+}
+
+export interface LicenceInfo {
+  content: string
+  offer: string
+  purchase: string
+  title: string
+  purchasedAt: number
+}
+
+export type AnswerVerdict =
+  | { accepted: true, have: number, need: number }
+  /** the answer failed x^e_T == c: a device-signed fraud dispute to present to that escrow */
+  | { accepted: false, fraud: Uint8Array }
+
+export interface PlayProgress {
+  chunks: number
+  chunkCount?: number
+  bytes: number
+}
+
+export interface SealedDevice {
+  status: () => Promise<DeviceStatus>
+  /** Generates the signing and encryption keys inside the device and seals them */
+  initialise: (args: { passphrase: string, bits?: number, kdf?: KdfParams }) => Promise<{ deviceId: string }>
+  unlock: (args: { passphrase: string }) => Promise<{ deviceId: string }>
+  lock: () => Promise<void>
+  certificateRequests: () => Promise<CertificateRequests>
+  installCertificates: (certificates: DeviceCertificates) => Promise<void>
+  certificates: () => Promise<DeviceCertificates>
+  /** Opens a purchase of a signed offer (and a device-bound licence, if any) for content with this manifest */
+  beginPurchase: (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }) => Promise<PurchaseInfo>
+  /** A device-signed unblind request for share j; asking again returns the same request */
+  requestShare: (args: { purchase: string, j: number }) => Promise<{ request: Uint8Array }>
+  acceptAnswer: (args: { purchase: string, j: number, answer: Uint8Array }) => Promise<AnswerVerdict>
+  /** Rebuilds K from t checked shares, checks kc, and seals the licence */
+  completePurchase: (args: { purchase: string }) => Promise<LicenceInfo>
+  receipt: (args: { purchase: string }) => Promise<{ receipt: Uint8Array }>
+  /** Opens the purchase's shares to the escrows: the key (or a chunk) failed */
+  dispute: (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }) => Promise<{ dispute: Uint8Array }>
+  purchases: () => Promise<PurchaseInfo[]>
+  library: () => Promise<LicenceInfo[]>
+  /** Decrypts a ciphertext file to `output` with a sealed licence; plaintext never crosses the interface */
+  play: (args: { content: string, manifest: Uint8Array, input: string, output: string }, onProgress?: (p: PlayProgress) => void) => Promise<{ bytes: number }>
+}
+
+export const DEVICE_OPERATIONS = [
+  'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
+  'beginPurchase', 'requestShare', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
+  'purchases', 'library', 'play'
+] as const satisfies ReadonlyArray<keyof SealedDevice>
+
+export type DeviceOperation = typeof DEVICE_OPERATIONS[number]

@@ -1,0 +1,535 @@
+// The software sealed device (DESIGN §5): the patent's tamper-resistant module as a
+// component behind the SealedDevice interface. It runs inside the device process;
+// its secrets live in that process's memory and, sealed, in its key store.
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'
+import { logger } from '@libp2p/logger'
+import {
+  BlindCheckError, blind, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
+  openOfferDeviceKey, os2ip, priceExponent, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
+} from './crypto/index.ts'
+import { decryptFile } from './content-file.ts'
+import {
+  BadDeviceRequestError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
+  NoLicenceError, NotEnrolledError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
+} from './errors.ts'
+import { decodeObject, encodeObject } from './objects/codec.ts'
+import { contentIdOf, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
+import { signWithDeviceKey, signedId, verifyPeerSigned } from './objects/signed.ts'
+import { createShapeChecks } from './objects/validate.ts'
+import { createCsr } from './pki/csr.ts'
+import { DEVICE_UNIT } from './pki/names.ts'
+import { KeyStore } from './store/keystore.ts'
+import type {
+  AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceStatus, LicenceInfo, PlayProgress,
+  PurchaseInfo, PurchaseState, SealedDevice
+} from './interface.ts'
+import type { ContentManifest } from './crypto/index.ts'
+import type { Licence, Offer, UnblindRequest, WrappedShareRef } from './objects/market.ts'
+import type { Signed } from './objects/signed.ts'
+import type { DeviceSecrets, KdfParams } from './store/keystore.ts'
+import type { KeyObject } from 'node:crypto'
+
+const CERT_FILES = { signing: 'signing.crt', encryption: 'encryption.crt', root: 'root.crt' } as const
+const check = createShapeChecks(message => new BadDeviceRequestError(`sealed record damaged: ${message}`))
+
+interface ShareState {
+  j: number
+  /** the blinding factor r_j, I2OSP in the length of n_j */
+  r: Uint8Array
+  /** the signed request as sent */
+  request: Uint8Array
+  /** x_j once the answer passed the check */
+  x?: Uint8Array
+  faulty?: boolean
+}
+
+interface PurchaseRecord {
+  v: 1
+  purchase: string
+  offer: Uint8Array
+  manifest: Uint8Array
+  licence?: Uint8Array
+  buyer: string
+  state: PurchaseState
+  createdAt: number
+  shares: ShareState[]
+}
+
+/** A purchase record with its public objects parsed */
+interface OpenPurchase {
+  record: PurchaseRecord
+  offer: Signed<Offer>
+  offerId: string
+  manifest: ContentManifest
+  licence?: Signed<Licence>
+  eT: bigint
+}
+
+export interface SoftDeviceInit {
+  store: KeyStore
+  /** clock for request and receipt timestamps; tests may move it */
+  now?: () => number
+}
+
+export class SoftDevice implements SealedDevice {
+  private readonly store: KeyStore
+  private readonly now: () => number
+  private readonly log = logger('keyfair:device')
+  private secrets?: DeviceSecrets
+  private readonly exponents = new Map<string, bigint>()
+
+  constructor (init: SoftDeviceInit) {
+    this.store = init.store
+    this.now = init.now ?? Date.now
+  }
+
+  async status (): Promise<DeviceStatus> {
+    const initialised = await this.store.exists()
+    const status: DeviceStatus = { initialised, unlocked: this.secrets != null, enrolled: false }
+    if (!initialised) return status
+    status.deviceId = await this.store.deviceId()
+    status.enrolled = (await this.store.readPublic(CERT_FILES.signing)) != null
+    return status
+  }
+
+  async initialise (args: { passphrase: string, bits?: number, kdf?: KdfParams }): Promise<{ deviceId: string }> {
+    const passphrase = Buffer.from(args.passphrase, 'utf8')
+    try {
+      this.forget()
+      this.secrets = await this.store.create(passphrase, { bits: args.bits, kdf: args.kdf })
+    } finally {
+      passphrase.fill(0)
+    }
+    this.log('initialised device %s', this.secrets.deviceId)
+    return { deviceId: this.secrets.deviceId }
+  }
+
+  async unlock (args: { passphrase: string }): Promise<{ deviceId: string }> {
+    const passphrase = Buffer.from(args.passphrase, 'utf8')
+    try {
+      const secrets = await this.store.open(passphrase)
+      this.forget()
+      this.secrets = secrets
+    } finally {
+      passphrase.fill(0)
+    }
+    this.log('unlocked device %s', this.secrets.deviceId)
+    return { deviceId: this.secrets.deviceId }
+  }
+
+  async lock (): Promise<void> {
+    this.forget()
+  }
+
+  async certificateRequests (): Promise<CertificateRequests> {
+    const secrets = this.unlocked()
+    const subject = { commonName: secrets.deviceId, organizationalUnit: DEVICE_UNIT }
+    return {
+      deviceId: secrets.deviceId,
+      signing: createCsr(secrets.signingKey, createPublicKey(secrets.signingKey), subject),
+      encryption: createCsr(secrets.encryptionKey, createPublicKey(secrets.encryptionKey), subject)
+    }
+  }
+
+  async installCertificates (certificates: DeviceCertificates): Promise<void> {
+    const secrets = this.unlocked()
+    const root = parseCertificate(certificates.root, 'root')
+    const pairs: Array<[X509Certificate, KeyObject, string]> = [
+      [parseCertificate(certificates.signing, 'signing'), secrets.signingKey, 'signing'],
+      [parseCertificate(certificates.encryption, 'encryption'), secrets.encryptionKey, 'encryption']
+    ]
+    for (const [cert, key, what] of pairs) {
+      const own = createPublicKey(key).export({ type: 'spki', format: 'der' })
+      if (!own.equals(cert.publicKey.export({ type: 'spki', format: 'der' }))) {
+        throw new CertificateMismatchError(`the ${what} certificate is not for this device's ${what} key`)
+      }
+      if (!cert.checkIssued(root) || !cert.verify(root.publicKey)) {
+        throw new CertificateMismatchError(`the ${what} certificate is not issued by the given root`)
+      }
+    }
+    await this.store.writePublic(CERT_FILES.root, root.toString())
+    await this.store.writePublic(CERT_FILES.encryption, pairs[1]![0].toString())
+    await this.store.writePublic(CERT_FILES.signing, pairs[0]![0].toString())
+    this.log('installed certificates for device %s', secrets.deviceId)
+  }
+
+  async certificates (): Promise<DeviceCertificates> {
+    if (!(await this.store.exists())) throw new DeviceNotInitialisedError()
+    const [signing, encryption, root] = await Promise.all([
+      this.store.readPublic(CERT_FILES.signing),
+      this.store.readPublic(CERT_FILES.encryption),
+      this.store.readPublic(CERT_FILES.root)
+    ])
+    if (signing == null || encryption == null || root == null) throw new NotEnrolledError()
+    return { signing, encryption, root }
+  }
+
+  async beginPurchase (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }): Promise<PurchaseInfo> {
+    const secrets = this.unlocked()
+    await this.signingCertificate()
+    const record: PurchaseRecord = {
+      v: 1,
+      purchase: randomBytes(16).toString('hex'),
+      offer: args.offer,
+      manifest: args.manifest,
+      buyer: args.buyer,
+      state: 'open',
+      createdAt: this.now(),
+      shares: []
+    }
+    if (args.licence !== undefined) record.licence = args.licence
+    const opened = await this.parsePurchase(record)
+    if (opened.offer.body.terms.expiry <= this.now()) throw new PurchaseStateError('the offer has expired')
+    if (opened.licence != null && opened.licence.body.device !== secrets.deviceId) throw new WrongDeviceError()
+    if (opened.licence == null && opened.offer.body.shares.length === 0) {
+      throw new PurchaseStateError('this offer sells device-bound licences only: get a licence from the seller')
+    }
+    await this.store.putRecord(secrets, 'purchase', record.purchase, record)
+    this.log('opened purchase %s of %s', record.purchase, opened.manifest.size)
+    return infoOf(opened)
+  }
+
+  async requestShare (args: { purchase: string, j: number }): Promise<{ request: Uint8Array }> {
+    const secrets = this.unlocked()
+    const p = await this.loadPurchase(args.purchase)
+    if (p.record.state !== 'open') throw new PurchaseStateError(`purchase is ${p.record.state}`)
+    const { j } = args
+    const escrow = p.offer.body.terms.escrows[j - 1]
+    if (!Number.isInteger(j) || escrow == null) throw new BadDeviceRequestError(`the offer has no escrow ${j}`)
+    const existing = p.record.shares.find(s => s.j === j)
+    if (existing?.faulty === true) throw new PurchaseStateError(`escrow ${j} answered wrongly: use another escrow`)
+    if (existing != null) return { request: existing.request }
+
+    const n = os2ip(escrow.n)
+    const c = os2ip(sharesOf(p)[j - 1]!.c)
+    const { b, r } = blind(c, p.eT, n)
+    const body: UnblindRequest = {
+      v: 1,
+      purchase: p.record.purchase,
+      offer: p.offer,
+      j,
+      b: i2ospMod(b, n),
+      amount: p.offer.body.terms.price,
+      buyer: p.record.buyer,
+      at: this.now()
+    }
+    const request = encodeObject(signWithDeviceKey('unblind-request', body, secrets.signingKey, await this.signingCertificate()))
+    p.record.shares.push({ j, r: i2ospMod(r, n), request })
+    // r is sealed to disk before the request leaves: a crash cannot orphan a paid share
+    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    return { request }
+  }
+
+  async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> {
+    const secrets = this.unlocked()
+    const p = await this.loadPurchase(args.purchase)
+    if (p.record.state !== 'open') throw new PurchaseStateError(`purchase is ${p.record.state}`)
+    const share = p.record.shares.find(s => s.j === args.j)
+    if (share == null) throw new PurchaseStateError(`no request was made for share ${args.j}`)
+    if (share.faulty === true) throw new PurchaseStateError(`escrow ${args.j} already answered wrongly`)
+    const escrow = p.offer.body.terms.escrows[args.j - 1]!
+    const answer = parseSignedUnblindAnswer(decodeObject(args.answer))
+    const signer = await verifyPeerSigned(answer, 'unblind-answer')
+    if (signer !== escrow.peer) throw new BadDeviceRequestError(`answer is not signed by escrow ${args.j}`)
+    const request = decodeObject(share.request)
+    if (!answer.body.request.equals(signedId(request as Signed<unknown>)) || answer.body.purchase !== p.record.purchase || answer.body.j !== args.j) {
+      throw new BadDeviceRequestError('answer is for another request')
+    }
+    if (share.x != null) return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
+
+    const n = os2ip(escrow.n)
+    const z = os2ip(answer.body.z)
+    const c = os2ip(sharesOf(p)[args.j - 1]!.c)
+    let x: bigint | undefined
+    try {
+      if (z >= n) throw new BlindCheckError()
+      x = unblind(z, os2ip(share.r), n)
+      checkUnblinded(x, c, p.eT, n)
+    } catch (err) {
+      if (!(err instanceof BlindCheckError)) throw err
+      // a signed wrong answer: keep it as a fraud proof against that escrow
+      share.faulty = true
+      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+      this.log('escrow %d of purchase %s answered wrongly', args.j, p.record.purchase)
+      const fraud = signWithDeviceKey('dispute', {
+        v: 1,
+        purchase: p.record.purchase,
+        offer: signedId(p.offer),
+        reason: 'fraud',
+        openings: [],
+        fraud: { request, answer },
+        at: this.now()
+      }, secrets.signingKey, await this.signingCertificate())
+      return { accepted: false, fraud: encodeObject(fraud) }
+    }
+    share.x = i2ospMod(x, n)
+    share.r.fill(0)
+    share.r = new Uint8Array(0)
+    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
+  }
+
+  async completePurchase (args: { purchase: string }): Promise<LicenceInfo> {
+    const secrets = this.unlocked()
+    const p = await this.loadPurchase(args.purchase)
+    if (p.record.state !== 'open') throw new PurchaseStateError(`purchase is ${p.record.state}`)
+    const { t } = p.offer.body.terms
+    const accepted = acceptedOf(p.record)
+    if (accepted.length < t) throw new PurchaseStateError(`have ${accepted.length} of ${t} checked shares`)
+    const wrapped = sharesOf(p)
+    const offerSalt = p.licence?.body.salt ?? p.offer.body.salt
+    const shares: Uint8Array[] = []
+    let kEsc: Uint8Array | undefined
+    let kDev: Uint8Array | undefined
+    let key: Uint8Array | undefined
+    try {
+      try {
+        for (const s of accepted.slice(0, t)) {
+          const n = os2ip(p.offer.body.terms.escrows[s.j - 1]!.n)
+          shares.push(unwrapShare({ x: os2ip(s.x!), n, j: s.j, dem: wrapped[s.j - 1]!.dem, contentSalt: p.manifest.salt, offerSalt }))
+        }
+        kEsc = combineShares(shares, t)
+        kDev = p.licence != null ? unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey) : openOfferDeviceKey()
+        key = combineDeviceBound(kEsc, kDev)
+      } catch (err: any) {
+        await this.fail(secrets, p)
+        throw new KeyCommitmentError(`the key does not rebuild from the checked shares (${String(err.code ?? err.name)}): dispute the purchase`)
+      }
+      if (!verifyKeyCommitment(key, p.offer.body.kc)) {
+        await this.fail(secrets, p)
+        throw new KeyCommitmentError()
+      }
+      const info: LicenceInfo = {
+        content: p.offer.body.terms.content.toString(),
+        offer: p.offerId,
+        purchase: p.record.purchase,
+        title: p.offer.body.title,
+        purchasedAt: this.now()
+      }
+      await this.store.putRecord(secrets, 'licence', info.content, { v: 1, ...info, key })
+      p.record.state = 'complete'
+      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+      this.log('purchase %s complete', p.record.purchase)
+      return info
+    } finally {
+      for (const s of shares) s.fill(0)
+      kEsc?.fill(0)
+      kDev?.fill(0)
+      key?.fill(0)
+    }
+  }
+
+  async receipt (args: { purchase: string }): Promise<{ receipt: Uint8Array }> {
+    const secrets = this.unlocked()
+    const p = await this.loadPurchase(args.purchase)
+    if (p.record.state !== 'complete' && p.record.state !== 'confirmed') throw new PurchaseStateError(`purchase is ${p.record.state}: only a complete purchase is confirmed`)
+    const receipt = signWithDeviceKey('receipt', { v: 1, purchase: p.record.purchase, offer: signedId(p.offer), at: this.now() },
+      secrets.signingKey, await this.signingCertificate())
+    if (p.record.state === 'complete') {
+      // confirmed: the openings are no longer needed for a dispute
+      p.record.state = 'confirmed'
+      for (const s of p.record.shares) {
+        s.x?.fill(0)
+        delete s.x
+        s.r.fill(0)
+        s.r = new Uint8Array(0)
+      }
+      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    }
+    return { receipt: encodeObject(receipt) }
+  }
+
+  async dispute (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }): Promise<{ dispute: Uint8Array }> {
+    const secrets = this.unlocked()
+    const p = await this.loadPurchase(args.purchase)
+    const allowed: PurchaseState[] = args.reason === 'key' ? ['failed', 'disputed'] : ['complete', 'disputed']
+    if (!allowed.includes(p.record.state)) throw new PurchaseStateError(`a ${args.reason} dispute needs a ${allowed[0]!} purchase; this one is ${p.record.state}`)
+    if (args.reason === 'chunk' && args.chunk == null) throw new BadDeviceRequestError('a chunk dispute needs the chunk')
+    const openings = acceptedOf(p.record).map(s => ({ j: s.j, x: s.x! }))
+    let kDev: Uint8Array | undefined
+    try {
+      const body: Record<string, unknown> = {
+        v: 1,
+        purchase: p.record.purchase,
+        offer: signedId(p.offer),
+        reason: args.reason,
+        openings,
+        at: this.now()
+      }
+      if (p.licence != null) {
+        // the escrows need K_dev to rebuild K: opening it ends this licence's secrecy
+        kDev = unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey)
+        body.kDev = kDev
+        body.licence = p.licence
+      }
+      if (args.chunk != null) body.chunk = args.chunk
+      const dispute = encodeObject(signWithDeviceKey('dispute', body, secrets.signingKey, await this.signingCertificate()))
+      if (p.record.state !== 'disputed') {
+        p.record.state = 'disputed'
+        await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+        // a disputed purchase is refunded, so its licence goes
+        await this.store.deleteRecord('licence', p.offer.body.terms.content.toString())
+      }
+      return { dispute }
+    } finally {
+      kDev?.fill(0)
+    }
+  }
+
+  async purchases (): Promise<PurchaseInfo[]> {
+    this.unlocked()
+    const out: PurchaseInfo[] = []
+    for (const id of await this.store.listRecords('purchase')) {
+      try {
+        out.push(infoOf(await this.loadPurchase(id)))
+      } catch (err: any) {
+        this.log.error('skipping purchase record %s: %s', id, err.code ?? err.name)
+      }
+    }
+    return out
+  }
+
+  async library (): Promise<LicenceInfo[]> {
+    const secrets = this.unlocked()
+    const out: LicenceInfo[] = []
+    for (const id of await this.store.listRecords('licence')) {
+      try {
+        const r = check.expectRecord(await this.store.getRecord(secrets, 'licence', id), 'licence')
+        out.push({
+          content: check.expectString(r.content, 'content', 200),
+          offer: check.expectString(r.offer, 'offer', 200),
+          purchase: check.expectString(r.purchase, 'purchase', 64),
+          title: check.expectString(r.title, 'title', 256),
+          purchasedAt: check.expectUint(r.purchasedAt, 'purchasedAt')
+        })
+      } catch (err: any) {
+        this.log.error('skipping licence record %s: %s', id, err.code ?? err.name)
+      }
+    }
+    return out
+  }
+
+  async play (args: { content: string, manifest: Uint8Array, input: string, output: string }, onProgress?: (p: PlayProgress) => void): Promise<{ bytes: number }> {
+    const secrets = this.unlocked()
+    const manifest = parseManifest(decodeObject(args.manifest))
+    if (contentIdOf(manifest).toString() !== args.content) throw new BadDeviceRequestError('the manifest is not that of this content')
+    const record = await this.store.getRecord(secrets, 'licence', args.content)
+    if (record === undefined) throw new NoLicenceError()
+    const key = check.expectBytes(check.expectRecord(record, 'licence').key, 'key', 32, 32)
+    try {
+      const bytes = await decryptFile(args.input, args.output, manifest, key, { onProgress })
+      return { bytes }
+    } finally {
+      key.fill(0)
+    }
+  }
+
+  /** Drops the secrets; KeyObjects cannot be wiped from JS, so they are only released */
+  private forget (): void {
+    if (this.secrets != null) this.secrets.recordKey.fill(0)
+    this.secrets = undefined
+    this.exponents.clear()
+  }
+
+  private unlocked (): DeviceSecrets {
+    if (this.secrets == null) throw new DeviceLockedError()
+    return this.secrets
+  }
+
+  private async signingCertificate (): Promise<Uint8Array> {
+    const pem = await this.store.readPublic(CERT_FILES.signing)
+    if (pem == null) throw new NotEnrolledError()
+    return new Uint8Array(new X509Certificate(pem).raw)
+  }
+
+  private async fail (secrets: DeviceSecrets, p: OpenPurchase): Promise<void> {
+    p.record.state = 'failed'
+    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+  }
+
+  private async loadPurchase (id: string): Promise<OpenPurchase> {
+    if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new UnknownPurchaseError()
+    const value = await this.store.getRecord(this.unlocked(), 'purchase', id)
+    if (value === undefined) throw new UnknownPurchaseError()
+    const r = check.expectRecord(value, 'purchase')
+    const record: PurchaseRecord = {
+      v: 1,
+      purchase: check.expectString(r.purchase, 'purchase', 64),
+      offer: check.expectBytes(r.offer, 'offer', 1 << 24),
+      manifest: check.expectBytes(r.manifest, 'manifest', 1 << 28),
+      buyer: check.expectString(r.buyer, 'buyer', 128),
+      state: check.expectString(r.state, 'state', 16) as PurchaseState,
+      createdAt: check.expectUint(r.createdAt, 'createdAt'),
+      shares: check.expectArray(r.shares, 'shares', 64).map(s => {
+        const o = check.expectRecord(s, 'share')
+        const share: ShareState = { j: check.expectUint(o.j, 'j'), r: check.expectBytes(o.r, 'r', 1024), request: check.expectBytes(o.request, 'request', 1 << 24) }
+        if (o.x !== undefined) share.x = check.expectBytes(o.x, 'x', 1024)
+        if (o.faulty === true) share.faulty = true
+        return share
+      })
+    }
+    if (r.licence !== undefined) record.licence = check.expectBytes(r.licence, 'licence', 1 << 20)
+    return this.parsePurchase(record)
+  }
+
+  /** Parses and checks a purchase's public objects: the offer's seller signature, manifest and licence */
+  private async parsePurchase (record: PurchaseRecord): Promise<OpenPurchase> {
+    const offer = parseSignedOffer(decodeObject(record.offer))
+    const seller = await verifyPeerSigned(offer, 'offer')
+    if (seller !== offer.body.terms.seller) throw new BadDeviceRequestError('the offer is not signed by its seller')
+    const manifest = parseManifest(decodeObject(record.manifest))
+    if (!contentIdOf(manifest).equals(offer.body.terms.content)) throw new BadDeviceRequestError('the manifest is not that of the offered content')
+    const offerId = signedId(offer)
+    const opened: OpenPurchase = { record, offer, offerId: offerId.toString(), manifest, eT: this.exponentOf(offer.body) }
+    if (record.licence !== undefined) {
+      const licence = parseSignedLicence(decodeObject(record.licence), offer.body.terms)
+      if ((await verifyPeerSigned(licence, 'licence')) !== offer.body.terms.seller) throw new BadDeviceRequestError('the licence is not signed by the seller')
+      if (!licence.body.offer.equals(offerId)) throw new BadDeviceRequestError('the licence is for another offer')
+      opened.licence = licence
+    }
+    return opened
+  }
+
+  private exponentOf (offer: Offer): bigint {
+    const cid = termsCid(offer.terms)
+    const key = cid.toString()
+    let eT = this.exponents.get(key)
+    if (eT === undefined) {
+      eT = priceExponent(cid.bytes)
+      this.exponents.set(key, eT)
+    }
+    return eT
+  }
+}
+
+function parseCertificate (pem: unknown, what: string): X509Certificate {
+  if (typeof pem !== 'string') throw new BadDeviceRequestError(`the ${what} certificate must be PEM text`)
+  try {
+    return new X509Certificate(pem)
+  } catch {
+    throw new BadDeviceRequestError(`the ${what} certificate is not a valid X.509 certificate`)
+  }
+}
+
+function sharesOf (p: OpenPurchase): WrappedShareRef[] {
+  return p.licence?.body.shares ?? p.offer.body.shares
+}
+
+function acceptedOf (record: PurchaseRecord): ShareState[] {
+  return record.shares.filter(s => s.x != null)
+}
+
+function infoOf (p: OpenPurchase): PurchaseInfo {
+  return {
+    purchase: p.record.purchase,
+    offer: p.offerId,
+    content: p.offer.body.terms.content.toString(),
+    state: p.record.state,
+    accepted: acceptedOf(p.record).map(s => s.j),
+    pending: p.record.shares.filter(s => s.x == null && s.faulty !== true).map(s => s.j),
+    faulty: p.record.shares.filter(s => s.faulty === true).map(s => s.j),
+    t: p.offer.body.terms.t,
+    bound: p.licence != null
+  }
+}
+

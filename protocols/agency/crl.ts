@@ -1,0 +1,100 @@
+/**
+ * /keyfair/agency/crl/1.0.0 (DESIGN §3): the agency's current signed
+ * revocation list (X.509 v2 CRL, DER). The list is signed, so the answer needs
+ * no trust in the peer that served it; the caller verifies it against the root.
+ */
+import { BadMessageError } from '../errors.ts'
+import { expectBytes, expectRecord, serveFrames, withFrames } from '../toolkit/index.ts'
+import type { ProtocolLimits } from '../toolkit/index.ts'
+import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export const CRL_PROTOCOL = '/keyfair/agency/crl/1.0.0'
+
+/** Largest CRL carried: 1 MiB, about 25 000 revocations. */
+export const MAX_CRL_BYTES = 1024 * 1024
+
+export const CRL_LIMITS: ProtocolLimits = {
+  // room for the list plus the frame's CBOR envelope
+  maxFrameBytes: MAX_CRL_BYTES + 64,
+  readTimeoutMs: 10_000,
+  maxInboundStreams: 4,
+  maxOutboundStreams: 2
+}
+
+export interface CrlRequest {
+  v: 1
+}
+
+export interface CrlAnswer {
+  v: 1
+  crl: Uint8Array
+}
+
+export interface CrlSource {
+  currentCrl: () => Promise<Uint8Array>
+}
+
+export interface CrlServiceComponents {
+  registrar: Registrar
+  logger: ComponentLogger
+}
+
+export interface CrlServiceInit {
+  source: CrlSource
+  limits?: Partial<ProtocolLimits>
+}
+
+export class CrlService implements Startable {
+  readonly protocol = CRL_PROTOCOL
+  private readonly components: CrlServiceComponents
+  private readonly source: CrlSource
+  private readonly limits: ProtocolLimits
+  private readonly log: Logger
+
+  constructor (components: CrlServiceComponents, init: CrlServiceInit) {
+    this.components = components
+    this.source = init.source
+    this.limits = { ...CRL_LIMITS, ...init.limits }
+    this.log = components.logger.forComponent('keyfair:agency:crl')
+  }
+
+  async start (): Promise<void> {
+    await this.components.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async frames => {
+      parseCrlRequest(await frames.readMessage())
+      await frames.writeMessage({ v: 1, crl: await this.source.currentCrl() } satisfies CrlAnswer)
+    }), {
+      maxInboundStreams: this.limits.maxInboundStreams,
+      maxOutboundStreams: this.limits.maxOutboundStreams
+    })
+  }
+
+  async stop (): Promise<void> {
+    await this.components.registrar.unhandle(this.protocol)
+  }
+}
+
+/** Fetches the current CRL (DER) from a peer serving the protocol; it is not verified here. */
+export async function requestCrl (
+  components: { connectionManager: ConnectionManager },
+  peer: PeerId | Multiaddr | Multiaddr[],
+  options: AbortOptions = {}
+): Promise<Uint8Array> {
+  return withFrames(components.connectionManager, peer, CRL_PROTOCOL, CRL_LIMITS, async frames => {
+    await frames.writeMessage({ v: 1 } satisfies CrlRequest, options)
+    return parseCrlAnswer(await frames.readMessage(options)).crl
+  }, options)
+}
+
+export function parseCrlRequest (value: unknown): CrlRequest {
+  const message = expectRecord(value)
+  if (message.v !== 1) throw new BadMessageError('v must be 1')
+  return { v: 1 }
+}
+
+export function parseCrlAnswer (value: unknown): CrlAnswer {
+  const message = expectRecord(value)
+  if (message.v !== 1) throw new BadMessageError('v must be 1')
+  return { v: 1, crl: expectBytes(message.crl, 'crl', MAX_CRL_BYTES, 1) }
+}
