@@ -95,8 +95,9 @@ export class SoftDevice implements SealedDevice {
   async initialise (args: { passphrase: string, bits?: number, kdf?: KdfParams }): Promise<{ deviceId: string }> {
     const passphrase = Buffer.from(args.passphrase, 'utf8')
     try {
+      const secrets = await this.store.create(passphrase, { bits: args.bits, kdf: args.kdf })
       this.forget()
-      this.secrets = await this.store.create(passphrase, { bits: args.bits, kdf: args.kdf })
+      this.secrets = secrets
     } finally {
       passphrase.fill(0)
     }

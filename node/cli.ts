@@ -8,10 +8,12 @@ import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, ROLE_
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
+import { PASSPHRASE_ENV, readPassphrase } from './passphrase.ts'
 import { Repo, resolveRepoPath } from './repo.ts'
 import type { NodeConfig } from './config.ts'
 import type { AnnounceResult, Provider } from './discovery/discovery.ts'
 import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
+import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 
 interface GlobalOptions {
   repo?: string
@@ -67,6 +69,7 @@ export function buildProgram (): Command {
     .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
     .option('--init', 'initialise the repo first if it does not exist')
+    .option('--passphrase-file <file>', `unlock the sealed device at start (buyer role; or set $${PASSPHRASE_ENV})`)
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
@@ -77,8 +80,13 @@ export function buildProgram (): Command {
       const apiPort = opts.apiPort != null ? parsePort(opts.apiPort, '--api-port') : undefined
       if (opts.init === true && !(await repo.exists())) await repo.init()
       const config = await repo.readConfig()
+      // never a prompt here: a node is often started with no terminal
+      const devicePassphrase = opts.passphraseFile != null || process.env[PASSPHRASE_ENV] != null
+        ? await readPassphrase({ file: opts.passphraseFile })
+        : undefined
       await runDaemon({
         repo,
+        devicePassphrase,
         roles: roles ?? config.roles,
         listen: listen ?? config.listen,
         bootstrap: bootstrap ?? config.bootstrap,
@@ -165,7 +173,79 @@ export function buildProgram (): Command {
     })
 
   addAgencyCommands(program)
+  addDeviceCommands(program)
   return program
+}
+
+interface DeviceCertificateSummary {
+  deviceId?: string
+  signingCertificate: { serial: string, notAfter: string }
+  encryptionCertificate: { serial: string, notAfter: string }
+}
+
+/** `keyfair device …`: the buyer node's sealed device, reached through the running node */
+function addDeviceCommands (program: Command): void {
+  const device = program.command('device')
+    .description('the sealed device of a buyer node: key store, enrollment with an agency')
+  const passphraseFile = (): Option => new Option('--passphrase-file <file>', `read the passphrase from a file (mode 0600) instead of $${PASSPHRASE_ENV} or a prompt`)
+
+  device.command('status')
+    .description('whether the device is initialised, unlocked and enrolled')
+    .action(async (_opts, command: Command) => {
+      const s = await call<DeviceStatus>(command, 'device.status')
+      print(command.optsWithGlobals(), s, () => [
+        `device:      ${s.deviceId ?? '(none: run keyfair device init)'}`,
+        `initialised: ${s.initialised ? 'yes' : 'no'}`,
+        `unlocked:    ${s.unlocked ? 'yes' : 'no'}`,
+        `enrolled:    ${s.enrolled ? 'yes' : 'no'}`
+      ].join('\n'))
+    })
+
+  device.command('init')
+    .description('generate the device keys inside the sealed device and seal them under a passphrase')
+    .addOption(passphraseFile())
+    .option('--bits <n>', 'RSA key size of the signing and encryption keys', '3072')
+    .action(async (opts, command: Command) => {
+      const passphrase = await readPassphrase({ file: opts.passphraseFile, confirm: true })
+      const result = await call<{ deviceId: string }>(command, 'device.init', { passphrase, bits: integerFlag(opts.bits, '--bits') })
+      print(command.optsWithGlobals(), result, () => `device ${result.deviceId} initialised and unlocked\nnext: keyfair device enroll --agency <agency> --code <code>`)
+    })
+
+  device.command('unlock')
+    .description('open the device key store with its passphrase')
+    .addOption(passphraseFile())
+    .action(async (opts, command: Command) => {
+      const passphrase = await readPassphrase({ file: opts.passphraseFile })
+      const result = await call<{ deviceId: string }>(command, 'device.unlock', { passphrase })
+      print(command.optsWithGlobals(), result, () => `device ${result.deviceId} unlocked`)
+    })
+
+  device.command('lock')
+    .description('drop the device secrets from memory until the next unlock')
+    .action(async (_opts, command: Command) => {
+      const result = await call(command, 'device.lock')
+      print(command.optsWithGlobals(), result, () => 'device locked')
+    })
+
+  device.command('enroll')
+    .description('get the device certified by an agency with a one-time enrollment code')
+    .requiredOption('--agency <address>', "the agency's peer id, or its multiaddr ending in /p2p/<peer id>")
+    .requiredOption('--code <code>', 'the one-time code the agency operator gave you')
+    .action(async (opts, command: Command) => {
+      const result = await call<DeviceCertificateSummary>(command, 'device.enroll', { agency: opts.agency, code: opts.code }, 60_000)
+      print(command.optsWithGlobals(), result, () => [
+        `device ${result.deviceId ?? ''} enrolled`,
+        `signing certificate    ${result.signingCertificate.serial} until ${result.signingCertificate.notAfter}`,
+        `encryption certificate ${result.encryptionCertificate.serial} until ${result.encryptionCertificate.notAfter}`
+      ].join('\n'))
+    })
+
+  device.command('certs')
+    .description("print the device's certificates (PEM)")
+    .action(async (_opts, command: Command) => {
+      const result = await call<DeviceCertificates & DeviceCertificateSummary>(command, 'device.certificates')
+      print(command.optsWithGlobals(), result, () => [result.signing, result.encryption, result.root].map(p => p.trim()).join('\n'))
+    })
 }
 
 /** `keyfair agency …`: `init` works on the repo offline; the rest ask the node running `--role agency`. */

@@ -11,6 +11,8 @@ export interface DaemonInit {
   listen: string[]
   bootstrap: string[]
   apiPort: number
+  /** unlock the sealed device at start */
+  devicePassphrase?: string
   /** Called once the node serves, with what a user or a script needs to reach it. */
   onReady: (info: ReadyInfo) => void
 }

@@ -92,3 +92,10 @@ export class NotFoundError extends KeyfairError {
     super(message, NotFoundError.code)
   }
 }
+
+export class DeviceNotRunningError extends KeyfairError {
+  static readonly code = 'ERR_DEVICE_NOT_RUNNING'
+  constructor () {
+    super('this node runs no sealed device: start it with --role buyer', DeviceNotRunningError.code)
+  }
+}

@@ -6,12 +6,15 @@ import { parseListenAddress } from './config.ts'
 import { ListenError, PortInUseError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
 import { createRole } from './roles/index.ts'
+import { DeviceClient } from './device/client.ts'
+import { DeviceNotRunningError } from './errors.ts'
 import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
 import type { AnnounceResult, FindOptions, Provider } from './discovery/discovery.ts'
 import type { BaseServices } from './libp2p.ts'
 import type { Repo } from './repo.ts'
 import type { Role } from './roles/index.ts'
+import type { StreamOpener } from '../protocols/toolkit/service.ts'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import type { DatabaseSync } from 'node:sqlite'
@@ -21,6 +24,8 @@ export interface KeyfairNodeInit {
   roles: RoleName[]
   listen: string[]
   bootstrap: string[]
+  /** unlock the sealed device at start (buyer role) */
+  devicePassphrase?: string
 }
 
 export interface NodeStatus {
@@ -61,6 +66,7 @@ export class KeyfairNode {
   private db?: DatabaseSync
   private announcements?: AnnouncementStore
   private unlock?: () => Promise<void>
+  private sealedDevice?: DeviceClient
   private startedAt = 0
 
   constructor (init: KeyfairNodeInit) {
@@ -77,6 +83,22 @@ export class KeyfairNode {
     return this.libp2p.services.discovery
   }
 
+  /** The sealed device process of a buyer node */
+  get device (): DeviceClient {
+    if (this.sealedDevice == null) throw new DeviceNotRunningError()
+    return this.sealedDevice
+  }
+
+  /** Opens streams through libp2p's public API, for protocol clients */
+  get streams (): StreamOpener {
+    return {
+      openStream: async (peer, protocol, options = {}) => this.libp2p.dialProtocol(peer, protocol, {
+        signal: options.signal,
+        maxOutboundStreams: options.maxOutboundStreams
+      })
+    }
+  }
+
   async start (): Promise<void> {
     this.unlock = await this.repo.lock()
     try {
@@ -90,6 +112,7 @@ export class KeyfairNode {
       } catch (err) {
         throw listenError(err, this.init.listen)
       }
+      if (this.init.roles.includes('buyer')) await this.startDevice()
       this.startedAt = Date.now()
       this.log('started %p with roles %s', this.libp2pNode.peerId, this.init.roles.join(','))
     } catch (err) {
@@ -99,12 +122,25 @@ export class KeyfairNode {
   }
 
   async stop (): Promise<void> {
+    await this.sealedDevice?.stop()
+    this.sealedDevice = undefined
     await this.libp2pNode?.stop()
     this.db?.close()
     this.db = undefined
     this.announcements = undefined
     await this.unlock?.()
     this.unlock = undefined
+  }
+
+  private async startDevice (): Promise<void> {
+    const device = new DeviceClient({ store: this.repo.deviceDir })
+    await device.start()
+    this.sealedDevice = device
+    const passphrase = this.init.devicePassphrase
+    if (passphrase != null && (await device.status()).initialised) {
+      await device.unlock({ passphrase })
+      this.log('sealed device unlocked')
+    }
   }
 
   status (): NodeStatus {

@@ -31,6 +31,8 @@ export interface ApiEndpoint {
  * - `api`           control API address of the running node (removed on stop)
  * - `lock`          pid of the running node
  * - `node.db`       SQLite: announcements (later: ledger, library)
+ * - `device/`       the sealed device's key store (0600), sealed licences and purchases, certificates
+ * - `agency/`       the agency's root CA and database (agency role)
  */
 export class Repo {
   readonly path: string
@@ -45,6 +47,8 @@ export class Repo {
   get apiFile (): string { return join(this.path, 'api') }
   get lockFile (): string { return join(this.path, 'lock') }
   get databaseFile (): string { return join(this.path, 'node.db') }
+  /** the sealed device's key store, sealed records and certificates */
+  get deviceDir (): string { return join(this.path, 'device') }
 
   async exists (): Promise<boolean> {
     try {

@@ -7,11 +7,11 @@ import { CertificateError, toKeyfairError } from './errors.ts'
 import type { CertificatePurpose, CrlInfo } from '../../device/pki/index.ts'
 import type { CertificateSlot, PemSet } from '../../protocols/agency/enroll.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
-import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { StreamOpener } from '../../protocols/toolkit/service.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface AgencyClientComponents {
-  connectionManager: ConnectionManager
+  connectionManager: StreamOpener
 }
 
 export type AgencyAddress = PeerId | Multiaddr | Multiaddr[]

@@ -1,4 +1,8 @@
+import { X509Certificate } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { keywordCid } from '../discovery/keywords.ts'
+import { enrollWithAgency } from '../agency/client.ts'
+import { parseBootstrapAddress } from '../config.ts'
 import { BadRequestError } from '../errors.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
 import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
@@ -7,6 +11,8 @@ import { AgencyRole } from '../roles/agency.ts'
 import { isCertificatePurpose } from '../../device/pki/index.ts'
 import type { Agency, IssuedCertificate } from '../agency/agency.ts'
 import type { KeyfairNode } from '../keyfair-node.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 export type Route = (body: unknown, signal: AbortSignal) => Promise<unknown>
 
@@ -22,6 +28,12 @@ export interface ControlRoutes {
   'agency.revoke': Route
   'agency.crl': Route
   'agency.certs': Route
+  'device.status': Route
+  'device.init': Route
+  'device.unlock': Route
+  'device.lock': Route
+  'device.enroll': Route
+  'device.certificates': Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -83,6 +95,39 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
         crl: Buffer.from(crl.der).toString('base64')
       }
     },
+    'device.status': async () => node.device.status(),
+    'device.init': async body => {
+      const { passphrase, bits } = fields(body)
+      if (typeof passphrase !== 'string') throw new BadRequestError('passphrase must be a string')
+      return node.device.initialise({ passphrase, bits: optionalInt(bits, 'bits', 2048, 8192) })
+    },
+    'device.unlock': async body => {
+      const { passphrase } = fields(body)
+      if (typeof passphrase !== 'string') throw new BadRequestError('passphrase must be a string')
+      return node.device.unlock({ passphrase })
+    },
+    'device.lock': async () => {
+      await node.device.lock()
+      return { locked: true }
+    },
+    'device.enroll': async (body, signal) => {
+      const { agency, code } = fields(body)
+      if (typeof agency !== 'string') throw new BadRequestError('agency must be a peer id or a multiaddr ending in /p2p/<peer id>')
+      if (typeof code !== 'string') throw new BadRequestError('code must be a string')
+      const csrs = await node.device.certificateRequests()
+      const enrolled = await enrollWithAgency({ connectionManager: node.streams }, parseAgencyAddress(agency), {
+        code,
+        csrs: { signing: csrs.signing, encryption: csrs.encryption }
+      }, { signal })
+      const { signing, encryption } = enrolled.certificates
+      if (signing == null || encryption == null) throw new BadRequestError('the agency did not issue both device certificates')
+      await node.device.installCertificates({ signing, encryption, root: enrolled.root })
+      return { deviceId: csrs.deviceId, root: enrolled.root, ...describeCertificates(signing, encryption) }
+    },
+    'device.certificates': async () => {
+      const certs = await node.device.certificates()
+      return { ...certs, ...describeCertificates(certs.signing, certs.encryption) }
+    },
     'agency.certs': async () => ({
       certificates: agencyOf(node).certificates().map(c => {
         const { pem, ...rest } = certificateJson(c)
@@ -90,6 +135,23 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       })
     })
   }
+}
+
+function parseAgencyAddress (value: string): PeerId | Multiaddr {
+  try {
+    if (value.startsWith('/')) return parseBootstrapAddress(value)
+    return peerIdFromString(value)
+  } catch (err: any) {
+    throw new BadRequestError(`agency '${value}' is neither a peer id nor a /…/p2p/<peer id> multiaddr`, { cause: err })
+  }
+}
+
+function describeCertificates (signing: string, encryption: string): Record<string, unknown> {
+  const describe = (pem: string): Record<string, string> => {
+    const cert = new X509Certificate(pem)
+    return { serial: cert.serialNumber.toLowerCase(), notAfter: new Date(cert.validTo).toISOString() }
+  }
+  return { signingCertificate: describe(signing), encryptionCertificate: describe(encryption) }
 }
 
 function agencyOf (node: KeyfairNode): Agency {

@@ -85,7 +85,8 @@ export class ControlServer {
       send(res, 200, result)
     } catch (err: any) {
       if (err instanceof KeyfairError) {
-        send(res, STATUS_BY_CODE[err.code] ?? 500, { error: { code: err.code, message: err.message } })
+        // a typed refusal is the request's problem, not the server's
+        send(res, STATUS_BY_CODE[err.code] ?? 422, { error: { code: err.code, message: err.message } })
       } else {
         this.log.error('control request %s failed - %e', req.url, err)
         send(res, 500, { error: { code: 'ERR_INTERNAL', message: 'internal error (see the node log with DEBUG=keyfair:*)' } })

@@ -7,7 +7,8 @@ import { BadMessageError } from '../errors.ts'
 import { expectBytes, expectRecord, serveFrames, withFrames } from '../toolkit/index.ts'
 import type { ProtocolLimits } from '../toolkit/index.ts'
 import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
-import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Registrar } from '@libp2p/interface-internal'
+import type { StreamOpener } from '../toolkit/service.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const CRL_PROTOCOL = '/keyfair/agency/crl/1.0.0'
@@ -77,7 +78,7 @@ export class CrlService implements Startable {
 
 /** Fetches the current CRL (DER) from a peer serving the protocol; it is not verified here. */
 export async function requestCrl (
-  components: { connectionManager: ConnectionManager },
+  components: { connectionManager: StreamOpener },
   peer: PeerId | Multiaddr | Multiaddr[],
   options: AbortOptions = {}
 ): Promise<Uint8Array> {

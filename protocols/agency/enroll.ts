@@ -8,7 +8,8 @@ import { BadMessageError } from '../errors.ts'
 import { expectRecord, expectString, serveFrames, withFrames } from '../toolkit/index.ts'
 import type { ProtocolLimits } from '../toolkit/index.ts'
 import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
-import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import type { Registrar } from '@libp2p/interface-internal'
+import type { StreamOpener } from '../toolkit/service.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const ENROLL_PROTOCOL = '/keyfair/agency/enroll/1.0.0'
@@ -89,7 +90,7 @@ export class EnrollService implements Startable {
 
 /** Asks an agency to certify; resolves to its answer or throws its refusal as a RemoteError (same code). */
 export async function requestEnrollment (
-  components: { connectionManager: ConnectionManager },
+  components: { connectionManager: StreamOpener },
   agency: PeerId | Multiaddr | Multiaddr[],
   request: { code: string, csrs: PemSet },
   options: AbortOptions = {}

@@ -5,6 +5,9 @@ import type { AbortOptions, Connection, Logger, PeerId, Stream, StreamHandler } 
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
+/** What a client needs to open streams: the connection manager, or anything with its openStream */
+export type StreamOpener = Pick<ConnectionManager, 'openStream'>
+
 /** Everything a protocol declares about its streams. */
 export interface ProtocolLimits extends FrameLimits {
   maxInboundStreams: number
@@ -49,7 +52,7 @@ export function serveFrames (log: Logger, limits: FrameLimits, handler: FrameHan
 
 /** Opens an outbound stream wrapped in frames; the caller must `close()` or `abort()` it. */
 export async function dialFrames (
-  connectionManager: ConnectionManager,
+  connectionManager: StreamOpener,
   peer: PeerId | Multiaddr | Multiaddr[],
   protocol: string,
   limits: ProtocolLimits,
@@ -67,7 +70,7 @@ export async function dialFrames (
  * returns and reset when it throws, so no stream outlives its caller.
  */
 export async function withFrames<T> (
-  connectionManager: ConnectionManager,
+  connectionManager: StreamOpener,
   peer: PeerId | Multiaddr | Multiaddr[],
   protocol: string,
   limits: ProtocolLimits,

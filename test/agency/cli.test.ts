@@ -1,23 +1,20 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { multiaddr } from '@multiformats/multiaddr'
-import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
 import { enrollWithAgency } from '../../node/agency/client.ts'
 import { controlRoutes } from '../../node/control/routes.ts'
 import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
-import { runCli } from '../helpers/cli.ts'
+import { runCli, startNodeProcess } from '../helpers/cli.ts'
 import { deviceCsrs, deviceKeys, openssl } from '../helpers/pki.ts'
-import type { ChildProcess } from 'node:child_process'
+import type { NodeProcess } from '../helpers/cli.ts'
 
 describe('keyfair agency CLI against a real node process', function () {
   let dir: string
   let repo: string
-  let child: ChildProcess | undefined
+  let agencyNode: NodeProcess | undefined
   let client: KeyfairNode | undefined
 
   before(async function () {
@@ -28,29 +25,9 @@ describe('keyfair agency CLI against a real node process', function () {
 
   after(async function () {
     await client?.stop()
-    if (child != null && child.exitCode == null && child.signalCode == null) {
-      const exited = new Promise(resolve => child!.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
+    await agencyNode?.stop()
     await rm(dir, { recursive: true, force: true })
   })
-
-  /** `keyfair start --role agency` as a child process; resolves with its ready event. */
-  async function startAgencyProcess (): Promise<{ peerId: string, addresses: string[] }> {
-    child = spawn(process.execPath, [KEYFAIR_BIN, '--repo', repo, '--json', 'start', '--role', 'agency'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-    const stderr: string[] = []
-    createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
-    return new Promise((resolve, reject) => {
-      createInterface({ input: child!.stdout! }).on('line', line => {
-        try {
-          const event = JSON.parse(line)
-          if (event.event === 'ready') resolve(event)
-        } catch {}
-      })
-      child!.once('exit', code => { reject(new Error(`agency exited with ${code}: ${stderr.join(' | ')}`)) })
-    })
-  }
 
   it('`agency init` makes the root once; `start --role agency` needs it', async function () {
     let result = await runCli(['--repo', repo, 'start', '--role', 'agency'])
@@ -73,7 +50,7 @@ describe('keyfair agency CLI against a real node process', function () {
   })
 
   it('enroll-code, enrollment by a peer, certs, issue, revoke and crl through the CLI', async function () {
-    const ready = await startAgencyProcess()
+    const ready = agencyNode = await startNodeProcess(['--repo', repo, 'start', '--role', 'agency'])
     const cli = async (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => runCli(['--repo', repo, ...args])
 
     let result = await cli('--json', 'agency', 'enroll-code', '--for', 'device', '--ttl', '10m')

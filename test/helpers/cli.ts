@@ -1,4 +1,6 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import type { ChildProcess } from 'node:child_process'
 import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
 
 export { isProcessAlive as isAlive } from '../../node/repo.ts'
@@ -16,4 +18,38 @@ export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}, timeo
       resolve({ code: err == null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout, stderr })
     })
   })
+}
+
+export interface NodeProcess {
+  child: ChildProcess
+  peerId: string
+  addresses: string[]
+  /** SIGTERM, then wait for the exit */
+  stop: () => Promise<void>
+}
+
+/** `keyfair start` as a child process (tied to this one by IPC); resolves on its ready event */
+export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
+  const stderr: string[] = []
+  createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
+  const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
+  const ready = await new Promise<{ peerId: string, addresses: string[] }>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', line => {
+      try {
+        const event = JSON.parse(line)
+        if (event.event === 'ready') resolve(event)
+      } catch {}
+    })
+    child.once('exit', code => { reject(new Error(`node exited with ${code}: ${stderr.join(' | ')}`)) })
+  })
+  return {
+    child,
+    peerId: ready.peerId,
+    addresses: ready.addresses,
+    stop: async () => {
+      if (child.exitCode == null && child.signalCode == null) child.kill('SIGTERM')
+      await exited
+    }
+  }
 }
