@@ -116,6 +116,16 @@ describe('sealed device process', function () {
     return device
   }
 
+  /** A whole 1-of-1 purchase of `work` through escrow 1 */
+  async function buyOneOfOne (device: DeviceClient): Promise<{ purchase: string }> {
+    const offer = await offerWork(sellerKey, work, escrows, { t: 1 })
+    const p = await device.beginPurchase({ offer: encodeSigned(offer), manifest: work.manifestBytes, buyer: 'b' })
+    const { request } = await device.requestShare({ purchase: p.purchase, j: 1 })
+    await device.acceptAnswer({ purchase: p.purchase, j: 1, answer: (await answerRequest(escrows[0]!, request, agency.trust())).answer })
+    await device.completePurchase({ purchase: p.purchase })
+    return p
+  }
+
   it('completes 3-of-5 and device-bound purchases, routes around a wrong escrow, and no secret crosses its interface', async function () {
     const recorded: Uint8Array[] = []
     const device = await enrolledDevice('recorded', (_, bytes) => recorded.push(new Uint8Array(bytes)))
@@ -231,19 +241,15 @@ describe('sealed device process', function () {
 
   it('a copied key store yields nothing without its passphrase; a wrong one fails clearly and changes nothing', async function () {
     const source = await enrolledDevice('original')
-    const offer = await offerWork(sellerKey, work, escrows, { t: 1 })
-    const trust = agency.trust()
-    const p = await source.beginPurchase({ offer: encodeSigned(offer), manifest: work.manifestBytes, buyer: 'b' })
-    const { request } = await source.requestShare({ purchase: p.purchase, j: 1 })
-    await source.acceptAnswer({ purchase: p.purchase, j: 1, answer: (await answerRequest(escrows[0]!, request, trust)).answer })
-    await source.completePurchase({ purchase: p.purchase })
+    const p = await buyOneOfOne(source)
     await source.stop()
 
     const copy = join(dir, 'copied')
     await cp(join(dir, 'original'), copy, { recursive: true })
     const before = await snapshot(copy)
     const thief = await startDevice(copy)
-    assert.deepEqual(await thief.status(), { initialised: true, unlocked: false, enrolled: true, deviceId: (await thief.status()).deviceId })
+    const deviceId = await new KeyStore(copy).deviceId()
+    assert.deepEqual(await thief.status(), { initialised: true, unlocked: false, enrolled: true, deviceId })
     const out = join(dir, 'stolen.bin')
     await assert.rejects(thief.play({ content: work.contentId, manifest: work.manifestBytes, input: work.ciphertextFile, output: out }), { code: 'ERR_DEVICE_LOCKED' })
     await assert.rejects(thief.library(), { code: 'ERR_DEVICE_LOCKED' })
@@ -264,12 +270,7 @@ describe('sealed device process', function () {
   it('a licence copied to another device does not open there', async function () {
     const owner = await enrolledDevice('owner')
     const other = await enrolledDevice('other')
-    const offer = await offerWork(sellerKey, work, escrows, { t: 1 })
-    const trust = agency.trust()
-    const p = await owner.beginPurchase({ offer: encodeSigned(offer), manifest: work.manifestBytes, buyer: 'b' })
-    const { request } = await owner.requestShare({ purchase: p.purchase, j: 1 })
-    await owner.acceptAnswer({ purchase: p.purchase, j: 1, answer: (await answerRequest(escrows[0]!, request, trust)).answer })
-    await owner.completePurchase({ purchase: p.purchase })
+    await buyOneOfOne(owner)
     await mkdir(join(dir, 'other', 'licence'), { recursive: true })
     await copyFile(join(dir, 'owner', 'licence', work.contentId), join(dir, 'other', 'licence', work.contentId))
     const out = join(dir, 'lent.bin')
