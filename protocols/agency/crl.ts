@@ -4,11 +4,9 @@
  * no trust in the peer that served it; the caller verifies it against the root.
  */
 import { BadMessageError } from '../errors.ts'
-import { expectBytes, expectRecord, serveFrames, withFrames } from '../toolkit/index.ts'
-import type { ProtocolLimits } from '../toolkit/index.ts'
-import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
-import type { Registrar } from '@libp2p/interface-internal'
-import type { StreamOpener } from '../toolkit/service.ts'
+import { FramedService, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
+import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const CRL_PROTOCOL = '/keyfair/agency/crl/1.0.0'
@@ -37,42 +35,25 @@ export interface CrlSource {
   currentCrl: () => Promise<Uint8Array>
 }
 
-export interface CrlServiceComponents {
-  registrar: Registrar
-  logger: ComponentLogger
-}
+export type CrlServiceComponents = FramedServiceComponents
 
 export interface CrlServiceInit {
   source: CrlSource
   limits?: Partial<ProtocolLimits>
 }
 
-export class CrlService implements Startable {
+export class CrlService extends FramedService {
   readonly protocol = CRL_PROTOCOL
-  private readonly components: CrlServiceComponents
   private readonly source: CrlSource
-  private readonly limits: ProtocolLimits
-  private readonly log: Logger
 
   constructor (components: CrlServiceComponents, init: CrlServiceInit) {
-    this.components = components
+    super(components, 'keyfair:agency:crl', { ...CRL_LIMITS, ...init.limits })
     this.source = init.source
-    this.limits = { ...CRL_LIMITS, ...init.limits }
-    this.log = components.logger.forComponent('keyfair:agency:crl')
   }
 
-  async start (): Promise<void> {
-    await this.components.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async frames => {
-      parseCrlRequest(await frames.readMessage())
-      await frames.writeMessage({ v: 1, crl: await this.source.currentCrl() } satisfies CrlAnswer)
-    }), {
-      maxInboundStreams: this.limits.maxInboundStreams,
-      maxOutboundStreams: this.limits.maxOutboundStreams
-    })
-  }
-
-  async stop (): Promise<void> {
-    await this.components.registrar.unhandle(this.protocol)
+  protected async handle (frames: FrameStream): Promise<void> {
+    parseCrlRequest(await frames.readMessage())
+    await frames.writeMessage({ v: 1, crl: await this.source.currentCrl() } satisfies CrlAnswer)
   }
 }
 

@@ -5,11 +5,9 @@
  * A refusal (used code, bad CSR, …) is an error frame with a stable code.
  */
 import { BadMessageError } from '../errors.ts'
-import { expectRecord, expectString, serveFrames, withFrames } from '../toolkit/index.ts'
-import type { ProtocolLimits } from '../toolkit/index.ts'
-import type { AbortOptions, ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
-import type { Registrar } from '@libp2p/interface-internal'
-import type { StreamOpener } from '../toolkit/service.ts'
+import { FramedService, expectRecord, expectString, withFrames } from '../toolkit/index.ts'
+import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
+import type { AbortOptions, Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const ENROLL_PROTOCOL = '/keyfair/agency/enroll/1.0.0'
@@ -48,43 +46,26 @@ export interface Enroller {
   enroll: (request: { code: string, csrs: PemSet, remotePeer: PeerId }) => Promise<{ certificates: PemSet, root: string }>
 }
 
-export interface EnrollServiceComponents {
-  registrar: Registrar
-  logger: ComponentLogger
-}
+export type EnrollServiceComponents = FramedServiceComponents
 
 export interface EnrollServiceInit {
   enroller: Enroller
   limits?: Partial<ProtocolLimits>
 }
 
-export class EnrollService implements Startable {
+export class EnrollService extends FramedService {
   readonly protocol = ENROLL_PROTOCOL
-  private readonly components: EnrollServiceComponents
   private readonly enroller: Enroller
-  private readonly limits: ProtocolLimits
-  private readonly log: Logger
 
   constructor (components: EnrollServiceComponents, init: EnrollServiceInit) {
-    this.components = components
+    super(components, 'keyfair:agency:enroll', { ...ENROLL_LIMITS, ...init.limits })
     this.enroller = init.enroller
-    this.limits = { ...ENROLL_LIMITS, ...init.limits }
-    this.log = components.logger.forComponent('keyfair:agency:enroll')
   }
 
-  async start (): Promise<void> {
-    await this.components.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async (frames, connection) => {
-      const request = parseEnrollRequest(await frames.readMessage())
-      const answer = await this.enroller.enroll({ code: request.code, csrs: request.csrs, remotePeer: connection.remotePeer })
-      await frames.writeMessage({ v: 1, certificates: answer.certificates, root: answer.root } satisfies EnrollAnswer)
-    }), {
-      maxInboundStreams: this.limits.maxInboundStreams,
-      maxOutboundStreams: this.limits.maxOutboundStreams
-    })
-  }
-
-  async stop (): Promise<void> {
-    await this.components.registrar.unhandle(this.protocol)
+  protected async handle (frames: FrameStream, connection: Connection): Promise<void> {
+    const request = parseEnrollRequest(await frames.readMessage())
+    const answer = await this.enroller.enroll({ code: request.code, csrs: request.csrs, remotePeer: connection.remotePeer })
+    await frames.writeMessage({ v: 1, certificates: answer.certificates, root: answer.root } satisfies EnrollAnswer)
   }
 }
 

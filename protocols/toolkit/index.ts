@@ -1,6 +1,6 @@
 export { FrameKind, FrameStream } from './frames.ts'
 export type { Frame, FrameLimits } from './frames.ts'
 export { cidOf, decodeMessage, encodeMessage } from './codec.ts'
-export { dialFrames, serveFrames, withFrames } from './service.ts'
-export type { FrameHandler, ProtocolLimits } from './service.ts'
+export { FramedService, dialFrames, serveFrames, withFrames } from './service.ts'
+export type { FrameHandler, FramedServiceComponents, ProtocolLimits, StreamOpener } from './service.ts'
 export * from './validate.ts'

@@ -1,8 +1,8 @@
 import { KeyfairError, isFramingError } from '../errors.ts'
 import { FrameStream } from './frames.ts'
 import type { FrameLimits } from './frames.ts'
-import type { AbortOptions, Connection, Logger, PeerId, Stream, StreamHandler } from '@libp2p/interface'
-import type { ConnectionManager } from '@libp2p/interface-internal'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamHandler } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** What a client needs to open streams: the connection manager, or anything with its openStream */
@@ -85,5 +85,40 @@ export async function withFrames<T> (
   } catch (err: any) {
     frames.stream.abort(err)
     throw err
+  }
+}
+
+export interface FramedServiceComponents {
+  registrar: Registrar
+  logger: ComponentLogger
+}
+
+/**
+ * A protocol served in frames: registers `handle` with the protocol's limits on
+ * start and unregisters on stop. Subclasses give the protocol id and the handler.
+ */
+export abstract class FramedService implements Startable {
+  abstract readonly protocol: string
+  protected readonly log: Logger
+  protected readonly limits: ProtocolLimits
+  private readonly registrar: Registrar
+
+  constructor (components: FramedServiceComponents, component: string, limits: ProtocolLimits) {
+    this.registrar = components.registrar
+    this.log = components.logger.forComponent(component)
+    this.limits = limits
+  }
+
+  protected abstract handle (frames: FrameStream, connection: Connection): Promise<void>
+
+  async start (): Promise<void> {
+    await this.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async (frames, connection) => this.handle(frames, connection)), {
+      maxInboundStreams: this.limits.maxInboundStreams,
+      maxOutboundStreams: this.limits.maxOutboundStreams
+    })
+  }
+
+  async stop (): Promise<void> {
+    await this.registrar.unhandle(this.protocol)
   }
 }
