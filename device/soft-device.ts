@@ -355,6 +355,7 @@ export class SoftDevice implements SealedDevice {
         offer: signedId(p.offer),
         reason: args.reason,
         openings,
+        manifest: p.manifest,
         at: this.now()
       }
       if (p.licence != null) {

@@ -8,12 +8,15 @@ import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, ROLE_
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
+import { EscrowFiles } from './escrow/state.ts'
 import { PASSPHRASE_ENV, readPassphrase } from './passphrase.ts'
 import { Repo, resolveRepoPath } from './repo.ts'
 import type { NodeConfig } from './config.ts'
 import type { AnnounceResult, Provider } from './discovery/discovery.ts'
 import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
+import type { AuditReport, Posting } from './escrow/ledger.ts'
+import type { AccountAnswer } from '../protocols/escrow/account.ts'
 
 interface GlobalOptions {
   repo?: string
@@ -172,9 +175,109 @@ export function buildProgram (): Command {
       print(command.optsWithGlobals(), result, () => 'stopping')
     })
 
+  program.command('balance')
+    .description("this node's account at an escrow: balance, holds, recent postings")
+    .requiredOption('--escrow <address>', "the escrow's peer id, or its multiaddr ending in /p2p/<peer id>")
+    .action(async (opts, command: Command) => {
+      const a = await call<AccountAnswer>(command, 'balance', { escrow: opts.escrow }, 30_000)
+      print(command.optsWithGlobals(), a, () => [
+        `${a.balance} ${a.currency} (minor units) for ${a.account}`,
+        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${h.amount} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
+      ].join('\n'))
+    })
+
   addAgencyCommands(program)
   addDeviceCommands(program)
+  addEscrowCommands(program)
   return program
+}
+
+/** `keyfair escrow …`: the operator's commands; `init` is offline, the rest ask the node running `--role escrow` */
+function addEscrowCommands (program: Command): void {
+  const escrow = program.command('escrow')
+    .description('the escrow operator: key, enrollment, deposits and withdrawals, ledger, audit')
+
+  escrow.command('init')
+    .description('create the escrow key and settings in <repo>/escrow (offline; otherwise made at first start)')
+    .option('--bits <n>', 'RSA key size (2048 for tests only)', '3072')
+    .option('--currency <code>', 'the currency this escrow settles', 'EUR')
+    .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
+    .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
+    .action(async (opts, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const repo = repoOf(options)
+      await repo.assertInitialised()
+      const files = new EscrowFiles(repo.path)
+      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow) } })
+      const result = { dir: files.dir, ...(await files.settings()) }
+      print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
+    })
+
+  escrow.command('enroll')
+    .description('get the escrow key certified by an agency with a one-time code')
+    .requiredOption('--agency <multiaddr>', "the agency's multiaddr ending in /p2p/<peer id>")
+    .requiredOption('--code <code>', 'the one-time code the agency operator gave you')
+    .action(async (opts, command: Command) => {
+      const r = await call<{ peerId: string, serial: string, notAfter: string }>(command, 'escrow.enroll', { agency: opts.agency, code: opts.code }, 60_000)
+      print(command.optsWithGlobals(), r, () => `escrow ${r.peerId} enrolled: certificate ${r.serial} until ${r.notAfter}`)
+    })
+
+  escrow.command('info')
+    .description('key size, currency, hold lifetime and CRL of the running escrow')
+    .action(async (_opts, command: Command) => {
+      const r = await call<Record<string, unknown>>(command, 'escrow.info')
+      print(command.optsWithGlobals(), r, () => Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n'))
+    })
+
+  for (const [name, description] of [['deposit', 'credit an account (a bank transfer in)'], ['withdraw', 'debit an account (a bank transfer out); refused beyond its balance']] as const) {
+    escrow.command(`${name} <peer> <amount>`)
+      .description(`${description}; amount in minor units`)
+      .option('--memo <text>', 'a note kept with the entry')
+      .action(async (account: string, amount: string, opts, command: Command) => {
+        const r = await call<{ account: string, balance: number }>(command, `escrow.${name}`, { account, amount: integerFlag(amount, 'amount'), memo: opts.memo })
+        print(command.optsWithGlobals(), r, () => `${r.account}: balance ${r.balance}`)
+      })
+  }
+
+  escrow.command('ledger')
+    .description('postings, newest first')
+    .option('--account <peer>', 'only this account (or hold:<id>, @world)')
+    .option('--kind <kind>', 'deposit, withdraw, hold, release, refund or expire')
+    .option('--since <iso-time>', 'only entries at or after this time')
+    .option('--limit <n>', 'at most this many postings', '100')
+    .action(async (opts, command: Command) => {
+      const since = opts.since != null ? Date.parse(opts.since) : undefined
+      if (since != null && Number.isNaN(since)) throw new BadRequestError(`--since '${opts.since}' is not a time`)
+      const r = await call<{ postings: Posting[] }>(command, 'escrow.ledger', { account: opts.account, kind: opts.kind, since, limit: integerFlag(opts.limit, '--limit') })
+      print(command.optsWithGlobals(), r, () => r.postings.length === 0
+        ? 'no postings'
+        : r.postings.map(p => `${new Date(p.at).toISOString()}  #${p.entry}  ${p.kind.padEnd(8)} ${String(p.amount).padStart(12)}  ${p.account}${p.memo != null ? '  ' + p.memo : ''}`).join('\n'))
+    })
+
+  escrow.command('holds')
+    .description('holds, newest first')
+    .option('--state <state>', 'open, released or refunded')
+    .option('--buyer <peer>', 'only this buyer')
+    .option('--limit <n>', 'at most this many', '100')
+    .action(async (opts, command: Command) => {
+      const r = await call<{ holds: Array<Record<string, unknown>> }>(command, 'escrow.holds', { state: opts.state, buyer: opts.buyer, limit: integerFlag(opts.limit, '--limit') })
+      print(command.optsWithGlobals(), r, () => r.holds.length === 0
+        ? 'no holds'
+        : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${String(h.amount).padStart(10)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
+    })
+
+  escrow.command('audit')
+    .description('check the ledger: entries balance, balances match postings, none negative, each hold open or ended once, money conserved; exit 1 on any violation')
+    .action(async (_opts, command: Command) => {
+      const r = await call<AuditReport>(command, 'escrow.audit', {}, 120_000)
+      print(command.optsWithGlobals(), r, () => [
+        r.ok ? 'audit passed' : `AUDIT FAILED: ${r.violations.length} violation(s)`,
+        ...r.violations.map(v => `  ${v}`),
+        `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}`,
+        `deposits ${r.deposits} − withdrawals ${r.withdrawals} = ${r.deposits - r.withdrawals}; balances + open holds = ${r.held}`
+      ].join('\n'))
+      if (!r.ok) process.exitCode = 1
+    })
 }
 
 interface DeviceCertificateSummary {

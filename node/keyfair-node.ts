@@ -187,6 +187,7 @@ export class KeyfairNode {
         if (discovery == null) throw new Error('discovery must be created before roles')
         const role = createRole(name, {
           peerId: components.peerId,
+          privateKey: components.privateKey,
           registrar: components.registrar,
           connectionManager: components.connectionManager,
           logger: components.logger,

@@ -133,6 +133,8 @@ export interface Dispute {
   licence?: Signed<Licence>
   /** chunk dispute: a chunk that matches the manifest but fails under the committed key */
   chunk?: { index: number, data: Uint8Array }
+  /** key and chunk disputes: the manifest (its CID is the offer's content id): its salt keys the wraps, its hashes prove a chunk */
+  manifest?: ContentManifest
   /** fraud dispute: this escrow's own answer, failing z^e_T == b */
   fraud?: { request: Signed<UnblindRequest>, answer: Signed<UnblindAnswer> }
   at: number
@@ -295,7 +297,7 @@ export function parseSignedReceipt (value: unknown): Signed<Receipt> {
 
 export function parseDispute (value: unknown): Dispute {
   const o = check.expectRecord(value, 'dispute')
-  noExtraFields(o, ['v', 'purchase', 'offer', 'reason', 'openings', 'kDev', 'licence', 'chunk', 'fraud', 'at'], 'dispute')
+  noExtraFields(o, ['v', 'purchase', 'offer', 'reason', 'openings', 'kDev', 'licence', 'chunk', 'manifest', 'fraud', 'at'], 'dispute')
   const reason = o.reason
   if (reason !== 'key' && reason !== 'chunk' && reason !== 'fraud') throw new ObjectError('dispute.reason must be key, chunk or fraud')
   const dispute: Dispute = {
@@ -323,12 +325,14 @@ export function parseDispute (value: unknown): Dispute {
       data: check.expectBytes(c.data, 'dispute.chunk.data', LIMITS.maxChunkBytes)
     }
   }
+  if (o.manifest !== undefined) dispute.manifest = parseManifest(o.manifest)
   if (o.fraud !== undefined) {
     const f = check.expectRecord(o.fraud, 'dispute.fraud')
     noExtraFields(f, ['request', 'answer'], 'dispute.fraud')
     dispute.fraud = { request: parseSignedUnblindRequest(f.request), answer: parseSignedUnblindAnswer(f.answer) }
   }
   if (reason === 'fraud' && dispute.fraud == null) throw new ObjectError('a fraud dispute carries the request and answer')
+  if (reason !== 'fraud' && dispute.manifest == null) throw new ObjectError(`a ${reason} dispute carries the manifest`)
   if (reason === 'chunk' && dispute.chunk == null) throw new ObjectError('a chunk dispute carries the chunk')
   if (reason !== 'fraud' && dispute.openings.length === 0) throw new ObjectError(`a ${reason} dispute opens the shares`)
   return dispute
@@ -364,4 +368,3 @@ export function termsCid (terms: Terms): CID {
   return objectCid(terms)
 }
 
-export { CID }

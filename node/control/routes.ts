@@ -2,6 +2,10 @@ import { X509Certificate } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { keywordCid } from '../discovery/keywords.ts'
 import { enrollWithAgency } from '../agency/client.ts'
+import { EscrowNotReadyError } from '../escrow/errors.ts'
+import { EscrowRole } from '../roles/escrow.ts'
+import { requestAccount } from '../../protocols/escrow/account.ts'
+import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
 import { BadRequestError } from '../errors.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
@@ -34,6 +38,14 @@ export interface ControlRoutes {
   'device.lock': Route
   'device.enroll': Route
   'device.certificates': Route
+  'escrow.enroll': Route
+  'escrow.info': Route
+  'escrow.deposit': Route
+  'escrow.withdraw': Route
+  'escrow.ledger': Route
+  'escrow.holds': Route
+  'escrow.audit': Route
+  balance: Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -128,6 +140,54 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       const certs = await node.device.certificates()
       return { ...certs, ...describeCertificates(certs.signing, certs.encryption) }
     },
+    'escrow.enroll': async (body, signal) => {
+      const { agency, code } = fields(body)
+      if (typeof agency !== 'string' || !agency.startsWith('/')) throw new BadRequestError('agency must be a multiaddr ending in /p2p/<peer id>')
+      if (typeof code !== 'string') throw new BadRequestError('code must be a string')
+      parseAgencyAddress(agency)
+      const { certificate } = await escrowOf(node).enroll(agency, code, { signal })
+      const cert = new X509Certificate(certificate)
+      return { peerId: node.status().peerId, serial: cert.serialNumber.toLowerCase(), notAfter: new Date(cert.validTo).toISOString() }
+    },
+    'escrow.info': async () => {
+      const role = escrowOf(node)
+      const info = role.escrow.info()
+      return { peerId: info.peer, bits: info.n.length * 8, currency: info.currency, holdTtlMs: info.holdTtlMs, crl: role.escrow.trust?.crl?.number?.toString() ?? null }
+    },
+    'escrow.deposit': async body => {
+      const { account, amount, memo } = moneyFields(body)
+      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo) }
+    },
+    'escrow.withdraw': async body => {
+      const { account, amount, memo } = moneyFields(body)
+      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo) }
+    },
+    'escrow.ledger': async body => {
+      const { account, kind, since, limit } = fields(body)
+      if (account != null && typeof account !== 'string') throw new BadRequestError('account must be a string')
+      if (kind != null && !ENTRY_KINDS.includes(kind as EntryKind)) throw new BadRequestError(`kind must be one of ${ENTRY_KINDS.join(', ')}`)
+      return {
+        postings: escrowOf(node).ledger.postings({
+          account: account ?? undefined,
+          kind: (kind ?? undefined) as EntryKind | undefined,
+          since: optionalInt(since, 'since', 0, Number.MAX_SAFE_INTEGER),
+          limit: optionalInt(limit, 'limit', 1, 10_000)
+        })
+      }
+    },
+    'escrow.holds': async body => {
+      const { state, buyer, limit } = fields(body)
+      if (state != null && state !== 'open' && state !== 'released' && state !== 'refunded') throw new BadRequestError('state must be open, released or refunded')
+      if (buyer != null && typeof buyer !== 'string') throw new BadRequestError('buyer must be a peer id')
+      const holds = escrowOf(node).ledger.holds({ state: state ?? undefined, buyer: buyer ?? undefined, limit: optionalInt(limit, 'limit', 1, 10_000) })
+      return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest) }
+    },
+    'escrow.audit': async () => escrowOf(node).ledger.audit(),
+    balance: async (body, signal) => {
+      const { escrow } = fields(body)
+      if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')
+      return requestAccount({ connectionManager: node.streams }, parseAgencyAddress(escrow), { signal })
+    },
     'agency.certs': async () => ({
       certificates: agencyOf(node).certificates().map(c => {
         const { pem, ...rest } = certificateJson(c)
@@ -152,6 +212,27 @@ function describeCertificates (signing: string, encryption: string): Record<stri
     return { serial: cert.serialNumber.toLowerCase(), notAfter: new Date(cert.validTo).toISOString() }
   }
   return { signingCertificate: describe(signing), encryptionCertificate: describe(encryption) }
+}
+
+const ENTRY_KINDS: EntryKind[] = ['deposit', 'withdraw', 'hold', 'release', 'refund', 'expire']
+
+function escrowOf (node: KeyfairNode): EscrowRole {
+  const role = node.roles.find(r => r.name === 'escrow')
+  if (!(role instanceof EscrowRole)) throw new EscrowNotReadyError('this node does not run the escrow role (start it with --role escrow)')
+  return role
+}
+
+function moneyFields (body: unknown): { account: string, amount: number, memo?: string } {
+  const { account, amount, memo } = fields(body)
+  if (typeof account !== 'string') throw new BadRequestError('account must be a peer id')
+  try {
+    peerIdFromString(account)
+  } catch {
+    throw new BadRequestError(`'${account}' is not a peer id`)
+  }
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) throw new BadRequestError('amount must be a whole number of minor units above 0')
+  if (memo != null && (typeof memo !== 'string' || memo.length > 200)) throw new BadRequestError('memo must be a string of at most 200 characters')
+  return memo == null ? { account, amount } : { account, amount, memo }
 }
 
 function agencyOf (node: KeyfairNode): Agency {

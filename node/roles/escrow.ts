@@ -1,54 +1,168 @@
+import { createPublicKey } from 'node:crypto'
 import { setMaxListeners } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { TrustStore, createCsr, ESCROW_UNIT } from '../../device/pki/index.ts'
+import { AccountService } from '../../protocols/escrow/account.ts'
+import { EscrowInfoService } from '../../protocols/escrow/info.ts'
+import { SettleService } from '../../protocols/escrow/settle.ts'
+import { UnblindService } from '../../protocols/escrow/unblind.ts'
+import { enrollWithAgency, fetchCrl } from '../agency/client.ts'
 import { escrowServiceCid } from '../discovery/keywords.ts'
+import { Escrow } from '../escrow/escrow.ts'
+import { EscrowNotReadyError } from '../escrow/errors.ts'
+import { Ledger } from '../escrow/ledger.ts'
+import { EscrowFiles } from '../escrow/state.ts'
+import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
 import type { RoleComponents } from './role.ts'
+import type { AbortOptions } from '@libp2p/interface'
 
 export interface EscrowRoleInit {
   /** How often the escrow service record is provided again. */
   advertiseIntervalMs?: number
+  /** How often the agency's CRL is fetched again. */
+  crlRefreshMs?: number
 }
 
+const CRL_RETRY_MS = 5000
+
 /**
- * Holds payments and answers blind unblind requests. Advertises itself under
- * the well-known escrow service CID so sellers can pick escrows from the DHT.
+ * Holds payments and answers blind unblind requests (DESIGN §4). Its key and
+ * ledger live in `<repo>/escrow/`; it serves requests once enrolled with an
+ * agency. Advertises itself under the well-known escrow service CID so sellers
+ * can pick escrows from the DHT.
  */
 export class EscrowRole extends Role {
   readonly name = 'escrow'
   private readonly advertiseIntervalMs: number
+  private readonly crlRefreshMs: number
+  private readonly files: EscrowFiles
   private controller?: AbortController
-  private timer?: ReturnType<typeof setTimeout>
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private running?: { escrow: Escrow, ledger: Ledger, agency?: string }
 
   constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
     super(components, 'escrow')
     this.advertiseIntervalMs = init.advertiseIntervalMs ?? 6 * 60 * 60 * 1000
+    this.crlRefreshMs = init.crlRefreshMs ?? 10 * 60 * 1000
+    this.files = new EscrowFiles(components.repo.path)
+    this.services.push(
+      new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
+      new UnblindService(components, { unblinder: { unblind: async (request, caller) => this.escrow.unblind(request, caller) } }),
+      new SettleService(components, { settler: { settle: async signed => this.escrow.settle(signed) } }),
+      new AccountService(components, { source: { account: caller => this.escrow.account(caller) } })
+    )
+  }
+
+  get escrow (): Escrow {
+    if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
+    return this.running.escrow
+  }
+
+  get ledger (): Ledger {
+    if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
+    return this.running.ledger
   }
 
   override async start (): Promise<void> {
-    await super.start()
+    const privateKey = await this.files.loadOrCreateKey()
+    const settings = await this.files.settings()
+    const ledger = Ledger.open(this.files.ledgerFile)
+    const escrow = new Escrow({
+      peerId: this.components.peerId.toString(),
+      privateKey: this.components.privateKey,
+      key: new EscrowKey(privateKey),
+      ledger,
+      log: this.log,
+      ...settings,
+      refreshCrl: async () => this.refreshCrl({ signal: AbortSignal.timeout(10_000) })
+    })
+    this.running = { escrow, ledger }
+    try {
+      const credentials = await this.files.credentials()
+      if (credentials != null) {
+        escrow.setCredentials({ certificate: credentials.certificate, root: credentials.root, trust: new TrustStore(credentials.root) })
+        this.running.agency = credentials.agency
+      }
+      await super.start()
+    } catch (err) {
+      ledger.close()
+      this.running = undefined
+      throw err
+    }
     this.controller = new AbortController()
     setMaxListeners(Infinity, this.controller.signal)
+    this.log('escrow %s, %d-bit key, %s', escrow.ready ? 'enrolled' : 'not enrolled yet', new EscrowKey(privateKey).modulus.length * 8, settings.currency)
   }
 
   afterStart (): void {
-    this.schedule(0)
+    this.schedule(0, async signal => {
+      const result = await this.components.discovery.provide(escrowServiceCid(), { signal })
+      this.log(result.ok ? 'advertised escrow service' : 'escrow service not advertised yet: %s', result.error)
+      return result.ok ? this.advertiseIntervalMs : 2000
+    })
+    this.schedule(0, async signal => {
+      if (this.running?.agency == null) return this.crlRefreshMs
+      try {
+        await this.refreshCrl({ signal })
+        return this.crlRefreshMs
+      } catch (err: any) {
+        this.log('CRL refresh failed, retrying: %s', err.code ?? err.message)
+        return CRL_RETRY_MS
+      }
+    })
+    // holds that outlive their time go to the seller
+    this.schedule(1000, async () => {
+      const ended = this.running?.ledger.expireDue() ?? []
+      if (ended.length > 0) this.log('released %d expired holds to their sellers', ended.length)
+      return 1000
+    })
   }
 
   override async stop (): Promise<void> {
     this.controller?.abort()
-    clearTimeout(this.timer)
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
     await super.stop()
+    this.running?.ledger.close()
+    this.running = undefined
   }
 
-  /** Provide now; on failure (no DHT peers yet) retry soon, on success at the interval. */
-  private schedule (delayMs: number): void {
-    this.timer = setTimeout(() => {
+  /** Certifies this escrow's key with an agency (one-time code), then fetches its CRL */
+  async enroll (agency: string, code: string, options: AbortOptions = {}): Promise<{ certificate: string, root: string }> {
+    const privateKey = await this.files.loadOrCreateKey()
+    const csr = createCsr(privateKey, createPublicKey(privateKey), { commonName: this.components.peerId.toString(), organizationalUnit: ESCROW_UNIT })
+    const enrolled = await enrollWithAgency(this.components, multiaddr(agency), { code, csrs: { escrow: csr } }, options)
+    const certificate = enrolled.certificates.escrow
+    if (certificate == null) throw new EscrowNotReadyError('the agency issued no escrow certificate')
+    await this.files.saveCredentials({ certificate, root: enrolled.root, agency })
+    this.escrow.setCredentials({ certificate, root: enrolled.root, trust: new TrustStore(enrolled.root) })
+    this.running!.agency = agency
+    await this.refreshCrl(options)
+    return { certificate, root: enrolled.root }
+  }
+
+  /** Fetches the agency's current CRL into the trust store */
+  async refreshCrl (options: AbortOptions = {}): Promise<void> {
+    const agency = this.running?.agency
+    const trust = this.running?.escrow.trust
+    if (agency == null || trust == null) throw new EscrowNotReadyError('this escrow is not enrolled with an agency yet')
+    const crl = await fetchCrl(this.components, multiaddr(agency), trust, options)
+    this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())
+  }
+
+  /** Runs `task` after `delayMs`, then again after the delay it returns, until the role stops */
+  private schedule (delayMs: number, task: (signal: AbortSignal) => Promise<number>): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
       const signal = this.controller?.signal
       if (signal == null || signal.aborted) return
-      void this.components.discovery.provide(escrowServiceCid(), { signal }).then(result => {
-        this.log(result.ok ? 'advertised escrow service' : 'escrow service not advertised yet: %s', result.error)
-        this.schedule(result.ok ? this.advertiseIntervalMs : 2000)
+      void task(signal).then(next => { this.schedule(next, task) }, err => {
+        this.log.error('escrow task failed - %e', err)
+        this.schedule(CRL_RETRY_MS, task)
       })
     }, delayMs)
-    this.timer.unref()
+    timer.unref()
+    this.timers.add(timer)
   }
 }

@@ -1,12 +1,14 @@
 import type { Discovery } from '../discovery/discovery.ts'
 import type { RoleName } from '../config.ts'
 import type { Repo } from '../repo.ts'
-import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerId, PrivateKey, Startable } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 /** What a role is given: libp2p's components plus keyfair's own. */
 export interface RoleComponents {
   peerId: PeerId
+  /** the node's libp2p key: signs what the role answers (escrow answers, offers) */
+  privateKey: PrivateKey
   registrar: Registrar
   connectionManager: ConnectionManager
   logger: ComponentLogger

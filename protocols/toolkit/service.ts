@@ -1,3 +1,4 @@
+import { CryptoError } from '../../device/crypto/errors.ts'
 import { KeyfairError, isFramingError } from '../errors.ts'
 import { FrameStream } from './frames.ts'
 import type { FrameLimits } from './frames.ts'
@@ -29,7 +30,9 @@ export function serveFrames (log: Logger, limits: FrameLimits, handler: FrameHan
     try {
       await handler(frames, connection)
       await stream.close({ signal: AbortSignal.timeout(limits.readTimeoutMs) })
-    } catch (err: any) {
+    } catch (caught: any) {
+      // the device layer's typed errors (bad object, bad signature, certificate refused…) are refusals too
+      let err = caught instanceof CryptoError ? new KeyfairError(caught.message, caught.code, { cause: caught }) : caught
       if (err instanceof KeyfairError && !isFramingError(err) && stream.writeStatus === 'writable') {
         log('refusing %p: %s', connection.remotePeer, err.code)
         try {

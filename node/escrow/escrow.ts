@@ -1,0 +1,320 @@
+// The escrow's rules (DESIGN §4): who may buy a blind decryption, what it costs,
+// and how each hold ends. Protocol handlers parse frames and call this; every
+// refusal is a typed error thrown before anything is written.
+import { randomBytes } from 'node:crypto'
+import {
+  ChunkAuthError, ExponentError, bytesEqual, combineDeviceBound, combineShares, openOfferDeviceKey,
+  openVerifiedChunk, os2ip, priceExponent, rawPublic, unwrapShare, verifyChunk, verifyKeyCommitment
+} from '../../device/crypto/index.ts'
+import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
+import { contentIdOf, parseSignedDispute, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
+import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
+import { CrlStaleError } from '../../device/pki/index.ts'
+import {
+  BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
+  HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, UnknownPurchaseError, WrongAmountError
+} from './errors.ts'
+import type { Ledger, HoldRecord, Posting } from './ledger.ts'
+import type { EscrowKey } from './unblind.ts'
+import type { Dispute, Licence, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
+import type { Signed } from '../../device/objects/signed.ts'
+import type { TrustStore, VerifiedCertificate } from '../../device/pki/index.ts'
+import type { Logger, PrivateKey } from '@libp2p/interface'
+
+export const DEFAULT_HOLD_TTL_MS = 7 * 24 * 3600_000
+export const DEFAULT_CLOCK_WINDOW_MS = 5 * 60_000
+
+export interface EscrowCredentials {
+  certificate: string
+  root: string
+  trust: TrustStore
+}
+
+export interface EscrowInit {
+  peerId: string
+  /** the node's libp2p key: signs answers */
+  privateKey: PrivateKey
+  key: EscrowKey
+  ledger: Ledger
+  log: Logger
+  currency: string
+  holdTtlMs?: number
+  clockWindowMs?: number
+  now?: () => number
+  /** fetches a fresh CRL into the trust store (on a timer, and when the held one went stale) */
+  refreshCrl?: () => Promise<void>
+}
+
+export interface EscrowInfo {
+  v: 1
+  peer: string
+  n: Uint8Array
+  certificate: string
+  root: string
+  currency: string
+  holdTtlMs: number
+}
+
+export interface SettleResult {
+  v: 1
+  hold: string
+  purchase: string
+  state: 'released' | 'refunded'
+  /** false when the hold had already ended this way (a repeated receipt) */
+  ended: boolean
+  /** a dispute whose proof did not hold: the hold went to the seller */
+  refused: boolean
+  reason: string
+}
+
+export interface AccountStatement {
+  v: 1
+  account: string
+  balance: number
+  currency: string
+  holds: Array<{ hold: string, purchase: string, amount: number, state: string, expiresAt: number }>
+  postings: Posting[]
+}
+
+export class Escrow {
+  readonly peerId: string
+  private readonly init: EscrowInit
+  private readonly now: () => number
+  private credentials?: EscrowCredentials
+
+  constructor (init: EscrowInit) {
+    this.init = init
+    this.peerId = init.peerId
+    this.now = init.now ?? Date.now
+  }
+
+  get ready (): boolean {
+    return this.credentials != null
+  }
+
+  /** Certificates from enrollment: until then the escrow refuses requests */
+  setCredentials (credentials: EscrowCredentials): void {
+    this.credentials = credentials
+  }
+
+  get trust (): TrustStore | undefined {
+    return this.credentials?.trust
+  }
+
+  info (): EscrowInfo {
+    const c = this.requireCredentials()
+    return {
+      v: 1,
+      peer: this.peerId,
+      n: this.init.key.modulus,
+      certificate: c.certificate,
+      root: c.root,
+      currency: this.init.currency,
+      holdTtlMs: this.init.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
+    }
+  }
+
+  /**
+   * Answers a paid blind request with z = b^d_T, after every rule of DESIGN §4 holds.
+   * The hold and the signed answer are committed before the answer is returned.
+   */
+  async unblind (value: unknown, caller: string): Promise<Uint8Array> {
+    const request = parseSignedUnblindRequest(value)
+    const device = await this.verifyDevice(request)
+    const requestId = signedId(request).toString()
+    const paid = this.init.ledger.holdByPurchase(device.subjectCommonName, request.body.purchase)
+    if (paid != null && paid.request === requestId) return paid.answer
+    const { body } = request
+    const terms = body.offer.body.terms
+    if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)
+    if ((await verifyPeerSigned(body.offer, 'offer')) !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
+    const named = terms.escrows[body.j - 1]
+    if (named == null || named.peer !== this.peerId || !bytesEqual(named.n, this.init.key.modulus)) {
+      throw new NotNamedError(`the offer does not name this escrow (and its key) for share ${body.j}`)
+    }
+    const now = this.now()
+    if (terms.expiry <= now) throw new OfferExpiredError(`the offer expired at ${new Date(terms.expiry).toISOString()}`)
+    if (terms.currency !== this.init.currency) throw new CurrencyError(`this escrow settles ${this.init.currency}, not ${terms.currency}`)
+    if (body.amount !== terms.price) throw new WrongAmountError(`the request pays ${body.amount}, the offer's price per share is ${terms.price}`)
+    const window = this.init.clockWindowMs ?? DEFAULT_CLOCK_WINDOW_MS
+    if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${new Date(body.at).toISOString()}, outside ±${window / 1000} s of this escrow's clock`)
+    const b = os2ip(body.b)
+    if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
+
+    let z: Uint8Array
+    try {
+      z = this.init.key.unblind(body.b, terms)
+    } catch (err) {
+      if (err instanceof ExponentError) throw new ExponentRefusedError('the terms give an exponent this key cannot invert: the seller must change them')
+      throw err
+    }
+    const holdId = randomBytes(16).toString('hex')
+    const answerBody: UnblindAnswer = { v: 1, request: signedId(request), purchase: body.purchase, j: body.j, z, hold: holdId }
+    const answer = encodeObject(await signWithPeerKey('unblind-answer', answerBody, this.init.privateKey))
+    // the price moves into the hold in the transaction that stores the answer; the answer leaves after commit
+    const { hold, charged } = this.init.ledger.openHold({
+      id: holdId,
+      device: device.subjectCommonName,
+      purchase: body.purchase,
+      j: body.j,
+      buyer: body.buyer,
+      seller: terms.seller,
+      amount: terms.price,
+      offer: signedId(body.offer).toString(),
+      request: requestId,
+      requestBytes: encodeObject(request),
+      answer,
+      createdAt: now,
+      expiresAt: now + (this.init.holdTtlMs ?? DEFAULT_HOLD_TTL_MS)
+    })
+    this.init.log('%s hold %s: %d from %s for purchase %s share %d', charged ? 'opened' : 'replayed', hold.id, hold.amount, hold.buyer, hold.purchase, hold.j)
+    return hold.answer
+  }
+
+  /** A device-signed receipt releases the hold to the seller; a dispute is judged on its proof */
+  async settle (value: unknown): Promise<SettleResult> {
+    const kind = (value as { kind?: unknown } | null)?.kind
+    if (kind === 'receipt') return this.receipt(value)
+    if (kind === 'dispute') return this.dispute(value)
+    throw new BadDisputeError('settle takes a signed receipt or a signed dispute')
+  }
+
+  account (caller: string): AccountStatement {
+    const { ledger } = this.init
+    return {
+      v: 1,
+      account: caller,
+      balance: ledger.balance(caller),
+      currency: this.init.currency,
+      holds: ledger.holds({ buyer: caller, limit: 100 }).map(h => ({ hold: h.id, purchase: h.purchase, amount: h.amount, state: h.state, expiresAt: h.expiresAt })),
+      postings: ledger.postings({ account: caller, limit: 100 })
+    }
+  }
+
+  private async receipt (value: unknown): Promise<SettleResult> {
+    const receipt = parseSignedReceipt(value)
+    const device = await this.verifyDevice(receipt)
+    const hold = this.holdOf(device, receipt.body.purchase)
+    if (receipt.body.offer.toString() !== hold.offer) throw new BadDisputeError('the receipt names another offer than the purchase')
+    if (hold.state === 'refunded') throw new HoldEndedError(`hold ${hold.id} was refunded`)
+    const { ended } = this.init.ledger.endHold(hold.id, 'release', 'receipt', this.now())
+    return result(hold, 'released', ended, false, 'receipt')
+  }
+
+  private async dispute (value: unknown): Promise<SettleResult> {
+    const dispute = parseSignedDispute(value)
+    const device = await this.verifyDevice(dispute)
+    const hold = this.holdOf(device, dispute.body.purchase)
+    if (dispute.body.offer.toString() !== hold.offer) throw new BadDisputeError('the dispute names another offer than the purchase')
+    if (hold.state !== 'open') throw new HoldEndedError(`hold ${hold.id} has already ended (${hold.state})`)
+    const request = parseSignedUnblindRequest(decodeObject(hold.requestBytes))
+    const verdict = await this.judge(dispute.body, request, hold)
+    const end = verdict.sellerAtFault ? 'refund' : 'release'
+    const { ended, hold: after } = this.init.ledger.endHold(hold.id, end, `${dispute.body.reason} dispute: ${verdict.reason}`, this.now())
+    if (!ended) throw new HoldEndedError(`hold ${hold.id} has already ended (${after.state})`)
+    this.init.log('%s dispute on hold %s: %s', dispute.body.reason, hold.id, verdict.reason)
+    return result(hold, end === 'refund' ? 'refunded' : 'released', true, !verdict.sellerAtFault, verdict.reason)
+  }
+
+  /**
+   * Decides a dispute from its proof alone (DESIGN §4): refund only if this escrow's
+   * answer was wrong (fraud), the opened shares do not yield kc (key), or a chunk that
+   * matches the manifest fails under the committed key (chunk).
+   */
+  private async judge (dispute: Dispute, request: Signed<UnblindRequest>, hold: HoldRecord): Promise<{ sellerAtFault: boolean, reason: string }> {
+    const offer = request.body.offer
+    const terms = offer.body.terms
+    const eT = priceExponent(termsCid(terms).bytes)
+    if (dispute.reason === 'fraud') {
+      // our own stored answer is the one that counts, whatever the dispute carries
+      const answer = decodeObject(hold.answer) as Signed<UnblindAnswer>
+      const z = os2ip(answer.body.z)
+      const wrong = z >= this.init.key.n || rawPublic(z, eT, this.init.key.n) !== os2ip(request.body.b)
+      return wrong
+        ? { sellerAtFault: true, reason: 'this escrow\'s answer fails z^e_T = b: refunded' }
+        : { sellerAtFault: false, reason: 'this escrow\'s answer is correct' }
+    }
+    let licence: Signed<Licence> | undefined
+    if (dispute.licence != null) {
+      licence = parseSignedLicence(dispute.licence, terms)
+      if ((await verifyPeerSigned(licence, 'licence')) !== terms.seller || !licence.body.offer.equals(signedId(offer))) {
+        throw new BadDisputeError('the licence is not the seller\'s licence for this offer')
+      }
+      if (dispute.kDev == null) throw new BadDisputeError('a dispute over a device-bound licence opens K_dev')
+    }
+    const wrapped: WrappedShareRef[] = licence?.body.shares ?? offer.body.shares
+    const salt = licence?.body.salt ?? offer.body.salt
+    if (dispute.openings.length < terms.t) throw new BadDisputeError(`a ${dispute.reason} dispute opens at least ${terms.t} shares`)
+    const { manifest } = dispute
+    // the manifest's salt keys every share wrap, and its chunk hashes prove a chunk
+    if (manifest == null || !contentIdOf(manifest).equals(terms.content)) throw new BadDisputeError(`a ${dispute.reason} dispute carries the manifest of the offered content`)
+    const contentSalt = manifest.salt
+    const shares: Uint8Array[] = []
+    for (const opening of dispute.openings) {
+      const share = wrapped[opening.j - 1]
+      const escrow = terms.escrows[opening.j - 1]
+      if (share == null || escrow == null) throw new BadDisputeError(`the offer has no share ${opening.j}`)
+      const n = os2ip(escrow.n)
+      const x = os2ip(opening.x)
+      // an opening must be the KEM secret of that share: anyone can check x^e_T = c
+      if (x < 2n || x > n - 2n || rawPublic(x, eT, n) !== os2ip(share.c)) {
+        return { sellerAtFault: false, reason: `opening ${opening.j} is not the secret of share ${opening.j}` }
+      }
+      try {
+        shares.push(unwrapShare({ x, n, j: opening.j, dem: share.dem, contentSalt, offerSalt: salt }))
+      } catch {
+        return { sellerAtFault: true, reason: `share ${opening.j} does not unwrap under its own secret: refunded` }
+      }
+    }
+    let key: Uint8Array
+    try {
+      key = combineDeviceBound(combineShares(shares, terms.t), dispute.kDev ?? openOfferDeviceKey())
+    } catch {
+      return { sellerAtFault: true, reason: 'the shares do not combine to a key: refunded' }
+    }
+    if (!verifyKeyCommitment(key, offer.body.kc)) return { sellerAtFault: true, reason: 'the opened shares do not yield the committed key: refunded' }
+    if (dispute.reason === 'key') return { sellerAtFault: false, reason: 'the opened shares yield the committed key' }
+    const { chunk } = dispute
+    if (chunk == null) throw new BadDisputeError('a chunk dispute carries the chunk')
+    if (!verifyChunk(manifest, chunk.index, chunk.data)) return { sellerAtFault: false, reason: `chunk ${chunk.index} is not the manifest's chunk` }
+    try {
+      openVerifiedChunk(manifest, key, chunk.index, chunk.data)
+    } catch (err) {
+      if (err instanceof ChunkAuthError) return { sellerAtFault: true, reason: `chunk ${chunk.index} fails under the committed key: refunded` }
+      throw err
+    } finally {
+      key.fill(0)
+    }
+    return { sellerAtFault: false, reason: `chunk ${chunk.index} decrypts under the committed key` }
+  }
+
+  private holdOf (device: VerifiedCertificate, purchase: string): HoldRecord {
+    const hold = this.init.ledger.holdByPurchase(device.subjectCommonName, purchase)
+    if (hold == null) throw new UnknownPurchaseError(`no purchase ${purchase} from this device at this escrow`)
+    return hold
+  }
+
+  /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
+  private async verifyDevice (signed: Signed<unknown>): Promise<VerifiedCertificate> {
+    const { trust } = this.requireCredentials()
+    const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute'
+    const check = (): VerifiedCertificate => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }))
+    try {
+      return check()
+    } catch (err) {
+      if (!(err instanceof CrlStaleError) || this.init.refreshCrl == null) throw err
+      await this.init.refreshCrl()
+      return check()
+    }
+  }
+
+  private requireCredentials (): EscrowCredentials {
+    if (this.credentials == null) throw new EscrowNotReadyError('this escrow is not enrolled with an agency yet (keyfair escrow enroll)')
+    return this.credentials
+  }
+}
+
+function result (hold: HoldRecord, state: 'released' | 'refunded', ended: boolean, refused: boolean, reason: string): SettleResult {
+  return { v: 1, hold: hold.id, purchase: hold.purchase, state, ended, refused, reason }
+}
+

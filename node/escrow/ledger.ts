@@ -1,0 +1,352 @@
+// The escrow's double-entry ledger (DESIGN §4) on SQLite. Every change is one
+// IMMEDIATE transaction of balanced postings; holds are accounts of their own
+// (`hold:<id>`) that end exactly once. The world account `@world` is the other
+// side of deposits and withdrawals, so its balance is −(deposits − withdrawals)
+// and the sum over all accounts is always zero.
+import { openDatabase, transaction } from '../store/database.ts'
+import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
+import type { Migration } from '../store/database.ts'
+import type { DatabaseSync } from 'node:sqlite'
+
+export const WORLD = '@world'
+/** Largest balance or amount: integers stay exact in JS numbers and SQLite */
+export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER
+
+export const ledgerMigrations: Migration[] = [{
+  version: 1,
+  up: `
+    CREATE TABLE accounts (
+      id TEXT PRIMARY KEY,
+      balance INTEGER NOT NULL,
+      CHECK (id = '${WORLD}' OR id LIKE 'hold:%' OR balance >= 0)
+    );
+    CREATE TABLE entries (
+      id INTEGER PRIMARY KEY,
+      at INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('deposit', 'withdraw', 'hold', 'release', 'refund', 'expire')),
+      hold_id TEXT,
+      memo TEXT
+    );
+    CREATE TABLE postings (
+      entry_id INTEGER NOT NULL REFERENCES entries (id),
+      account TEXT NOT NULL,
+      amount INTEGER NOT NULL
+    );
+    CREATE INDEX postings_account ON postings (account);
+    CREATE INDEX postings_entry ON postings (entry_id);
+    CREATE TABLE holds (
+      id TEXT PRIMARY KEY,
+      device TEXT NOT NULL,
+      purchase TEXT NOT NULL,
+      j INTEGER NOT NULL,
+      buyer TEXT NOT NULL,
+      seller TEXT NOT NULL,
+      amount INTEGER NOT NULL CHECK (amount >= 0),
+      offer TEXT NOT NULL,
+      request TEXT NOT NULL,
+      request_bytes BLOB NOT NULL,
+      answer BLOB NOT NULL,
+      created_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('open', 'released', 'refunded')),
+      ended_at INTEGER,
+      end_entry INTEGER REFERENCES entries (id),
+      end_reason TEXT,
+      UNIQUE (device, purchase)
+    );
+    CREATE INDEX holds_open ON holds (state, expires_at);
+    CREATE INDEX holds_buyer ON holds (buyer);
+  `
+}]
+
+export type EntryKind = 'deposit' | 'withdraw' | 'hold' | 'release' | 'refund' | 'expire'
+export type HoldState = 'open' | 'released' | 'refunded'
+/** How a hold ends: to the seller (receipt, refused dispute), to the buyer (valid dispute, fraud proof), or by expiry */
+export type HoldEnd = 'release' | 'refund' | 'expire'
+
+export interface HoldRecord {
+  id: string
+  device: string
+  purchase: string
+  j: number
+  buyer: string
+  seller: string
+  amount: number
+  offer: string
+  /** CID of the signed request */
+  request: string
+  /** the signed request as received: a dispute is judged against its offer */
+  requestBytes: Uint8Array
+  /** the signed answer as sent: a retried request gets exactly it */
+  answer: Uint8Array
+  createdAt: number
+  expiresAt: number
+  state: HoldState
+  endedAt?: number
+  endReason?: string
+}
+
+export type NewHold = Omit<HoldRecord, 'state' | 'endedAt' | 'endReason'>
+
+export interface Posting {
+  entry: number
+  at: number
+  kind: EntryKind
+  account: string
+  amount: number
+  hold?: string
+  memo?: string
+}
+
+export interface OpenHoldResult {
+  hold: HoldRecord
+  /** false when the same request was already paid: its stored answer, no new charge */
+  charged: boolean
+}
+
+export interface EndHoldResult {
+  hold: HoldRecord
+  /** false when the hold had already ended (nothing written) */
+  ended: boolean
+}
+
+export interface AuditReport {
+  ok: boolean
+  violations: string[]
+  accounts: number
+  holds: { open: number, released: number, refunded: number }
+  deposits: number
+  withdrawals: number
+  /** sum of all non-world balances and open holds: must equal deposits − withdrawals */
+  held: number
+}
+
+export interface LedgerFilter {
+  account?: string
+  kind?: EntryKind
+  since?: number
+  limit?: number
+}
+
+export class Ledger {
+  private readonly db: DatabaseSync
+
+  constructor (db: DatabaseSync) {
+    this.db = db
+  }
+
+  static open (file: string): Ledger {
+    return new Ledger(openDatabase(file, ledgerMigrations))
+  }
+
+  close (): void {
+    this.db.close()
+  }
+
+  balance (account: string): number {
+    const row = this.db.prepare('SELECT balance FROM accounts WHERE id = ?').get(account) as { balance: number } | undefined
+    return row?.balance ?? 0
+  }
+
+  deposit (account: string, amount: number, memo?: string, now = Date.now()): number {
+    checkAmount(amount)
+    return transaction(this.db, () => {
+      if (this.balance(account) + amount > MAX_AMOUNT) throw new EscrowError(`balance of ${account} would exceed ${MAX_AMOUNT}`, 'ERR_AMOUNT')
+      this.post('deposit', now, [[WORLD, -amount], [account, amount]], undefined, memo)
+      return this.balance(account)
+    })
+  }
+
+  withdraw (account: string, amount: number, memo?: string, now = Date.now()): number {
+    checkAmount(amount)
+    return transaction(this.db, () => {
+      const balance = this.balance(account)
+      if (balance < amount) throw new InsufficientFundsError(account, balance, amount)
+      this.post('withdraw', now, [[account, -amount], [WORLD, amount]], undefined, memo)
+      return this.balance(account)
+    })
+  }
+
+  /**
+   * Records a paid request and moves its price from the buyer into a new hold,
+   * in one transaction. The same request under its purchase id returns the stored
+   * hold (and answer) without charging again; another request under it is refused.
+   */
+  openHold (hold: NewHold): OpenHoldResult {
+    checkAmount(hold.amount)
+    return transaction(this.db, () => {
+      const existing = this.holdByPurchase(hold.device, hold.purchase)
+      if (existing != null) {
+        if (existing.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
+        return { hold: existing, charged: false }
+      }
+      const balance = this.balance(hold.buyer)
+      if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+      this.db.prepare(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')`)
+        .run(hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, hold.requestBytes, hold.answer, hold.createdAt, hold.expiresAt)
+      this.post('hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+      return { hold: { ...hold, state: 'open' }, charged: true }
+    })
+  }
+
+  /** Ends an open hold once: release/expire pay the seller, refund pays the buyer */
+  endHold (id: string, end: HoldEnd, reason: string, now = Date.now()): EndHoldResult {
+    return transaction(this.db, () => this.endHoldInTransaction(id, end, reason, now))
+  }
+
+  /** Ends every open hold whose time has passed, each in its own transaction */
+  expireDue (now = Date.now(), limit = 1000): HoldRecord[] {
+    const due = this.db.prepare("SELECT id FROM holds WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?").all(now, limit) as Array<{ id: string }>
+    const ended: HoldRecord[] = []
+    for (const { id } of due) {
+      const result = this.endHold(id, 'expire', 'expired unanswered', now)
+      if (result.ended) ended.push(result.hold)
+    }
+    return ended
+  }
+
+  hold (id: string): HoldRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM holds WHERE id = ?').get(id)
+    return row == null ? undefined : toHold(row)
+  }
+
+  holdByPurchase (device: string, purchase: string): HoldRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM holds WHERE device = ? AND purchase = ?').get(device, purchase)
+    return row == null ? undefined : toHold(row)
+  }
+
+  holds (filter: { buyer?: string, state?: HoldState, limit?: number } = {}): HoldRecord[] {
+    const where: string[] = []
+    const args: Array<string | number> = []
+    if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
+    if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
+    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC LIMIT ?`
+    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toHold)
+  }
+
+  /** Postings, newest first, filterable by account, kind and time */
+  postings (filter: LedgerFilter = {}): Posting[] {
+    const where: string[] = []
+    const args: Array<string | number> = []
+    if (filter.account != null) { where.push('p.account = ?'); args.push(filter.account) }
+    if (filter.kind != null) { where.push('e.kind = ?'); args.push(filter.kind) }
+    if (filter.since != null) { where.push('e.at >= ?'); args.push(filter.since) }
+    const sql = `SELECT e.id AS entry, e.at, e.kind, e.hold_id, e.memo, p.account, p.amount FROM postings p JOIN entries e ON e.id = p.entry_id
+      ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY e.id DESC, p.rowid LIMIT ?`
+    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map((r: any) => {
+      const posting: Posting = { entry: r.entry, at: r.at, kind: r.kind, account: r.account, amount: r.amount }
+      if (r.hold_id != null) posting.hold = r.hold_id
+      if (r.memo != null) posting.memo = r.memo
+      return posting
+    })
+  }
+
+  /**
+   * Checks the invariants: every entry balances, every balance is the sum of its
+   * postings, no account is negative, every hold is open or ended exactly once,
+   * and money is conserved (balances + open holds = deposits − withdrawals).
+   */
+  audit (): AuditReport {
+    const violations: string[] = []
+    const q = <T>(sql: string, ...args: Array<string | number>): T[] => this.db.prepare(sql).all(...args) as T[]
+    for (const r of q<{ entry_id: number, total: number }>('SELECT entry_id, SUM(amount) AS total FROM postings GROUP BY entry_id HAVING total != 0')) {
+      violations.push(`entry ${r.entry_id} does not balance (sum ${r.total})`)
+    }
+    for (const r of q<{ id: number }>('SELECT e.id FROM entries e LEFT JOIN postings p ON p.entry_id = e.id WHERE p.entry_id IS NULL')) {
+      violations.push(`entry ${r.id} has no postings`)
+    }
+    for (const r of q<{ id: string, balance: number, total: number }>(`SELECT a.id, a.balance, COALESCE((SELECT SUM(amount) FROM postings WHERE account = a.id), 0) AS total
+      FROM accounts a WHERE a.balance != COALESCE((SELECT SUM(amount) FROM postings WHERE account = a.id), 0)`)) {
+      violations.push(`account ${r.id} holds ${r.balance} but its postings sum to ${r.total}`)
+    }
+    for (const r of q<{ account: string }>('SELECT DISTINCT account FROM postings WHERE account NOT IN (SELECT id FROM accounts)')) {
+      violations.push(`postings to unknown account ${r.account}`)
+    }
+    for (const r of q<{ id: string, balance: number }>(`SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND balance < 0`)) {
+      violations.push(`account ${r.id} is negative (${r.balance})`)
+    }
+    const holds = q<{ id: string, amount: number, state: string, balance: number | null, opened: number, ends: number }>(`
+      SELECT h.id, h.amount, h.state,
+        (SELECT balance FROM accounts WHERE id = 'hold:' || h.id) AS balance,
+        (SELECT COUNT(*) FROM entries WHERE hold_id = h.id AND kind = 'hold') AS opened,
+        (SELECT COUNT(*) FROM entries WHERE hold_id = h.id AND kind IN ('release', 'refund', 'expire')) AS ends
+      FROM holds h`)
+    const counts = { open: 0, released: 0, refunded: 0 }
+    let openHeld = 0
+    for (const h of holds) {
+      counts[h.state as HoldState]++
+      const expected = h.state === 'open' ? h.amount : 0
+      if ((h.balance ?? 0) !== expected) violations.push(`hold ${h.id} (${h.state}) holds ${h.balance ?? 0}, expected ${expected}`)
+      if (h.opened !== 1) violations.push(`hold ${h.id} was opened ${h.opened} times`)
+      if (h.ends !== (h.state === 'open' ? 0 : 1)) violations.push(`hold ${h.id} (${h.state}) has ${h.ends} endings`)
+      if (h.state === 'open') openHeld += h.amount
+    }
+    const sum = (kind: EntryKind): number => (q<{ total: number | null }>(`SELECT SUM(p.amount) AS total FROM postings p JOIN entries e ON e.id = p.entry_id
+      WHERE e.kind = ? AND p.account != '${WORLD}'`, kind)[0]?.total ?? 0)
+    const deposits = sum('deposit')
+    const withdrawals = -sum('withdraw')
+    const balances = q<{ total: number | null }>(`SELECT SUM(balance) AS total FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`)[0]?.total ?? 0
+    const held = balances + openHeld
+    if (held !== deposits - withdrawals) violations.push(`balances and open holds sum to ${held}, deposits − withdrawals is ${deposits - withdrawals}`)
+    if (this.balance(WORLD) !== -(deposits - withdrawals)) violations.push(`world account is ${this.balance(WORLD)}, expected ${-(deposits - withdrawals)}`)
+    return { ok: violations.length === 0, violations, accounts: q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`)[0]?.n ?? 0, holds: counts, deposits, withdrawals, held }
+  }
+
+  private endHoldInTransaction (id: string, end: HoldEnd, reason: string, now: number): EndHoldResult {
+    const hold = this.hold(id)
+    if (hold == null) throw new EscrowError(`no hold ${id}`, 'ERR_UNKNOWN_HOLD')
+    if (hold.state !== 'open') return { hold, ended: false }
+    const to = end === 'refund' ? hold.buyer : hold.seller
+    const entry = this.post(end, now, [[holdAccount(id), -hold.amount], [to, hold.amount]], id, reason)
+    const state: HoldState = end === 'refund' ? 'refunded' : 'released'
+    const changed = this.db.prepare("UPDATE holds SET state = ?, ended_at = ?, end_entry = ?, end_reason = ? WHERE id = ? AND state = 'open'")
+      .run(state, now, entry, reason, id)
+    // the row was open when read inside this same transaction
+    if (changed.changes !== 1) throw new EscrowError(`hold ${id} changed under its transaction`, 'ERR_LEDGER')
+    return { hold: { ...hold, state, endedAt: now, endReason: reason }, ended: true }
+  }
+
+  /** One balanced entry; call inside a transaction */
+  private post (kind: EntryKind, at: number, postings: Array<[string, number]>, hold?: string, memo?: string): number {
+    if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
+    const entry = Number(this.db.prepare('INSERT INTO entries (at, kind, hold_id, memo) VALUES (?, ?, ?, ?)').run(at, kind, hold ?? null, memo ?? null).lastInsertRowid)
+    const insert = this.db.prepare('INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)')
+    const upsert = this.db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance')
+    for (const [account, amount] of postings) {
+      insert.run(entry, account, amount)
+      upsert.run(account, amount)
+    }
+    return entry
+  }
+}
+
+export function holdAccount (id: string): string {
+  return `hold:${id}`
+}
+
+function checkAmount (amount: number): void {
+  if (!Number.isSafeInteger(amount) || amount < 0) throw new EscrowError('amount must be a whole number of minor units, 0 or more', 'ERR_AMOUNT')
+}
+
+function toHold (r: any): HoldRecord {
+  const hold: HoldRecord = {
+    id: r.id,
+    device: r.device,
+    purchase: r.purchase,
+    j: r.j,
+    buyer: r.buyer,
+    seller: r.seller,
+    amount: r.amount,
+    offer: r.offer,
+    request: r.request,
+    requestBytes: new Uint8Array(r.request_bytes),
+    answer: new Uint8Array(r.answer),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    state: r.state
+  }
+  if (r.ended_at != null) hold.endedAt = r.ended_at
+  if (r.end_reason != null) hold.endReason = r.end_reason
+  return hold
+}

@@ -1,0 +1,107 @@
+// An escrow's files in `<repo>/escrow/`: its RSA key (PKCS#8 PEM, 0600), the
+// certificate and agency root from enrollment, the agency's address (for CRL
+// refreshes), its settings, and `ledger.db`.
+import { createPrivateKey, generateKeyPair } from 'node:crypto'
+import { mkdir, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { writeFileAtomic } from '../../device/store/files.ts'
+import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
+import { BadConfigError, InsecureFileError } from '../errors.ts'
+import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS } from './escrow.ts'
+import type { KeyObject } from 'node:crypto'
+
+export const DEFAULT_ESCROW_BITS = 3072
+
+export interface EscrowSettings {
+  currency: string
+  holdTtlMs: number
+  clockWindowMs: number
+}
+
+export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS }
+
+export interface EscrowCredentialFiles {
+  certificate: string
+  root: string
+  /** the agency's multiaddr, for CRL refreshes */
+  agency: string
+}
+
+export class EscrowFiles {
+  readonly dir: string
+
+  constructor (repoPath: string) {
+    this.dir = join(repoPath, 'escrow')
+  }
+
+  get keyFile (): string { return join(this.dir, 'escrow.key') }
+  get ledgerFile (): string { return join(this.dir, 'ledger.db') }
+  private get settingsFile (): string { return join(this.dir, 'settings.json') }
+  private get credentialsFile (): string { return join(this.dir, 'credentials.json') }
+
+  async hasKey (): Promise<boolean> {
+    return exists(this.keyFile)
+  }
+
+  /** Creates the escrow's key and settings (`keyfair escrow init`); refuses if a key exists */
+  async init (options: { bits?: number, settings?: Partial<EscrowSettings> } = {}): Promise<KeyObject> {
+    if (await this.hasKey()) throw new BadConfigError(`an escrow key already exists in ${this.dir}`)
+    const settings = validateSettings({ ...DEFAULT_ESCROW_SETTINGS, ...options.settings })
+    const bits = options.bits ?? DEFAULT_ESCROW_BITS
+    if (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) throw new BadConfigError(`escrow key bits must be ${MIN_RSA_BITS}..${MAX_RSA_BITS}`)
+    const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: bits })
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await writeFileAtomic(this.settingsFile, JSON.stringify(settings, null, 2) + '\n', 0o644)
+    await writeFileAtomic(this.keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600)
+    return privateKey
+  }
+
+  /** The key, created with default settings on first start */
+  async loadOrCreateKey (): Promise<KeyObject> {
+    if (!(await this.hasKey())) return this.init()
+    const info = await stat(this.keyFile)
+    if ((info.mode & 0o077) !== 0) throw new InsecureFileError(this.keyFile, info.mode)
+    return createPrivateKey(await readFile(this.keyFile))
+  }
+
+  async settings (): Promise<EscrowSettings> {
+    try {
+      return validateSettings({ ...DEFAULT_ESCROW_SETTINGS, ...JSON.parse(await readFile(this.settingsFile, 'utf8')) })
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return DEFAULT_ESCROW_SETTINGS
+      if (err instanceof SyntaxError) throw new BadConfigError(`${this.settingsFile} is not valid JSON`)
+      throw err
+    }
+  }
+
+  async credentials (): Promise<EscrowCredentialFiles | undefined> {
+    try {
+      return JSON.parse(await readFile(this.credentialsFile, 'utf8'))
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async saveCredentials (credentials: EscrowCredentialFiles): Promise<void> {
+    await writeFileAtomic(this.credentialsFile, JSON.stringify(credentials, null, 2) + '\n', 0o644)
+  }
+}
+
+function validateSettings (s: EscrowSettings): EscrowSettings {
+  if (typeof s.currency !== 'string' || !/^[A-Z0-9]{1,12}$/.test(s.currency)) throw new BadConfigError('escrow currency must be 1..12 of A-Z, 0-9 (e.g. EUR)')
+  if (!Number.isSafeInteger(s.holdTtlMs) || s.holdTtlMs < 1000) throw new BadConfigError('hold lifetime must be at least 1 s')
+  if (!Number.isSafeInteger(s.clockWindowMs) || s.clockWindowMs < 1000) throw new BadConfigError('clock window must be at least 1 s')
+  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs }
+}
+
+async function exists (file: string): Promise<boolean> {
+  try {
+    await stat(file)
+    return true
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return false
+    throw err
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * /keyfair/escrow/account/1.0.0 (DESIGN §3): the caller's own account at this
+ * escrow, named by its authenticated peer id: balance, holds and recent postings.
+ */
+import { FramedService, expectArray, expectRecord, expectString, expectUint, withFrames } from '../toolkit/index.ts'
+import { BadMessageError } from '../errors.ts'
+import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
+import type { AbortOptions, Connection, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export const ACCOUNT_PROTOCOL = '/keyfair/escrow/account/1.0.0'
+
+export const ACCOUNT_LIMITS: ProtocolLimits = {
+  maxFrameBytes: 256 * 1024,
+  readTimeoutMs: 10_000,
+  maxInboundStreams: 32,
+  maxOutboundStreams: 16
+}
+
+export interface AccountAnswer {
+  v: 1
+  account: string
+  balance: number
+  currency: string
+  holds: Array<{ hold: string, purchase: string, amount: number, state: string, expiresAt: number }>
+  postings: Array<{ entry: number, at: number, kind: string, account: string, amount: number, hold?: string, memo?: string }>
+}
+
+export interface AccountSource {
+  account: (caller: string) => AccountAnswer
+}
+
+export class AccountService extends FramedService {
+  readonly protocol = ACCOUNT_PROTOCOL
+  private readonly source: AccountSource
+
+  constructor (components: FramedServiceComponents, init: { source: AccountSource, limits?: Partial<ProtocolLimits> }) {
+    super(components, 'keyfair:escrow:account', { ...ACCOUNT_LIMITS, ...init.limits })
+    this.source = init.source
+  }
+
+  protected async handle (frames: FrameStream, connection: Connection): Promise<void> {
+    const message = expectRecord(await frames.readMessage())
+    if (message.v !== 1) throw new BadMessageError('unsupported version')
+    await frames.writeMessage(this.source.account(connection.remotePeer.toString()))
+  }
+}
+
+export async function requestAccount (components: { connectionManager: StreamOpener }, escrow: PeerId | Multiaddr | Multiaddr[], options: AbortOptions = {}): Promise<AccountAnswer> {
+  return withFrames(components.connectionManager, escrow, ACCOUNT_PROTOCOL, ACCOUNT_LIMITS, async frames => {
+    await frames.writeMessage({ v: 1 }, options)
+    const a = expectRecord(await frames.readMessage(options), 'account')
+    return {
+      v: 1,
+      account: expectString(a.account, 'account', 128),
+      balance: expectUint(a.balance, 'balance'),
+      currency: expectString(a.currency, 'currency', 12),
+      holds: expectArray(a.holds, 'holds', 100) as AccountAnswer['holds'],
+      postings: expectArray(a.postings, 'postings', 100) as AccountAnswer['postings']
+    }
+  }, options)
+}
