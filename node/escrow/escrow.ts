@@ -41,6 +41,11 @@ export interface EscrowInit {
   holdTtlMs?: number
   clockWindowMs?: number
   now?: () => number
+  /**
+   * Adversarial testing only: answer with the exponent of other terms, as a faulty
+   * or cheating escrow would. Buyers' devices catch it and claim a refund by fraud proof.
+   */
+  faultyAnswers?: boolean
   /** fetches a fresh CRL into the trust store (on a timer, and when the held one went stale) */
   refreshCrl?: () => Promise<void>
 }
@@ -143,7 +148,7 @@ export class Escrow {
 
     let z: Uint8Array
     try {
-      z = this.init.key.unblind(body.b, terms)
+      z = this.init.key.unblind(body.b, this.init.faultyAnswers === true ? { ...terms, price: terms.price + 1 } : terms)
     } catch (err) {
       if (err instanceof ExponentError) throw new ExponentRefusedError('the terms give an exponent this key cannot invert: the seller must change them')
       throw err

@@ -312,10 +312,13 @@ export class Ledger {
     if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
     const entry = Number(this.db.prepare('INSERT INTO entries (at, kind, hold_id, memo) VALUES (?, ?, ?, ?)').run(at, kind, hold ?? null, memo ?? null).lastInsertRowid)
     const insert = this.db.prepare('INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)')
-    const upsert = this.db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance')
+    // create at 0, then add: the CHECK on balances sees only the resulting balance
+    const create = this.db.prepare('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, 0)')
+    const add = this.db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ?')
     for (const [account, amount] of postings) {
       insert.run(entry, account, amount)
-      upsert.run(account, amount)
+      create.run(account)
+      add.run(amount, account)
     }
     return entry
   }

@@ -17,9 +17,11 @@ export interface EscrowSettings {
   currency: string
   holdTtlMs: number
   clockWindowMs: number
+  /** adversarial testing only: wrong answers (see Escrow) */
+  faultyAnswers: boolean
 }
 
-export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS }
+export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false }
 
 export interface EscrowCredentialFiles {
   certificate: string
@@ -93,7 +95,8 @@ function validateSettings (s: EscrowSettings): EscrowSettings {
   if (typeof s.currency !== 'string' || !/^[A-Z0-9]{1,12}$/.test(s.currency)) throw new BadConfigError('escrow currency must be 1..12 of A-Z, 0-9 (e.g. EUR)')
   if (!Number.isSafeInteger(s.holdTtlMs) || s.holdTtlMs < 1000) throw new BadConfigError('hold lifetime must be at least 1 s')
   if (!Number.isSafeInteger(s.clockWindowMs) || s.clockWindowMs < 1000) throw new BadConfigError('clock window must be at least 1 s')
-  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs }
+  if (typeof s.faultyAnswers !== 'boolean') throw new BadConfigError('faultyAnswers must be true or false')
+  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers }
 }
 
 async function exists (file: string): Promise<boolean> {

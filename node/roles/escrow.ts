@@ -93,6 +93,7 @@ export class EscrowRole extends Role {
     this.controller = new AbortController()
     setMaxListeners(Infinity, this.controller.signal)
     this.log('escrow %s, %d-bit key, %s', escrow.ready ? 'enrolled' : 'not enrolled yet', new EscrowKey(privateKey).modulus.length * 8, settings.currency)
+    if (settings.faultyAnswers) this.log.error('faultyAnswers is on: this escrow answers wrongly on purpose (adversarial testing only)')
   }
 
   afterStart (): void {
