@@ -9,6 +9,7 @@
  *   C1 content encryption (chunked AES-256-GCM + manifest) vs raw node:crypto AES-256-GCM
  *   C2 content decryption (hash check + GCM, in order) vs raw node:crypto AES-256-GCM
  *   C3 one blind → escrow private op → unblind → check round vs one raw RSA private op, 3072 bits
+ *   E1 escrow unblind requests/s in-process (checks, d_T op, signed answer, commit) vs raw private ops/s, 3072 bits
  *   D1 keyword search (Discovery, 20 nodes) vs bare kad-dht findProviders of the same CID
  */
 import { createCipheriv, createDecipheriv, generateKeyPairSync, privateDecrypt, constants as cryptoConstants, randomBytes } from 'node:crypto'
@@ -20,6 +21,19 @@ import {
   blind, checkUnblinded, decryptContent, encryptContent, escrowKeyForTerms, generateContentSecrets,
   i2ospMod, priceExponent, rawPrivate, rawPublic, rsaPrivateParams, unblind
 } from '../device/crypto/index.ts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { decodeObject, encodeObject } from '../device/objects/codec.ts'
+import { contentIdOf, parseSignedUnblindRequest } from '../device/objects/market.ts'
+import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../device/objects/signed.ts'
+import { DEVICE_UNIT, TrustStore, inspectCsr } from '../device/pki/index.ts'
+import { certificateSubject, decodePem } from '../device/pki/der.ts'
+import { SoftDevice } from '../device/soft-device.ts'
+import { KeyStore } from '../device/store/keystore.ts'
+import { buildCrl, createRootCertificate, issueCertificate, keyIdentifierOf } from '../node/agency/x509.ts'
+import { Escrow } from '../node/escrow/escrow.ts'
+import { Ledger } from '../node/escrow/ledger.ts'
+import { EscrowKey } from '../node/escrow/unblind.ts'
+import { createOffer } from '../node/seller/offers.ts'
 import { AnnouncementStore, announcementMigrations } from '../node/discovery/announcements.ts'
 import { Discovery } from '../node/discovery/discovery.ts'
 import { keywordCid } from '../node/discovery/keywords.ts'
@@ -254,9 +268,104 @@ async function benchSearch (): Promise<Row> {
   }
 }
 
+/**
+ * E1: escrow unblind requests/s in-process at 3072 bits (device certificate + PSS check,
+ * offer signature, rules, d_T private op, signed answer, hold committed with fsync) vs raw
+ * node:crypto private ops/s with the same key size. Prints where the time goes.
+ */
+async function benchEscrow (): Promise<Row> {
+  const { mkdtemp, rm } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = await mkdtemp(join(tmpdir(), 'keyfair-bench-escrow-'))
+  const batch = quick ? 20 : 100
+  const repeats = quick ? 2 : 3
+  const ledger = Ledger.open(join(dir, 'ledger.db'))
+  try {
+    // an agency root, and a device it certified
+    const root = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const validity = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000) }
+    const rootPem = createRootCertificate(root.privateKey, root.publicKey, { commonName: 'bench agency' }, validity)
+    const issuer = { privateKey: root.privateKey, subject: certificateSubject(decodePem(rootPem, 'CERTIFICATE')!), keyIdentifier: keyIdentifierOf(root.publicKey) }
+    const device = new SoftDevice({ store: new KeyStore(join(dir, 'device')) })
+    await device.initialise({ passphrase: 'bench passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
+    const csrs = await device.certificateRequests()
+    const names = { commonName: csrs.deviceId, organizationalUnit: DEVICE_UNIT }
+    await device.installCertificates({
+      signing: issueCertificate(issuer, inspectCsr(csrs.signing).publicKey, names, 'device-signing', validity),
+      encryption: issueCertificate(issuer, inspectCsr(csrs.encryption).publicKey, names, 'device-encryption', validity),
+      root: rootPem
+    })
+    const trust = new TrustStore(rootPem)
+    trust.setCrl(buildCrl(issuer, { number: 1, thisUpdate: new Date(Date.now() - 1000), nextUpdate: new Date(Date.now() + 3_600_000), revoked: [] }))
+    // the escrow, a seller and an offer naming the escrow
+    const { privateKey: rsa } = generateKeyPairSync('rsa', { modulusLength: 3072 })
+    const key = new EscrowKey(rsa)
+    const escrowPeerKey = await generateKeyPair('Ed25519')
+    const sellerKey = await generateKeyPair('Ed25519')
+    const buyer = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const escrow = new Escrow({ peerId: peerIdFromPrivateKey(escrowPeerKey).toString(), privateKey: escrowPeerKey, key, ledger, log: logger('keyfair:bench:escrow'), currency: 'EUR' })
+    escrow.setCredentials({ certificate: '', root: rootPem, trust })
+    ledger.deposit(buyer, 1_000_000)
+    const secrets = generateContentSecrets()
+    const encryption = encryptContent([new Uint8Array(1000)], secrets)
+    for await (const _ of encryption) {}
+    const manifest = encryption.manifest()
+    const offer = await createOffer({
+      sellerKey,
+      terms: { content: contentIdOf(manifest), price: 1, currency: 'EUR', escrows: [{ peer: escrow.peerId, n: key.modulus }], t: 1, expiry: Date.now() + 3_600_000 },
+      title: 'bench', tags: [], key: secrets.key, contentSalt: secrets.salt, open: true
+    })
+    const offerBytes = encodeObject(offer)
+    const manifestBytes = encodeObject(manifest)
+    const requests = async (count: number): Promise<unknown[]> => {
+      const out: unknown[] = []
+      for (let i = 0; i < count; i++) {
+        const p = await device.beginPurchase({ offer: offerBytes, manifest: manifestBytes, buyer })
+        out.push(decodeObject((await device.requestShare({ purchase: p.purchase, j: 1 })).request))
+      }
+      return out
+    }
+    const input = i2ospMod(BigInt('0x' + randomBytes(300).toString('hex')) % key.n, key.n)
+    const raw = async (): Promise<number> => {
+      const t0 = performance.now()
+      for (let i = 0; i < batch; i++) privateDecrypt({ key: rsa, padding: cryptoConstants.RSA_NO_PADDING }, input)
+      return batch / ((performance.now() - t0) / 1000)
+    }
+    const pending = await requests(batch * repeats + 20)
+    const unblind = async (): Promise<number> => {
+      const mine = pending.splice(0, batch)
+      const t0 = performance.now()
+      for (const request of mine) await escrow.unblind(request, buyer)
+      return batch / ((performance.now() - t0) / 1000)
+    }
+    const samples = await paired(repeats, unblind, raw)
+    // where the time goes, on the 20 requests left
+    const rest = pending.map(r => parseSignedUnblindRequest(r))
+    const time = async (f: (r: (typeof rest)[number]) => unknown): Promise<number> => {
+      const t0 = performance.now()
+      for (const r of rest) await f(r)
+      return (performance.now() - t0) / rest.length
+    }
+    const parts = {
+      deviceCheck: await time(r => verifyDeviceSigned(r, 'unblind-request', der => trust.verify(der, { purpose: 'device-signing' }))),
+      offerCheck: await time(async r => verifyPeerSigned(r.body.offer, 'offer')),
+      privateOp: await time(r => key.unblind(r.body.b, r.body.offer.body.terms)),
+      signAnswer: await time(async r => signWithPeerKey('unblind-answer', { v: 1, request: signedId(r), purchase: r.body.purchase, j: 1, z: r.body.b, hold: 'x' }, escrowPeerKey)),
+      ledgerCommit: await time(() => { ledger.deposit(buyer, 1) })
+    }
+    process.stderr.write(`bench: E1 per request (ms): ${Object.entries(parts).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}\n`)
+    const result = row('E1', 'escrow unblind, in-process, 3072-bit, with checks and commit', 'req/s', samples, true)
+    return { ...result, breakdownMs: parts } as Row
+  } finally {
+    ledger.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 const started = Date.now()
 const rows: Row[] = []
-for (const bench of [benchFrames, benchContent, benchBlind, benchSearch]) {
+for (const bench of [benchFrames, benchContent, benchBlind, benchEscrow, benchSearch]) {
   const result = await bench()
   rows.push(...(Array.isArray(result) ? result : [result]))
   const last = rows.at(-1)!

@@ -6,7 +6,7 @@ import {
   ChunkAuthError, ExponentError, bytesEqual, combineDeviceBound, combineShares, openOfferDeviceKey,
   openVerifiedChunk, os2ip, priceExponent, rawPublic, unwrapShare, verifyChunk, verifyKeyCommitment
 } from '../../device/crypto/index.ts'
-import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
+import { cidOfBytes, decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { contentIdOf, parseSignedDispute, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
@@ -126,7 +126,10 @@ export class Escrow {
   async unblind (value: unknown, caller: string): Promise<Uint8Array> {
     const request = parseSignedUnblindRequest(value)
     const device = await this.verifyDevice(request)
-    const requestId = signedId(request).toString()
+    // one encoding of the request: its CID names it, its bytes are kept with the hold
+    const requestBytes = encodeObject(request)
+    const requestCid = cidOfBytes(requestBytes)
+    const requestId = requestCid.toString()
     const paid = this.init.ledger.holdByPurchase(device.subjectCommonName, request.body.purchase)
     if (paid != null && paid.request === requestId) return paid.answer
     const { body } = request
@@ -154,7 +157,7 @@ export class Escrow {
       throw err
     }
     const holdId = randomBytes(16).toString('hex')
-    const answerBody: UnblindAnswer = { v: 1, request: signedId(request), purchase: body.purchase, j: body.j, z, hold: holdId }
+    const answerBody: UnblindAnswer = { v: 1, request: requestCid, purchase: body.purchase, j: body.j, z, hold: holdId }
     const answer = encodeObject(await signWithPeerKey('unblind-answer', answerBody, this.init.privateKey))
     // the price moves into the hold in the transaction that stores the answer; the answer leaves after commit
     const { hold, charged } = this.init.ledger.openHold({
@@ -167,7 +170,7 @@ export class Escrow {
       amount: terms.price,
       offer: signedId(body.offer).toString(),
       request: requestId,
-      requestBytes: encodeObject(request),
+      requestBytes,
       answer,
       createdAt: now,
       expiresAt: now + (this.init.holdTtlMs ?? DEFAULT_HOLD_TTL_MS)
