@@ -17,7 +17,11 @@ import { encryptWork } from '../helpers/market.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { createTestAgency } from '../helpers/test-agency.ts'
 import { waitFor } from '../helpers/nodes.ts'
-import { X509Certificate } from 'node:crypto'
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
+import { agencyPaths } from '../../node/agency/agency.ts'
+import { issueCertificate, keyIdentifierOf } from '../../node/agency/x509.ts'
+import { certificateSubject, decodePem } from '../../device/pki/der.ts'
+import { DEVICE_UNIT } from '../../device/pki/index.ts'
 import { readFile } from 'node:fs/promises'
 import { os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
 import { termsCid } from '../../device/objects/market.ts'
@@ -168,6 +172,15 @@ describe('escrow over real libp2p', function () {
     const strangerCert = new Uint8Array(new X509Certificate(stranger.issueDevice(csrs).signing).raw)
     const foreign = encodeObject(signWithDeviceKey('unblind-request', tampered.body, signingKey, strangerCert))
     await assert.rejects(send(foreign), { code: 'ERR_CERT_UNTRUSTED' })
+    // a certificate of the right agency for this very device, but expired yesterday
+    const paths = agencyPaths(join(world.dir, 'agency'))
+    const rootPem = await readFile(paths.certificate, 'utf8')
+    const rootKey = createPrivateKey(await readFile(paths.key))
+    const issuer = { privateKey: rootKey, subject: certificateSubject(decodePem(rootPem, 'CERTIFICATE')!), keyIdentifier: keyIdentifierOf(createPublicKey(rootKey)) }
+    const lapsed = issueCertificate(issuer, createPublicKey(signingKey), { commonName: d.deviceId, organizationalUnit: DEVICE_UNIT }, 'device-signing',
+      { notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) })
+    const expiredCert = encodeObject(signWithDeviceKey('unblind-request', tampered.body, signingKey, new Uint8Array(new X509Certificate(lapsed).raw)))
+    await assert.rejects(send(expiredCert), { code: 'ERR_CERT_EXPIRED' })
     const unblinded = encodeObject({ ...tampered, body: { ...tampered.body, b: offer.body.shares[0]!.c } })
     await assert.rejects(send(unblinded), { code: 'ERR_BAD_SIGNATURE' })
     assert.deepEqual(ledgerState(escrow.role), before)
