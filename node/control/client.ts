@@ -1,6 +1,6 @@
 import { KeyfairError } from '../../protocols/errors.ts'
 import { NodeNotRunningError, UnauthorizedError } from '../errors.ts'
-import { API_PREFIX } from './server.ts'
+import { API_PREFIX, NDJSON } from './server.ts'
 import { isProcessAlive } from '../repo.ts'
 import type { Repo } from '../repo.ts'
 
@@ -20,7 +20,44 @@ export class ControlClient {
     this.repo = repo
   }
 
+  /** Like `call`, with the node's progress events as they come (a long `buy`, a `publish`) */
+  async stream<T = any> (endpoint: string, body: unknown, onProgress: (event: any) => void, options: CallOptions = {}): Promise<T> {
+    const res = await this.request(endpoint, body, options, NDJSON)
+    if (!res.ok || res.headers.get('content-type') !== NDJSON) return this.answer<T>(res)
+    let buffered = ''
+    const decoder = new TextDecoder()
+    for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(piece, { stream: true })
+      let newline: number
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffered.slice(0, newline))
+        buffered = buffered.slice(newline + 1)
+        if ('progress' in line) onProgress(line.progress)
+        else if ('result' in line) return line.result as T
+        else throw this.failure(line, res.status)
+      }
+    }
+    throw new ControlApiError('the node ended the answer early', 'ERR_TRUNCATED_ANSWER')
+  }
+
   async call<T = any> (endpoint: string, body: unknown = {}, options: CallOptions = {}): Promise<T> {
+    return this.answer<T>(await this.request(endpoint, body, options))
+  }
+
+  private async answer<T> (res: Response): Promise<T> {
+    const value: any = await res.json().catch(() => ({}))
+    if (res.ok) return value as T
+    throw this.failure(value, res.status)
+  }
+
+  private failure (value: any, status: number): Error {
+    const code = typeof value?.error?.code === 'string' ? value.error.code : 'ERR_HTTP_' + status
+    const message = typeof value?.error?.message === 'string' ? value.error.message : `control API answered ${status}`
+    if (code === UnauthorizedError.code) return new UnauthorizedError(`${message} (token file: ${this.repo.tokenFile})`)
+    return new ControlApiError(message, code)
+  }
+
+  private async request (endpoint: string, body: unknown, options: CallOptions, accept?: string): Promise<Response> {
     await this.repo.assertInitialised()
     const api = await this.repo.readApiEndpoint()
     // a node killed with SIGKILL leaves its api file behind
@@ -32,7 +69,7 @@ export class ControlClient {
     try {
       res = await fetch(`${api.url}${API_PREFIX}${endpoint}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(accept != null ? { accept } : {}) },
         body: JSON.stringify(body),
         signal: AbortSignal.any(signals)
       })
@@ -41,11 +78,6 @@ export class ControlClient {
       if (err?.cause?.code === 'ECONNREFUSED' || err?.cause?.code === 'ECONNRESET') throw new NodeNotRunningError(this.repo.path, { cause: err })
       throw err
     }
-    const value: any = await res.json().catch(() => ({}))
-    if (res.ok) return value as T
-    const code = typeof value?.error?.code === 'string' ? value.error.code : 'ERR_HTTP_' + res.status
-    const message = typeof value?.error?.message === 'string' ? value.error.message : `control API answered ${res.status}`
-    if (code === UnauthorizedError.code) throw new UnauthorizedError(`${message} (token file: ${this.repo.tokenFile})`)
-    throw new ControlApiError(message, code)
+    return res
   }
 }

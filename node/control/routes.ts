@@ -18,7 +18,8 @@ import type { KeyfairNode } from '../keyfair-node.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export type Route = (body: unknown, signal: AbortSignal) => Promise<unknown>
+/** A control endpoint; `progress` reaches a client that asked for a streamed answer */
+export type Route = (body: unknown, signal: AbortSignal, progress: (event: unknown) => void) => Promise<unknown>
 
 export interface ControlRoutes {
   id: Route

@@ -7,6 +7,9 @@ import type { Repo } from '../repo.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
+/** Content type of streamed answers: progress lines, then the result */
+export const NDJSON = 'application/x-ndjson'
+
 export const API_PREFIX = '/api/v1/'
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -81,16 +84,25 @@ export class ControlServer {
       if (route == null) throw new NotFoundError(`no such endpoint ${url.pathname}`)
       if (req.method !== 'POST') throw new BadRequestError('use POST')
       const body = await readJson(req)
-      const result = await route(body, controller.signal)
-      send(res, 200, result)
+      // a client asking for NDJSON gets progress lines, then one result or error line
+      const streaming = req.headers.accept === NDJSON
+      if (streaming) res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-store' })
+      const progress = streaming ? (event: unknown) => { res.write(JSON.stringify({ progress: event }) + '\n') } : () => {}
+      const result = await route(body, controller.signal, progress)
+      if (streaming) res.end(JSON.stringify({ result }) + '\n')
+      else send(res, 200, result)
     } catch (err: any) {
+      let error = { code: 'ERR_INTERNAL', message: 'internal error (see the node log with DEBUG=keyfair:*)' }
+      let status = 500
       if (err instanceof KeyfairError) {
         // a typed refusal is the request's problem, not the server's
-        send(res, STATUS_BY_CODE[err.code] ?? 422, { error: { code: err.code, message: err.message } })
+        error = { code: err.code, message: err.message }
+        status = STATUS_BY_CODE[err.code] ?? 422
       } else {
         this.log.error('control request %s failed - %e', req.url, err)
-        send(res, 500, { error: { code: 'ERR_INTERNAL', message: 'internal error (see the node log with DEBUG=keyfair:*)' } })
       }
+      if (res.headersSent && !res.destroyed) res.end(JSON.stringify({ error }) + '\n')
+      else send(res, status, { error })
     }
   }
 

@@ -1,0 +1,253 @@
+// Ciphertext a node holds, by content id, in `<repo>/content/<cid>/`: the manifest
+// (`manifest.cbor`, whose CID is the content id), the stored chunks back to back
+// (`data.kf`), the signed offers known for it (`offers/`), and `complete` once every
+// chunk verified. A download writes each verified chunk at its offset; after an
+// interruption, resuming re-hashes what is on disk, so no bookkeeping can lie.
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { TAG_LENGTH, storedChunkLength, validateManifest, verifyChunk } from '../../device/crypto/index.ts'
+import { storedChunksOf } from '../../device/content-file.ts'
+import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
+import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
+import { signedId } from '../../device/objects/signed.ts'
+import { writeFileAtomic } from '../../device/store/files.ts'
+import { KeyfairError } from '../../protocols/errors.ts'
+import type { ContentManifest } from '../../device/crypto/index.ts'
+import type { Offer } from '../../device/objects/market.ts'
+import type { Signed } from '../../device/objects/signed.ts'
+
+export class ContentError extends KeyfairError {}
+
+export class UnknownContentError extends ContentError {
+  static readonly code = 'ERR_UNKNOWN_CONTENT'
+  constructor (cid: string) {
+    super(`this node holds no content ${cid}`, UnknownContentError.code)
+  }
+}
+
+export class BadChunkError extends ContentError {
+  static readonly code = 'ERR_BAD_CHUNK'
+  constructor (cid: string, index: number) {
+    super(`chunk ${index} of ${cid} does not match its manifest`, BadChunkError.code)
+  }
+}
+
+/** Byte offset of stored chunk `index`: every chunk but the last is chunkSize + tag */
+export function chunkOffset (manifest: ContentManifest, index: number): number {
+  return index * (manifest.chunkSize + TAG_LENGTH)
+}
+
+export function ciphertextLength (manifest: ContentManifest): number {
+  return chunkOffset(manifest, manifest.chunkCount - 1) + storedChunkLength(manifest, manifest.chunkCount - 1)
+}
+
+export interface ContentSummary {
+  content: string
+  size: number
+  chunkCount: number
+  complete: boolean
+  offers: number
+}
+
+export class ContentStore {
+  readonly dir: string
+  private readonly manifests = new Map<string, ContentManifest>()
+
+  constructor (dir: string) {
+    this.dir = dir
+  }
+
+  private pathOf (cid: string, file: string): string {
+    return join(this.dir, CID.parse(cid).toString(), file)
+  }
+
+  dataFile (cid: string): string {
+    return this.pathOf(cid, 'data.kf')
+  }
+
+  /** Stores a manifest after checking it names `cid` (or itself, when no cid is given) */
+  async putManifest (bytes: Uint8Array, expected?: string): Promise<{ cid: string, manifest: ContentManifest }> {
+    const manifest = parseManifest(decodeObject(bytes))
+    validateManifest(manifest)
+    const cid = contentIdOf(manifest).toString()
+    if (expected != null && cid !== expected) throw new ContentError(`the manifest is that of ${cid}, not ${expected}`, 'ERR_WRONG_MANIFEST')
+    await mkdir(join(this.dir, cid, 'offers'), { recursive: true })
+    await writeFileAtomic(this.pathOf(cid, 'manifest.cbor'), encodeObject(manifest), 0o644)
+    this.manifests.set(cid, manifest)
+    return { cid, manifest }
+  }
+
+  async manifest (cid: string): Promise<ContentManifest | undefined> {
+    const cached = this.manifests.get(cid)
+    if (cached != null) return cached
+    try {
+      const manifest = parseManifest(decodeObject(await readFile(this.pathOf(cid, 'manifest.cbor'))))
+      this.manifests.set(cid, manifest)
+      return manifest
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async manifestBytes (cid: string): Promise<Uint8Array | undefined> {
+    const manifest = await this.manifest(cid)
+    return manifest == null ? undefined : encodeObject(manifest)
+  }
+
+  async isComplete (cid: string): Promise<boolean> {
+    return exists(this.pathOf(cid, 'complete'))
+  }
+
+  /** Writes one chunk at its place after checking it against the manifest */
+  async writeChunk (cid: string, index: number, data: Uint8Array): Promise<void> {
+    const manifest = await this.requireManifest(cid)
+    if (!verifyChunk(manifest, index, data)) throw new BadChunkError(cid, index)
+    const handle = await open(this.dataFile(cid), (await exists(this.dataFile(cid))) ? 'r+' : 'w+', 0o644)
+    try {
+      await handle.write(data, 0, data.length, chunkOffset(manifest, index))
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async readChunk (cid: string, index: number): Promise<Uint8Array> {
+    const manifest = await this.requireManifest(cid)
+    if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount) throw new ContentError(`no chunk ${index} in ${cid}`, 'ERR_BAD_RANGE')
+    const length = storedChunkLength(manifest, index)
+    const data = new Uint8Array(length)
+    const handle = await open(this.dataFile(cid), 'r')
+    try {
+      const { bytesRead } = await handle.read(data, 0, length, chunkOffset(manifest, index))
+      if (bytesRead !== length) throw new UnknownContentError(cid)
+    } finally {
+      await handle.close()
+    }
+    return data
+  }
+
+  /** Indices of chunks not yet on disk (or on disk but wrong): re-hashes what is there */
+  async missing (cid: string): Promise<number[]> {
+    const manifest = await this.requireManifest(cid)
+    if (await this.isComplete(cid)) return []
+    const missing: number[] = []
+    let handle
+    try {
+      handle = await open(this.dataFile(cid), 'r')
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return Array.from({ length: manifest.chunkCount }, (_, i) => i)
+      throw err
+    }
+    try {
+      const buffer = new Uint8Array(manifest.chunkSize + TAG_LENGTH)
+      for (let i = 0; i < manifest.chunkCount; i++) {
+        const length = storedChunkLength(manifest, i)
+        const { bytesRead } = await handle.read(buffer, 0, length, chunkOffset(manifest, i))
+        if (bytesRead !== length || !verifyChunk(manifest, i, buffer.subarray(0, length))) missing.push(i)
+      }
+    } finally {
+      await handle.close()
+    }
+    return missing
+  }
+
+  /** Marks a content complete once every chunk verifies (fsyncs the data first) */
+  async markComplete (cid: string): Promise<void> {
+    const left = await this.missing(cid)
+    if (left.length > 0) throw new ContentError(`${left.length} chunks of ${cid} are still missing`, 'ERR_INCOMPLETE')
+    const handle = await open(this.dataFile(cid), 'r+')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await writeFileAtomic(this.pathOf(cid, 'complete'), '', 0o644)
+  }
+
+  /** Takes a whole ciphertext file (publishing, or portable media) after verifying every chunk */
+  async importCiphertext (manifestBytes: Uint8Array, file: string): Promise<string> {
+    const { cid, manifest } = await this.putManifest(manifestBytes)
+    const expected = ciphertextLength(manifest)
+    if ((await stat(file)).size !== expected) throw new ContentError(`the ciphertext is not ${expected} bytes long`, 'ERR_BAD_CHUNK')
+    const out = await open(this.dataFile(cid), 'w', 0o644)
+    try {
+      for await (const chunk of storedChunksOf(createReadStream(file, { highWaterMark: 1024 * 1024 }), manifest)) {
+        if (!verifyChunk(manifest, chunk.index, chunk.data)) throw new BadChunkError(cid, chunk.index)
+        await out.write(chunk.data, 0, chunk.data.length, chunkOffset(manifest, chunk.index))
+      }
+      await out.sync()
+    } finally {
+      await out.close()
+    }
+    await writeFileAtomic(this.pathOf(cid, 'complete'), '', 0o644)
+    return cid
+  }
+
+  async addOffer (offer: Signed<Offer>): Promise<string> {
+    const cid = offer.body.terms.content.toString()
+    await this.requireManifest(cid)
+    const id = signedId(offer).toString()
+    await writeFileAtomic(this.pathOf(cid, join('offers', id)), encodeObject(offer), 0o644)
+    return id
+  }
+
+  /** Signed offers known for a content (unverified here: buyers verify what they use) */
+  async offers (cid: string): Promise<Array<Signed<Offer>>> {
+    let names: string[]
+    try {
+      names = await readdir(this.pathOf(cid, 'offers'))
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return []
+      throw err
+    }
+    const offers: Array<Signed<Offer>> = []
+    for (const name of names.sort()) {
+      try {
+        offers.push(parseSignedOffer(decodeObject(await readFile(this.pathOf(cid, join('offers', name))))))
+      } catch {
+        // a damaged file is skipped, never served
+      }
+    }
+    return offers
+  }
+
+  async list (): Promise<ContentSummary[]> {
+    let names: string[]
+    try {
+      names = await readdir(this.dir)
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return []
+      throw err
+    }
+    const out: ContentSummary[] = []
+    for (const name of names) {
+      const manifest = await this.manifest(name).catch(() => undefined)
+      if (manifest == null) continue
+      out.push({ content: name, size: manifest.size, chunkCount: manifest.chunkCount, complete: await this.isComplete(name), offers: (await this.offers(name)).length })
+    }
+    return out
+  }
+
+  async remove (cid: string): Promise<void> {
+    this.manifests.delete(cid)
+    await rm(join(this.dir, CID.parse(cid).toString()), { recursive: true, force: true })
+  }
+
+  async requireManifest (cid: string): Promise<ContentManifest> {
+    const manifest = await this.manifest(cid)
+    if (manifest == null) throw new UnknownContentError(cid)
+    return manifest
+  }
+}
+
+async function exists (file: string): Promise<boolean> {
+  try {
+    await stat(file)
+    return true
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return false
+    throw err
+  }
+}
