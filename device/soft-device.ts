@@ -38,8 +38,10 @@ interface ShareState {
   r: Uint8Array
   /** the signed request as sent */
   request: Uint8Array
-  /** x_j once the answer passed the check */
+  /** x_j once the answer passed the check (wiped once the purchase is confirmed) */
   x?: Uint8Array
+  /** the answer passed the check */
+  accepted?: boolean
   faulty?: boolean
 }
 
@@ -236,7 +238,7 @@ export class SoftDevice implements SealedDevice {
     if (!answer.body.request.equals(signedId(request as Signed<unknown>)) || answer.body.purchase !== p.record.purchase || answer.body.j !== args.j) {
       throw new BadDeviceRequestError('answer is for another request')
     }
-    if (share.x != null) return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
+    if (share.accepted === true) return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
 
     const n = os2ip(escrow.n)
     const z = os2ip(answer.body.z)
@@ -264,6 +266,7 @@ export class SoftDevice implements SealedDevice {
       return { accepted: false, fraud: encodeObject(fraud) }
     }
     share.x = i2ospMod(x, n)
+    share.accepted = true
     share.r.fill(0)
     share.r = new Uint8Array(0)
     await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
@@ -466,6 +469,7 @@ export class SoftDevice implements SealedDevice {
         const o = check.expectRecord(s, 'share')
         const share: ShareState = { j: check.expectUint(o.j, 'j'), r: check.expectBytes(o.r, 'r', 1024), request: check.expectBytes(o.request, 'request', 1 << 24) }
         if (o.x !== undefined) share.x = check.expectBytes(o.x, 'x', 1024)
+        if (o.accepted === true) share.accepted = true
         if (o.faulty === true) share.faulty = true
         return share
       })
@@ -518,7 +522,7 @@ function sharesOf (p: OpenPurchase): WrappedShareRef[] {
 }
 
 function acceptedOf (record: PurchaseRecord): ShareState[] {
-  return record.shares.filter(s => s.x != null)
+  return record.shares.filter(s => s.accepted === true)
 }
 
 function infoOf (p: OpenPurchase): PurchaseInfo {
@@ -528,7 +532,7 @@ function infoOf (p: OpenPurchase): PurchaseInfo {
     content: p.offer.body.terms.content.toString(),
     state: p.record.state,
     accepted: acceptedOf(p.record).map(s => s.j),
-    pending: p.record.shares.filter(s => s.x == null && s.faulty !== true).map(s => s.j),
+    pending: p.record.shares.filter(s => s.accepted !== true && s.faulty !== true).map(s => s.j),
     faulty: p.record.shares.filter(s => s.faulty === true).map(s => s.j),
     t: p.offer.body.terms.t,
     bound: p.licence != null

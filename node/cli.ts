@@ -1,4 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
+import { resolve as resolvePath } from 'node:path'
+import { Presets, SingleBar } from 'cli-progress'
 import { Command, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
@@ -17,6 +19,10 @@ import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
+import type { BuyProgress, BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { ContentSummary } from './content/store.ts'
+import type { Published } from './seller/seller.ts'
+import type { LicenceInfo, PurchaseInfo } from '../device/interface.ts'
 
 interface GlobalOptions {
   repo?: string
@@ -189,7 +195,161 @@ export function buildProgram (): Command {
   addAgencyCommands(program)
   addDeviceCommands(program)
   addEscrowCommands(program)
+  addMarketCommands(program)
   return program
+}
+
+/** A progress bar on stderr for a streamed command, unless --json or not a terminal */
+function progressBar (options: GlobalOptions, label: string): { update: (value: number, total: number, note?: string) => void, stop: () => void } {
+  if (options.json === true || process.stderr.isTTY !== true) return { update: () => {}, stop: () => {} }
+  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {note}`, stream: process.stderr, hideCursor: true, clearOnComplete: false }, Presets.shades_classic)
+  let started = false
+  return {
+    update (value, total, note = '') {
+      if (!started) { bar.start(total, value, { note }); started = true }
+      bar.setTotal(total)
+      bar.update(value, { note })
+    },
+    stop () { if (started) bar.stop() }
+  }
+}
+
+async function stream<T> (command: Command, endpoint: string, body: unknown, onProgress: (event: any) => void): Promise<T> {
+  const client = new ControlClient(repoOf(command.optsWithGlobals()))
+  return client.stream<T>(endpoint, body, onProgress, { timeoutMs: 24 * 3600_000 })
+}
+
+/** `keyfair publish|search|buy|play|library|confirm|dispute|…`: the marketplace, through the running node */
+function addMarketCommands (program: Command): void {
+  program.command('trust')
+    .description('trust an agency (for a seller: to check buyers\' devices and escrows); buyers and escrows trust the agency they enroll with')
+    .requiredOption('--agency <multiaddr>', "the agency's multiaddr ending in /p2p/<peer id>")
+    .action(async (opts, command: Command) => {
+      const r = await call<{ agency: string, root: string }>(command, 'trust', { agency: opts.agency })
+      print(command.optsWithGlobals(), r, () => `trusting agency ${r.agency}\nroot fingerprint ${r.root}`)
+    })
+
+  program.command('publish <file>')
+    .description('encrypt a work, split its key over t-of-n escrows, sign the offer and announce it')
+    .requiredOption('--title <title>', 'title (its words are searchable)')
+    .option('--tags <tags>', 'comma-separated tags (searchable)', '')
+    .requiredOption('--price <minor-units>', 'price paid to each of the t escrows, in minor units')
+    .option('--currency <code>', 'currency of the price', 'EUR')
+    .option('--escrows <t-of-n>', 'threshold and number of escrows, e.g. 3-of-5', '1-of-1')
+    .option('--escrow <address>', 'an escrow to use, by peer id or multiaddr (repeatable; the rest are picked from the DHT)', collect)
+    .option('--valid-days <n>', 'how long the offer stands', '365')
+    .action(async (file: string, opts, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const match = /^(\d+)-of-(\d+)$/.exec(opts.escrows)
+      if (match == null) throw new BadRequestError(`--escrows '${opts.escrows}' is not t-of-n (e.g. 3-of-5)`)
+      const bar = progressBar(options, 'encrypting')
+      try {
+        const r = await stream<Published>(command, 'publish', {
+          file: resolvePath(file),
+          title: opts.title,
+          tags: String(opts.tags).split(',').map((x: string) => x.trim()).filter((x: string) => x !== ''),
+          price: integerFlag(opts.price, '--price'),
+          currency: opts.currency,
+          t: Number(match[1]),
+          n: Number(match[2]),
+          escrows: opts.escrow ?? [],
+          validDays: integerFlag(opts.validDays, '--valid-days')
+        }, event => { if (event.phase === 'encrypt') bar.update(event.chunks, event.chunks) })
+        bar.stop()
+        print(options, r, () => [
+          `published '${r.title}' (${r.size} bytes)`,
+          `content ${r.content}`,
+          `offer   ${r.offer}`,
+          `price   ${r.price} ${r.currency} to each of ${r.t} of ${r.escrows.length} escrows`,
+          r.announced ? 'announced in the DHT' : 'not announced yet (no DHT peers): it will be, once the node has peers'
+        ].join('\n'))
+      } finally {
+        bar.stop()
+      }
+    })
+
+  program.command('search <words...>')
+    .description('find offers by keyword in the DHT, with price, escrows and number of providers')
+    .option('--timeout <ms>', 'time budget per word', '10000')
+    .action(async (words: string[], opts, command: Command) => {
+      const r = await call<{ offers: OfferListing[] }>(command, 'search', { words, timeoutMs: integerFlag(opts.timeout, '--timeout') }, 120_000)
+      print(command.optsWithGlobals(), r, () => r.offers.length === 0
+        ? 'no offers found'
+        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${o.price} ${o.currency} × ${o.t} of ${o.escrows} escrows  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
+    })
+
+  program.command('buy <offer>')
+    .description('download from any providers, pay t escrows through the sealed device, and write the plaintext')
+    .option('--out <file>', 'write the plaintext here')
+    .option('--seed', 'serve the ciphertext to other buyers afterwards')
+    .action(async (offer: string, opts, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const bar = progressBar(options, 'downloading')
+      let escrowNote = ''
+      try {
+        const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true }, (event: BuyProgress) => {
+          if (event.phase === 'manifest') bar.update(event.have, event.chunkCount, `from ${event.providers} provider(s)`)
+          if (event.phase === 'download') bar.update(event.chunks, event.chunkCount, 'chunks verified')
+          if (event.phase === 'escrow') {
+            escrowNote = `escrows ${event.have}/${event.need}`
+            bar.update(event.have, event.need, escrowNote)
+          }
+        })
+        bar.stop()
+        print(options, r, () => [
+          `bought ${r.content} (purchase ${r.purchase}, ${r.bound ? 'device-bound licence' : 'open offer'})`,
+          ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}`),
+          r.output != null ? `wrote ${r.bytes ?? 0} bytes to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
+          r.seeding ? 'seeding the ciphertext' : '',
+          `confirm with: keyfair confirm ${r.purchase}`
+        ].filter(l => l !== '').join('\n'))
+      } finally {
+        bar.stop()
+      }
+    })
+
+  program.command('play <content>')
+    .description('decrypt a purchased work inside the sealed device to a file (works offline)')
+    .requiredOption('--out <file>', 'where the plaintext goes')
+    .action(async (content: string, opts, command: Command) => {
+      const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, () => {})
+      print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+    })
+
+  program.command('library')
+    .description('licences sealed in this node\'s device')
+    .action(async (_opts, command: Command) => {
+      const r = await call<{ licences: LicenceInfo[] }>(command, 'library')
+      print(command.optsWithGlobals(), r, () => r.licences.length === 0
+        ? 'no licences yet'
+        : r.licences.map(l => `${l.content}  '${l.title}'  bought ${new Date(l.purchasedAt).toISOString()}  purchase ${l.purchase}`).join('\n'))
+    })
+
+  program.command('purchases')
+    .description('purchases on this node\'s device and their state')
+    .action(async (_opts, command: Command) => {
+      const r = await call<{ purchases: PurchaseInfo[] }>(command, 'purchases')
+      print(command.optsWithGlobals(), r, () => r.purchases.length === 0
+        ? 'no purchases'
+        : r.purchases.map(p => `${p.purchase}  ${p.state.padEnd(9)} ${p.content}  escrows ${p.accepted.join(',')}${p.faulty.length > 0 ? `  faulty ${p.faulty.join(',')}` : ''}`).join('\n'))
+    })
+
+  for (const [name, description] of [['confirm', 'release the payment to the seller: the device\'s receipt to every escrow paid'], ['dispute', 'claim a refund: the device opens its shares so the escrows can check the seller']] as const) {
+    const cmd = program.command(`${name} <purchase>`).description(description)
+    if (name === 'dispute') cmd.option('--chunk <n>', 'the chunk that fails to play, when the key itself matched')
+    cmd.action(async (purchase: string, opts, command: Command) => {
+      const r = await call<SettlementResult>(command, name, { purchase, chunk: opts.chunk != null ? integerFlag(opts.chunk, '--chunk') : undefined }, 120_000)
+      print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))
+      if (r.escrows.some(e => e.error != null)) process.exitCode = 1
+    })
+  }
+
+  program.command('contents')
+    .description('ciphertext held by this node')
+    .action(async (_opts, command: Command) => {
+      const r = await call<{ contents: ContentSummary[] }>(command, 'contents')
+      print(command.optsWithGlobals(), r, () => r.contents.length === 0 ? 'none' : r.contents.map(c => `${c.content}  ${c.size} bytes  ${c.complete ? 'complete' : 'partial'}  ${c.offers} offer(s)`).join('\n'))
+    })
 }
 
 /** `keyfair escrow …`: the operator's commands; `init` is offline, the rest ask the node running `--role escrow` */

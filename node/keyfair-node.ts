@@ -7,6 +7,7 @@ import { ListenError, PortInUseError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
 import { createRole } from './roles/index.ts'
 import { DeviceClient } from './device/client.ts'
+import { Market } from './market/market.ts'
 import { DeviceNotRunningError } from './errors.ts'
 import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
@@ -48,7 +49,7 @@ export interface PeerInfo {
   direction: string
 }
 
-type KeyfairServices = BaseServices & { discovery: Discovery } & Record<string, unknown>
+type KeyfairServices = BaseServices & { discovery: Discovery, market: Market } & Record<string, unknown>
 
 export const VERSION = '0.1.0'
 
@@ -81,6 +82,10 @@ export class KeyfairNode {
 
   get discovery (): Discovery {
     return this.libp2p.services.discovery
+  }
+
+  get market (): Market {
+    return this.libp2p.services.market
   }
 
   /** The sealed device process of a buyer node */
@@ -180,11 +185,12 @@ export class KeyfairNode {
 
   private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
     let discovery: Discovery | undefined
+    let market: Market | undefined
     this.roles.length = 0
     const roleServices: Record<string, (components: any) => Role> = {}
     for (const name of this.init.roles) {
       roleServices[`role:${name}`] = (components: any) => {
-        if (discovery == null) throw new Error('discovery must be created before roles')
+        if (discovery == null || market == null) throw new Error('discovery and market must be created before roles')
         const role = createRole(name, {
           peerId: components.peerId,
           privateKey: components.privateKey,
@@ -192,6 +198,8 @@ export class KeyfairNode {
           connectionManager: components.connectionManager,
           logger: components.logger,
           discovery,
+          market,
+          device: () => this.device,
           repo: this.repo
         })
         this.roles.push(role)
@@ -205,6 +213,7 @@ export class KeyfairNode {
       services: {
         // listed before the roles: libp2p creates services in key order
         discovery: (components: any) => (discovery = new Discovery(components, { store })),
+        market: (components: any) => (market = new Market(components, { repoPath: this.repo.path })),
         ...roleServices
       } as any
     })

@@ -185,6 +185,16 @@ export class ContentStore {
     return cid
   }
 
+  /** Whether this node serves the content (it published it, or seeds it) */
+  async isServing (cid: string): Promise<boolean> {
+    return (await this.isComplete(cid)) && exists(this.pathOf(cid, 'serve'))
+  }
+
+  async setServing (cid: string, serving: boolean): Promise<void> {
+    if (serving) await writeFileAtomic(this.pathOf(cid, 'serve'), '', 0o644)
+    else await rm(this.pathOf(cid, 'serve'), { force: true })
+  }
+
   async addOffer (offer: Signed<Offer>): Promise<string> {
     const cid = offer.body.terms.content.toString()
     await this.requireManifest(cid)

@@ -4,6 +4,10 @@ import { keywordCid } from '../discovery/keywords.ts'
 import { enrollWithAgency } from '../agency/client.ts'
 import { EscrowNotReadyError } from '../escrow/errors.ts'
 import { EscrowRole } from '../roles/escrow.ts'
+import { BuyerRole } from '../roles/buyer.ts'
+import { SellerRole } from '../roles/seller.ts'
+import type { Buyer } from '../buyer/buyer.ts'
+import type { Seller } from '../seller/seller.ts'
 import { requestAccount } from '../../protocols/escrow/account.ts'
 import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
@@ -47,6 +51,16 @@ export interface ControlRoutes {
   'escrow.holds': Route
   'escrow.audit': Route
   balance: Route
+  trust: Route
+  publish: Route
+  search: Route
+  buy: Route
+  play: Route
+  library: Route
+  purchases: Route
+  confirm: Route
+  dispute: Route
+  contents: Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -135,6 +149,8 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       const { signing, encryption } = enrolled.certificates
       if (signing == null || encryption == null) throw new BadRequestError('the agency did not issue both device certificates')
       await node.device.installCertificates({ signing, encryption, root: enrolled.root })
+      // the agency that certified this device is the one this node trusts
+      if (agency.startsWith('/')) await node.market.trust.set(agency, enrolled.root, { signal })
       return { deviceId: csrs.deviceId, root: enrolled.root, ...describeCertificates(signing, encryption) }
     },
     'device.certificates': async () => {
@@ -146,7 +162,8 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       if (typeof agency !== 'string' || !agency.startsWith('/')) throw new BadRequestError('agency must be a multiaddr ending in /p2p/<peer id>')
       if (typeof code !== 'string') throw new BadRequestError('code must be a string')
       parseAgencyAddress(agency)
-      const { certificate } = await escrowOf(node).enroll(agency, code, { signal })
+      const { certificate, root } = await escrowOf(node).enroll(agency, code, { signal })
+      await node.market.trust.set(agency, root, { signal })
       const cert = new X509Certificate(certificate)
       return { peerId: node.status().peerId, serial: cert.serialNumber.toLowerCase(), notAfter: new Date(cert.validTo).toISOString() }
     },
@@ -189,6 +206,65 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')
       return requestAccount({ connectionManager: node.streams }, parseAgencyAddress(escrow), { signal })
     },
+    trust: async (body, signal) => {
+      const { agency } = fields(body)
+      if (typeof agency !== 'string' || !agency.startsWith('/')) throw new BadRequestError('agency must be a multiaddr ending in /p2p/<peer id>')
+      parseAgencyAddress(agency)
+      const record = await node.market.trust.set(agency, undefined, { signal })
+      return { agency: record.address, root: new X509Certificate(record.root).fingerprint256 }
+    },
+    publish: async (body, signal, progress) => {
+      const { file, title, tags, price, currency, t, n, escrows, validDays, chunkSize } = fields(body)
+      if (typeof file !== 'string') throw new BadRequestError('file must be a path')
+      if (typeof title !== 'string' || title.trim() === '' || title.length > 256) throw new BadRequestError('title must be 1..256 characters')
+      if (!Array.isArray(tags) || !tags.every(x => typeof x === 'string' && x.length <= 64) || tags.length > 32) throw new BadRequestError('tags must be at most 32 strings')
+      if (!Array.isArray(escrows) || !escrows.every(x => typeof x === 'string')) throw new BadRequestError('escrows must be a list of peer ids or multiaddrs')
+      if (currency != null && typeof currency !== 'string') throw new BadRequestError('currency must be a string')
+      const days = optionalInt(validDays, 'validDays', 1, 3650)
+      return sellerOf(node).publish(file, {
+        title,
+        tags,
+        price: requiredInt(price, 'price', 0, Number.MAX_SAFE_INTEGER),
+        currency: currency ?? undefined,
+        t: requiredInt(t, 't', 1, 64),
+        n: requiredInt(n, 'n', 1, 64),
+        escrows,
+        validForMs: days != null ? days * 86_400_000 : undefined,
+        chunkSize: optionalInt(chunkSize, 'chunkSize', 1024, 16 * 1024 * 1024),
+        signal,
+        onProgress: progress
+      })
+    },
+    search: async (body, signal) => {
+      const { words, timeoutMs } = fields(body)
+      if (!Array.isArray(words) || words.length === 0 || !words.every(w => typeof w === 'string')) throw new BadRequestError('words must be a non-empty list of strings')
+      return { offers: await buyerOf(node).search(words, { signal, timeoutMs: optionalInt(timeoutMs, 'timeoutMs', 1, MAX_FIND_TIMEOUT_MS) }) }
+    },
+    buy: async (body, signal, progress) => {
+      const { offer, output, seed } = fields(body)
+      if (typeof offer !== 'string') throw new BadRequestError('offer must be an offer id')
+      if (output != null && typeof output !== 'string') throw new BadRequestError('output must be a path')
+      return buyerOf(node).buy(offer, { output: output ?? undefined, seed: seed === true, signal, onProgress: progress })
+    },
+    play: async (body, _signal, progress) => {
+      const { content, output } = fields(body)
+      if (typeof content !== 'string' || typeof output !== 'string') throw new BadRequestError('content (a content id) and output (a path) are needed')
+      return buyerOf(node).play(content, output, bytes => { progress({ phase: 'play', bytes }) })
+    },
+    library: async () => ({ licences: await node.device.library() }),
+    purchases: async () => ({ purchases: await node.device.purchases() }),
+    confirm: async body => {
+      const { purchase } = fields(body)
+      if (typeof purchase !== 'string') throw new BadRequestError('purchase must be a purchase id')
+      return buyerOf(node).confirm(purchase)
+    },
+    dispute: async body => {
+      const { purchase, chunk } = fields(body)
+      if (typeof purchase !== 'string') throw new BadRequestError('purchase must be a purchase id')
+      const index = optionalInt(chunk, 'chunk', 0, 2 ** 32 - 1)
+      return buyerOf(node).dispute(purchase, index != null ? { index } : undefined)
+    },
+    contents: async () => ({ contents: await node.market.content.list() }),
     'agency.certs': async () => ({
       certificates: agencyOf(node).certificates().map(c => {
         const { pem, ...rest } = certificateJson(c)
@@ -196,6 +272,30 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       })
     })
   }
+}
+
+function sellerOf (node: KeyfairNode): Seller {
+  const role = node.roles.find(r => r.name === 'seller')
+  if (!(role instanceof SellerRole)) throw new RoleNotRunningError('seller')
+  return role.seller
+}
+
+function buyerOf (node: KeyfairNode): Buyer {
+  const role = node.roles.find(r => r.name === 'buyer')
+  if (!(role instanceof BuyerRole)) throw new RoleNotRunningError('buyer')
+  return role.buyer
+}
+
+class RoleNotRunningError extends BadRequestError {
+  constructor (role: string) {
+    super(`this node does not run the ${role} role (start it with --role ${role})`)
+  }
+}
+
+function requiredInt (value: unknown, name: string, min: number, max: number): number {
+  const n = optionalInt(value, name, min, max)
+  if (n == null) throw new BadRequestError(`${name} is required`)
+  return n
 }
 
 function parseAgencyAddress (value: string): PeerId | Multiaddr {

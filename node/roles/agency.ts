@@ -23,7 +23,7 @@ export class AgencyRole extends Role {
     this.init = init
     this.services.push(
       new EnrollService(components, { enroller: { enroll: async request => this.agency.enroll(request) } }),
-      new CrlService(components, { source: { currentCrl: async () => this.agency.currentCrl() } })
+      new CrlService(components, { source: { currentCrl: async () => this.agency.currentCrl(), root: () => this.agency.rootPem } })
     )
   }
 

@@ -1,4 +1,6 @@
 import type { Discovery } from '../discovery/discovery.ts'
+import type { Market } from '../market/market.ts'
+import type { DeviceClient } from '../device/client.ts'
 import type { RoleName } from '../config.ts'
 import type { Repo } from '../repo.ts'
 import type { ComponentLogger, Logger, PeerId, PrivateKey, Startable } from '@libp2p/interface'
@@ -13,6 +15,10 @@ export interface RoleComponents {
   connectionManager: ConnectionManager
   logger: ComponentLogger
   discovery: Discovery
+  /** content and offers this node serves, the agency it trusts */
+  market: Market
+  /** the node's sealed device (buyer nodes; throws elsewhere) */
+  device: () => DeviceClient
   /** The node's repo: roles keep their own state under it (e.g. `<repo>/agency/`). */
   repo: Repo
 }

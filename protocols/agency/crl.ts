@@ -4,7 +4,7 @@
  * no trust in the peer that served it; the caller verifies it against the root.
  */
 import { BadMessageError } from '../errors.ts'
-import { FramedService, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
+import { FramedService, expectBytes, expectRecord, expectString, withFrames } from '../toolkit/index.ts'
 import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -29,10 +29,13 @@ export interface CrlRequest {
 export interface CrlAnswer {
   v: 1
   crl: Uint8Array
+  /** the agency's root certificate (PEM): trusted by whoever trusts this agency's peer id */
+  root: string
 }
 
 export interface CrlSource {
   currentCrl: () => Promise<Uint8Array>
+  root: () => string
 }
 
 export type CrlServiceComponents = FramedServiceComponents
@@ -53,7 +56,7 @@ export class CrlService extends FramedService {
 
   protected async handle (frames: FrameStream): Promise<void> {
     parseCrlRequest(await frames.readMessage())
-    await frames.writeMessage({ v: 1, crl: await this.source.currentCrl() } satisfies CrlAnswer)
+    await frames.writeMessage({ v: 1, crl: await this.source.currentCrl(), root: this.source.root() } satisfies CrlAnswer)
   }
 }
 
@@ -63,9 +66,18 @@ export async function requestCrl (
   peer: PeerId | Multiaddr | Multiaddr[],
   options: AbortOptions = {}
 ): Promise<Uint8Array> {
+  return (await requestCrlAnswer(components, peer, options)).crl
+}
+
+/** The CRL and the root, as the agency sent them (a caller that dialled the agency by its peer id may trust the root) */
+export async function requestCrlAnswer (
+  components: { connectionManager: StreamOpener },
+  peer: PeerId | Multiaddr | Multiaddr[],
+  options: AbortOptions = {}
+): Promise<CrlAnswer> {
   return withFrames(components.connectionManager, peer, CRL_PROTOCOL, CRL_LIMITS, async frames => {
     await frames.writeMessage({ v: 1 } satisfies CrlRequest, options)
-    return parseCrlAnswer(await frames.readMessage(options)).crl
+    return parseCrlAnswer(await frames.readMessage(options))
   }, options)
 }
 
@@ -78,5 +90,5 @@ export function parseCrlRequest (value: unknown): CrlRequest {
 export function parseCrlAnswer (value: unknown): CrlAnswer {
   const message = expectRecord(value)
   if (message.v !== 1) throw new BadMessageError('v must be 1')
-  return { v: 1, crl: expectBytes(message.crl, 'crl', MAX_CRL_BYTES, 1) }
+  return { v: 1, crl: expectBytes(message.crl, 'crl', MAX_CRL_BYTES, 1), root: expectString(message.root, 'root', 16384) }
 }

@@ -1,0 +1,332 @@
+// The buyer's side of the market (DESIGN §1): search offers, download the ciphertext
+// from any providers (each chunk checked against the manifest), pay t escrows through
+// the sealed device, route around dead or cheating escrows, play, confirm or dispute,
+// and seed the ciphertext if asked.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { encodeObject } from '../../device/objects/codec.ts'
+import { signedId, verifyPeerSigned } from '../../device/objects/signed.ts'
+import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
+import { requestSettle } from '../../protocols/escrow/settle.ts'
+import { requestUnblind } from '../../protocols/escrow/unblind.ts'
+import { KeyfairError } from '../../protocols/errors.ts'
+import { MAX_RANGE, fetchChunks, fetchManifest } from '../../protocols/market/content.ts'
+import { requestLicence } from '../../protocols/market/license.ts'
+import { requestOffers } from '../../protocols/market/offer.ts'
+import { BadChunkError } from '../content/store.ts'
+import { keywordsOf } from '../discovery/keywords.ts'
+import type { Offer } from '../../device/objects/market.ts'
+import type { Signed } from '../../device/objects/signed.ts'
+import type { DeviceClient } from '../device/client.ts'
+import type { Discovery } from '../discovery/discovery.ts'
+import type { Market } from '../market/market.ts'
+import type { StreamOpener } from '../../protocols/toolkit/index.ts'
+import type { Logger, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export class BuyError extends KeyfairError {}
+
+export interface BuyerInit {
+  peerId: string
+  market: Market
+  discovery: Discovery
+  streams: StreamOpener
+  device: () => DeviceClient
+  log: Logger
+}
+
+export interface OfferListing {
+  offer: string
+  content: string
+  title: string
+  tags: string[]
+  price: number
+  currency: string
+  t: number
+  escrows: number
+  seller: string
+  providers: number
+}
+
+export type BuyProgress =
+  | { phase: 'manifest', chunkCount: number, have: number, providers: number }
+  | { phase: 'download', chunks: number, chunkCount: number, provider: string }
+  | { phase: 'provider-dropped', provider: string, reason: string }
+  | { phase: 'licence', bound: boolean }
+  | { phase: 'escrow', j: number, peer: string, outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', reason?: string, have: number, need: number }
+  | { phase: 'play', bytes: number }
+
+export interface BuyResult {
+  purchase: string
+  offer: string
+  content: string
+  bound: boolean
+  escrows: Array<{ j: number, peer: string, outcome: string }>
+  output?: string
+  bytes?: number
+  seeding: boolean
+}
+
+export interface SettlementResult {
+  purchase: string
+  escrows: Array<{ j: number, peer: string, state?: string, refused?: boolean, reason?: string, error?: string }>
+}
+
+const ESCROW_TIMEOUT_MS = 15_000
+const LICENCE_TIMEOUT_MS = 10_000
+const RANGE = 16
+
+export class Buyer {
+  private readonly init: BuyerInit
+
+  constructor (init: BuyerInit) {
+    this.init = init
+  }
+
+  /** Keyword search: providers of each word, their offers (seller signature checked), providers per content */
+  async search (words: string[], options: { limit?: number, timeoutMs?: number, signal?: AbortSignal } = {}): Promise<OfferListing[]> {
+    const { discovery, market } = this.init
+    const offers = new Map<string, Signed<Offer>>()
+    for (const word of keywordsOf(...words)) {
+      for await (const provider of discovery.findKeyword(word, { limit: options.limit ?? 20, timeoutMs: options.timeoutMs ?? 10_000, signal: options.signal })) {
+        try {
+          for (const offer of await requestOffers({ connectionManager: this.init.streams }, this.addressOf(provider), { keyword: word }, { signal: AbortSignal.timeout(10_000) })) {
+            if ((await verifyPeerSigned(offer, 'offer').catch(() => undefined)) !== offer.body.terms.seller) continue
+            if (offer.body.terms.expiry <= Date.now()) continue
+            offers.set(signedId(offer).toString(), offer)
+          }
+        } catch (err: any) {
+          this.init.log('no offers from %s: %s', provider.peerId, err.code ?? err.message)
+        }
+      }
+    }
+    const listings: OfferListing[] = []
+    for (const [id, offer] of offers) {
+      await market.rememberOffer(offer)
+      let providers = 0
+      for await (const _ of discovery.findProviders(offer.body.terms.content, { limit: 50, timeoutMs: 3000, signal: options.signal })) providers++
+      const { terms } = offer.body
+      listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers })
+    }
+    return listings
+  }
+
+  /** The whole purchase; every step resumes where it stopped when run again */
+  async buy (offerId: string, options: { output?: string, seed?: boolean, signal?: AbortSignal, onProgress?: (p: BuyProgress) => void }): Promise<BuyResult> {
+    const { market } = this.init
+    const progress = options.onProgress ?? (() => {})
+    const offer = await market.knownOffer(offerId)
+    if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
+    const device = this.init.device()
+    const status = await device.status()
+    if (!status.unlocked) throw new BuyError('unlock the sealed device first (keyfair device unlock)', 'ERR_DEVICE_LOCKED')
+    if (!status.enrolled) throw new BuyError('enroll the sealed device with an agency first (keyfair device enroll)', 'ERR_NOT_ENROLLED')
+    const cid = offer.body.terms.content.toString()
+    await this.download(offer, progress, options.signal)
+
+    // an open purchase of this offer (an earlier, interrupted run) is continued, not paid again
+    const open = (await device.purchases()).find(p => p.offer === offerId && p.state === 'open')
+    let purchase = open?.purchase
+    let bound = open?.bound ?? false
+    if (purchase == null) {
+      const licence = await this.fetchLicence(offer)
+      bound = licence != null
+      progress({ phase: 'licence', bound })
+      const info = await device.beginPurchase({ offer: encodeObject(offer), manifest: (await market.content.manifestBytes(cid))!, licence, buyer: this.init.peerId })
+      purchase = info.purchase
+    }
+    const escrows = await this.payEscrows(offer, purchase, progress, options.signal)
+    await device.completePurchase({ purchase })
+    let bytes: number | undefined
+    if (options.output != null) {
+      bytes = (await this.play(cid, options.output, n => { progress({ phase: 'play', bytes: n }) })).bytes
+    }
+    if (options.seed === true) await this.seed(offer)
+    return { purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true }
+  }
+
+  async play (content: string, output: string, onBytes?: (bytes: number) => void): Promise<{ bytes: number }> {
+    const { market } = this.init
+    const manifest = await market.content.manifestBytes(content)
+    if (manifest == null || !(await market.content.isComplete(content))) throw new BuyError(`the ciphertext of ${content} is not on this node`, 'ERR_UNKNOWN_CONTENT')
+    return this.init.device().play({ content, manifest, input: market.content.dataFile(content), output }, p => onBytes?.(p.bytes))
+  }
+
+  /** Confirms a purchase: the device's receipt to every escrow that answered */
+  async confirm (purchase: string): Promise<SettlementResult> {
+    const { receipt } = await this.init.device().receipt({ purchase })
+    return this.settle(purchase, receipt)
+  }
+
+  /** Disputes a purchase: the device opens its shares to every escrow that answered */
+  async dispute (purchase: string, chunk?: { index: number }): Promise<SettlementResult> {
+    const device = this.init.device()
+    const info = (await device.purchases()).find(p => p.purchase === purchase)
+    if (info == null) throw new BuyError(`no purchase ${purchase} on this device`, 'ERR_UNKNOWN_PURCHASE')
+    const reason = info.state === 'failed' ? 'key' : 'chunk'
+    const args: Parameters<DeviceClient['dispute']>[0] = { purchase, reason }
+    if (reason === 'chunk') {
+      if (chunk == null) throw new BuyError('the key matched its commitment: name the chunk that fails to play (--chunk N)', 'ERR_BAD_REQUEST')
+      args.chunk = { index: chunk.index, data: await this.init.market.content.readChunk(info.content, chunk.index) }
+    }
+    const { dispute } = await device.dispute(args)
+    return this.settle(purchase, dispute)
+  }
+
+  async seed (offer: Signed<Offer>): Promise<void> {
+    const cid = offer.body.terms.content.toString()
+    await this.init.market.content.addOffer(offer)
+    await this.init.market.content.setServing(cid, true)
+    await this.init.discovery.announce(cid, keywordsOf(offer.body.title, ...offer.body.tags))
+  }
+
+  private async settle (purchase: string, settlement: Uint8Array): Promise<SettlementResult> {
+    const info = (await this.init.device().purchases()).find(p => p.purchase === purchase)
+    if (info == null) throw new BuyError(`no purchase ${purchase} on this device`, 'ERR_UNKNOWN_PURCHASE')
+    const offer = await this.init.market.knownOffer(info.offer)
+    const escrows: SettlementResult['escrows'] = []
+    for (const j of info.accepted) {
+      const peer = offer.body.terms.escrows[j - 1]!.peer
+      try {
+        const answer = await requestSettle({ connectionManager: this.init.streams }, peerIdFromString(peer), settlement, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
+        escrows.push({ j, peer, state: answer.state, refused: answer.refused, reason: answer.reason })
+      } catch (err: any) {
+        escrows.push({ j, peer, error: `${String(err.code ?? 'ERR')}: ${String(err.message)}` })
+      }
+    }
+    return { purchase, escrows }
+  }
+
+  private async fetchLicence (offer: Signed<Offer>): Promise<Uint8Array | undefined> {
+    try {
+      const certs = await this.init.device().certificates()
+      const licence = await requestLicence({ connectionManager: this.init.streams }, peerIdFromString(offer.body.terms.seller), {
+        offer: signedId(offer), signing: certs.signing, encryption: certs.encryption
+      }, { signal: AbortSignal.timeout(LICENCE_TIMEOUT_MS) })
+      return encodeObject(licence)
+    } catch (err: any) {
+      if (offer.body.shares.length === 0) throw new BuyError(`the seller is unreachable and sells device-bound licences only (${String(err.code ?? err.message)})`, 'ERR_SELLER_OFFLINE')
+      this.init.log('no licence from the seller (%s): buying the open offer', err.code ?? err.message)
+      return undefined
+    }
+  }
+
+  /**
+   * Buys shares until t passed the device's check: escrows in a random order, a dead
+   * one skipped, a wrong answer refunded by its fraud proof and replaced by another.
+   */
+  private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<BuyResult['escrows']> {
+    const device = this.init.device()
+    const { terms } = offer.body
+    const state = (await device.purchases()).find(p => p.purchase === purchase)!
+    const outcomes: BuyResult['escrows'] = state.accepted.map(j => ({ j, peer: terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
+    let have = state.accepted.length
+    const candidates = terms.escrows.map((e, i) => ({ j: i + 1, peer: e.peer }))
+      .filter(c => !state.accepted.includes(c.j) && !state.faulty.includes(c.j))
+      .sort(() => Math.random() - 0.5)
+    for (const { j, peer } of candidates) {
+      if (have >= terms.t) break
+      signal?.throwIfAborted()
+      const target = peerIdFromString(peer)
+      try {
+        const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
+        const cert = await this.init.market.trust.verify(info.certificate, 'escrow')
+        if (cert.subjectCommonName !== peer) throw new BuyError('its certificate names another peer', 'ERR_BAD_CERT')
+        const { request } = await device.requestShare({ purchase, j })
+        const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
+        const verdict = await device.acceptAnswer({ purchase, j, answer })
+        if (verdict.accepted) {
+          have = verdict.have
+          outcomes.push({ j, peer, outcome: 'accepted' })
+          progress({ phase: 'escrow', j, peer, outcome: 'accepted', have, need: terms.t })
+          continue
+        }
+        // the escrow's own signed answer proves the fault: claim the refund, buy the share elsewhere
+        let outcome: 'fraud-refunded' | 'fraud-unrefunded' = 'fraud-unrefunded'
+        try {
+          const settled = await requestSettle({ connectionManager: this.init.streams }, target, verdict.fraud, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
+          if (settled.state === 'refunded') outcome = 'fraud-refunded'
+        } catch (err: any) {
+          this.init.log('fraud refund from %s failed: %s', peer, err.code ?? err.message)
+        }
+        outcomes.push({ j, peer, outcome })
+        progress({ phase: 'escrow', j, peer, outcome, have, need: terms.t })
+      } catch (err: any) {
+        this.init.log('escrow %d (%s) unavailable: %s', j, peer, err.code ?? err.message)
+        outcomes.push({ j, peer, outcome: 'unavailable' })
+        progress({ phase: 'escrow', j, peer, outcome: 'unavailable', reason: String(err.code ?? err.message), have, need: terms.t })
+      }
+    }
+    if (have < terms.t) throw new BuyError(`${have} of ${terms.t} escrows answered; run buy again to retry (the purchase stays open, nothing is paid twice)`, 'ERR_ESCROWS_UNAVAILABLE')
+    return outcomes
+  }
+
+  /** Manifest, then every missing chunk from the content's providers in parallel */
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<void> {
+    const { market, discovery } = this.init
+    const cid = offer.body.terms.content
+    const content = cid.toString()
+    if (await market.content.isComplete(content)) return
+    const providers: Array<{ id: string, address: PeerId | Multiaddr[] }> = []
+    for await (const p of discovery.findProviders(cid, { limit: 20, timeoutMs: 10_000, signal })) {
+      if (p.peerId !== this.init.peerId) providers.push({ id: p.peerId, address: this.addressOf(p) })
+    }
+    if (!providers.some(p => p.id === offer.body.terms.seller)) providers.push({ id: offer.body.terms.seller, address: peerIdFromString(offer.body.terms.seller) })
+    const streams = { connectionManager: this.init.streams }
+    if ((await market.content.manifest(content)) == null) {
+      let stored = false
+      for (const p of providers) {
+        try {
+          await market.content.putManifest(await fetchManifest(streams, p.address, cid, { signal: AbortSignal.timeout(15_000) }), content)
+          stored = true
+          break
+        } catch (err: any) {
+          this.init.log('no manifest from %s: %s', p.id, err.code ?? err.message)
+        }
+      }
+      if (!stored) throw new BuyError(`no provider of ${content} answered`, 'ERR_NO_PROVIDERS')
+    }
+    const manifest = (await market.content.manifest(content))!
+    const missing = await market.content.missing(content)
+    progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
+    const ranges: Array<{ from: number, count: number }> = []
+    for (let i = 0; i < missing.length;) {
+      let count = 1
+      while (i + count < missing.length && missing[i + count] === missing[i]! + count && count < Math.min(RANGE, MAX_RANGE)) count++
+      ranges.push({ from: missing[i]!, count })
+      i += count
+    }
+    let done = manifest.chunkCount - missing.length
+    const alive = new Set(providers.map(p => p.id))
+    // each provider works through the shared queue; a failed range goes back for another provider
+    const worker = async (p: { id: string, address: PeerId | Multiaddr[] }): Promise<void> => {
+      while (alive.has(p.id) && ranges.length > 0) {
+        signal?.throwIfAborted()
+        const range = ranges.shift()!
+        let got = 0
+        try {
+          await fetchChunks(streams, p.address, cid, range, async (index, data) => {
+            await market.content.writeChunk(content, index, data)
+            got++
+            progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
+          }, { signal: AbortSignal.any([AbortSignal.timeout(60_000), ...(signal != null ? [signal] : [])]) })
+        } catch (err: any) {
+          if (got < range.count) ranges.push({ from: range.from + got, count: range.count - got })
+          alive.delete(p.id)
+          const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : String(err.code ?? err.message)
+          this.init.log('dropping provider %s: %s', p.id, reason)
+          progress({ phase: 'provider-dropped', provider: p.id, reason })
+        }
+      }
+    }
+    await Promise.all(providers.map(worker))
+    if (ranges.length > 0) throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
+    await market.content.markComplete(content)
+  }
+
+  private addressOf (provider: { peerId: string, multiaddrs: string[] }): PeerId | Multiaddr[] {
+    return provider.multiaddrs.length > 0
+      ? provider.multiaddrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${provider.peerId}`))
+      : peerIdFromString(provider.peerId)
+  }
+}

@@ -1,0 +1,218 @@
+// The seller's side of the market (DESIGN §1): publish a work (encrypt once, split and
+// wrap the key for t-of-n escrows, sign the offer, announce), and issue device-bound
+// licences while online. A work's K stays in `<repo>/seller/<cid>.key` (0600).
+import { X509Certificate } from 'node:crypto'
+import { mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { encryptFile } from '../../device/content-file.ts'
+import { bytesEqual, generateContentSecrets, fromHex, toHex } from '../../device/crypto/index.ts'
+import { encodeObject } from '../../device/objects/codec.ts'
+import { contentIdOf } from '../../device/objects/market.ts'
+import { signedId } from '../../device/objects/signed.ts'
+import { writeFileAtomic } from '../../device/store/files.ts'
+import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
+import { KeyfairError } from '../../protocols/errors.ts'
+import { escrowServiceCid, keywordsOf } from '../discovery/keywords.ts'
+import { createLicence, createOffer } from './offers.ts'
+import type { Progress } from '../../device/content-file.ts'
+import type { ContentManifest } from '../../device/crypto/index.ts'
+import type { EscrowRef, Offer } from '../../device/objects/market.ts'
+import type { Signed } from '../../device/objects/signed.ts'
+import type { LicenceRequest } from '../../protocols/market/license.ts'
+import type { StreamOpener } from '../../protocols/toolkit/index.ts'
+import type { Discovery } from '../discovery/discovery.ts'
+import type { Market } from '../market/market.ts'
+import type { AbortOptions, Logger, PrivateKey } from '@libp2p/interface'
+
+export class PublishError extends KeyfairError {}
+
+export interface PublishOptions {
+  title: string
+  tags: string[]
+  /** minor units paid to each of the t escrows */
+  price: number
+  currency?: string
+  t: number
+  /** escrows by multiaddr or peer id; when fewer than n are given, more are picked from the DHT */
+  escrows: string[]
+  n: number
+  /** how long the offer stands */
+  validForMs?: number
+  chunkSize?: number
+  onProgress?: (event: { phase: string, [key: string]: unknown }) => void
+  signal?: AbortSignal
+}
+
+export interface Published {
+  content: string
+  offer: string
+  title: string
+  size: number
+  price: number
+  currency: string
+  t: number
+  escrows: string[]
+  announced: boolean
+}
+
+export interface SellerInit {
+  repoPath: string
+  privateKey: PrivateKey
+  peerId: string
+  market: Market
+  discovery: Discovery
+  streams: StreamOpener
+  log: Logger
+}
+
+export class Seller {
+  private readonly init: SellerInit
+  private readonly dir: string
+
+  constructor (init: SellerInit) {
+    this.init = init
+    this.dir = join(init.repoPath, 'seller')
+  }
+
+  async publish (file: string, options: PublishOptions): Promise<Published> {
+    const { market, discovery } = this.init
+    if (!Number.isInteger(options.t) || !Number.isInteger(options.n) || options.t < 1 || options.n < options.t || options.n > 64) {
+      throw new PublishError('escrows must be t-of-n with 1 ≤ t ≤ n ≤ 64', 'ERR_BAD_REQUEST')
+    }
+    if (!Number.isSafeInteger(options.price) || options.price < 0) throw new PublishError('price must be a whole number of minor units', 'ERR_BAD_REQUEST')
+    const escrows = await this.pickEscrows(options.escrows, options.n, options)
+    options.onProgress?.({ phase: 'escrows', escrows: escrows.map(e => e.peer) })
+
+    const secrets = generateContentSecrets()
+    await mkdir(market.content.dir, { recursive: true })
+    const staging = join(market.content.dir, `.publish-${process.pid}-${Date.now()}.kf`)
+    let stored: { cid: string, manifest: ContentManifest }
+    try {
+      const encrypted = await encryptFile(file, staging, { ...secrets, chunkSize: options.chunkSize }, {
+        signal: options.signal,
+        onProgress: (p: Progress) => options.onProgress?.({ phase: 'encrypt', ...p })
+      })
+      stored = await market.content.putManifest(encodeObject(encrypted))
+      await rename(staging, market.content.dataFile(stored.cid))
+    } catch (err) {
+      await rm(staging, { force: true })
+      if ((err as any).code === 'ENOENT') throw new PublishError(`cannot read ${file}`, 'ERR_FILE')
+      throw err
+    }
+    const { cid, manifest } = stored
+    const size = manifest.size
+    await market.content.markComplete(cid)
+
+    const offer = await createOffer({
+      sellerKey: this.init.privateKey,
+      terms: {
+        content: contentIdOf(manifest),
+        price: options.price,
+        currency: options.currency ?? 'EUR',
+        escrows,
+        t: options.t,
+        expiry: Date.now() + (options.validForMs ?? 365 * 86_400_000)
+      },
+      title: options.title,
+      tags: options.tags,
+      key: secrets.key,
+      contentSalt: secrets.salt,
+      open: true
+    })
+    const offerId = await market.content.addOffer(offer)
+    // K is kept to issue device-bound licences; 0600 in a 0700 directory
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await writeFileAtomic(join(this.dir, `${cid}.key`), JSON.stringify({ key: toHex(secrets.key), salt: toHex(secrets.salt), offers: [offerId] }), 0o600)
+    secrets.key.fill(0)
+    await market.content.setServing(cid, true)
+    options.onProgress?.({ phase: 'announce' })
+    const announced = await discovery.announce(cid, keywordsOf(options.title, ...options.tags), { signal: options.signal })
+    this.init.log('published %s as offer %s', cid, offerId)
+    return {
+      content: cid,
+      offer: offerId,
+      title: options.title,
+      size,
+      price: options.price,
+      currency: options.currency ?? 'EUR',
+      t: options.t,
+      escrows: escrows.map(e => e.peer),
+      announced: announced.provided.every(p => p.ok)
+    }
+  }
+
+  /** A licence bound to the device whose agency certificates are presented */
+  async licence (request: LicenceRequest, options: AbortOptions = {}): Promise<unknown> {
+    const { market } = this.init
+    const offer = await this.ownOffer(request.offer.toString())
+    const signing = await market.trust.verify(request.signing, 'device-signing', options)
+    const encryption = await market.trust.verify(request.encryption, 'device-encryption', options)
+    if (signing.subjectCommonName !== encryption.subjectCommonName) throw new KeyfairError('the two certificates name different devices', 'ERR_BAD_CERT')
+    const secrets = await this.secretsOf(offer.body.terms.content.toString())
+    try {
+      const licence = await createLicence({
+        sellerKey: this.init.privateKey,
+        offer,
+        key: secrets.key,
+        contentSalt: secrets.salt,
+        device: { id: encryption.subjectCommonName, encryptionKey: encryption.publicKey }
+      })
+      this.init.log('licence for offer %s to device %s', request.offer, encryption.subjectCommonName)
+      return licence
+    } finally {
+      secrets.key.fill(0)
+    }
+  }
+
+  private async ownOffer (id: string): Promise<Signed<Offer>> {
+    for (const summary of await this.init.market.content.list()) {
+      for (const offer of await this.init.market.content.offers(summary.content)) {
+        if (offer.body.terms.seller === this.init.peerId && signedId(offer).toString() === id) return offer
+      }
+    }
+    throw new KeyfairError(`this seller has no offer ${id}`, 'ERR_UNKNOWN_OFFER')
+  }
+
+  private async secretsOf (cid: string): Promise<{ key: Uint8Array, salt: Uint8Array }> {
+    const record = JSON.parse(await readFile(join(this.dir, `${cid}.key`), 'utf8'))
+    return { key: fromHex(record.key), salt: fromHex(record.salt) }
+  }
+
+  /** Escrows named by the seller, checked against the agency; topped up from the DHT */
+  private async pickEscrows (named: string[], n: number, options: AbortOptions): Promise<EscrowRef[]> {
+    const picked: EscrowRef[] = []
+    const tried = new Set<string>()
+    const check = async (address: string): Promise<void> => {
+      const target = address.startsWith('/') ? multiaddr(address) : peerIdFromString(address)
+      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+      const cert = await this.init.market.trust.verify(info.certificate, 'escrow', options)
+      const certN = new Uint8Array(Buffer.from(new X509Certificate(info.certificate).publicKey.export({ format: 'jwk' }).n!, 'base64url'))
+      if (cert.subjectCommonName !== info.peer || !bytesEqual(certN, info.n)) throw new PublishError(`escrow ${info.peer} presents a certificate for another key or peer`, 'ERR_BAD_CERT')
+      if (!picked.some(e => e.peer === info.peer)) picked.push({ peer: info.peer, n: info.n })
+      tried.add(info.peer)
+    }
+    for (const address of named) {
+      try {
+        await check(address)
+      } catch (err: any) {
+        throw new PublishError(`escrow ${address}: ${String(err.message)}`, err.code ?? 'ERR_ESCROW')
+      }
+    }
+    if (picked.length < n) {
+      for await (const provider of this.init.discovery.findProviders(escrowServiceCid(), { limit: 64, timeoutMs: 10_000, signal: options.signal })) {
+        if (picked.length >= n) break
+        if (tried.has(provider.peerId) || provider.peerId === this.init.peerId) continue
+        tried.add(provider.peerId)
+        try {
+          await check(provider.peerId)
+        } catch (err: any) {
+          this.init.log('skipping escrow %s: %s', provider.peerId, err.code ?? err.message)
+        }
+      }
+    }
+    if (picked.length < n) throw new PublishError(`found ${picked.length} usable escrows, ${n} needed`, 'ERR_TOO_FEW_ESCROWS')
+    return picked.slice(0, n)
+  }
+}

@@ -1,0 +1,97 @@
+// A whole purchase over real libp2p between in-process nodes (the device is its real
+// child process): publish 3-of-5, search, buy, play, confirm, and the money moved.
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { initAgency } from '../../node/agency/agency.ts'
+import { EscrowFiles } from '../../node/escrow/state.ts'
+import { KeyfairNode } from '../../node/keyfair-node.ts'
+import { Repo } from '../../node/repo.ts'
+import { AgencyRole } from '../../node/roles/agency.ts'
+import { BuyerRole } from '../../node/roles/buyer.ts'
+import { EscrowRole } from '../../node/roles/escrow.ts'
+import { SellerRole } from '../../node/roles/seller.ts'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { waitFor } from '../helpers/nodes.ts'
+import type { RoleName } from '../../node/config.ts'
+
+const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
+
+describe('a marketplace purchase between in-process nodes', function () {
+  this.timeout(180_000)
+  let dir: string
+  const nodes: KeyfairNode[] = []
+
+  before(async function () {
+    dir = await mkdtemp(join(tmpdir(), 'keyfair-market-'))
+  })
+
+  after(async function () {
+    await Promise.all(nodes.splice(0).reverse().map(async n => n.stop()))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  async function start (name: string, roles: RoleName[], bootstrap: string[] = [], prepare?: (repo: Repo) => Promise<void>): Promise<KeyfairNode> {
+    const repo = new Repo(join(dir, name))
+    await repo.init()
+    await prepare?.(repo)
+    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap })
+    await node.start()
+    nodes.push(node)
+    return node
+  }
+
+  it('publishes 3-of-5, finds it, buys it, plays it, confirms it', async function () {
+    const agency = await start('agency', ['agency'], [], async repo => { await initAgency(repo.path, { bits: 2048 }) })
+    const agencyAddr = agency.status().addresses[0]!
+    const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
+    const escrows: EscrowRole[] = []
+    for (let i = 0; i < 5; i++) {
+      const node = await start(`escrow${i}`, ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ bits: 2048 }) })
+      const role = node.roles.find(r => r instanceof EscrowRole) as EscrowRole
+      await role.enroll(agencyAddr, agencyRole.agency.createEnrollmentCode({ kind: 'escrow', ttlMs: 60_000 }).code)
+      escrows.push(role)
+    }
+    const sellerNode = await start('seller', ['seller'], [agencyAddr])
+    await sellerNode.market.trust.set(agencyAddr)
+    const buyerNode = await start('buyer', ['buyer'], [agencyAddr])
+    await waitFor(() => nodes.every(n => n.status().routingTableSize >= 3), 30_000, 'routing tables')
+    const device = buyerNode.device
+    await device.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
+    const csrs = await device.certificateRequests()
+    const enrolled = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs.signing, encryption: csrs.encryption }, remotePeer: buyerNode.status().peerId })
+    await device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
+    await buyerNode.market.trust.set(agencyAddr, enrolled.root)
+    const buyerId = buyerNode.status().peerId
+    for (const e of escrows) e.ledger.deposit(buyerId, 1000)
+
+    const plain = join(dir, 'song.bin')
+    await writeFile(plain, randomBytes(3 * 1024 * 1024 + 123))
+    const seller = (sellerNode.roles.find(r => r instanceof SellerRole) as SellerRole).seller
+    const published = await seller.publish(plain, { title: 'Blue Train', tags: ['jazz'], price: 250, t: 3, n: 5, escrows: [] })
+    assert.equal(published.escrows.length, 5)
+
+    const buyer = (buyerNode.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer
+    const found = await buyer.search(['jazz'])
+    assert.equal(found.length, 1)
+    assert.equal(found[0]!.offer, published.offer)
+    const out = join(dir, 'out.bin')
+    const events: any[] = []
+    const bought = await buyer.buy(published.offer, { output: out, onProgress: e => events.push(e) })
+    assert.equal(await sha(out), await sha(plain))
+    assert.equal(bought.bound, true, 'the seller was online: a device-bound licence')
+    assert.equal(bought.escrows.filter(e => e.outcome === 'accepted').length, 3, JSON.stringify(bought))
+    assert.ok(events.some(e => e.phase === 'download'))
+    const confirmed = await buyer.confirm(bought.purchase)
+    assert.equal(confirmed.escrows.length, 3)
+    assert.ok(confirmed.escrows.every(e => e.state === 'released'), JSON.stringify(confirmed))
+    const sellerId = sellerNode.status().peerId
+    const paid = escrows.map(e => e.ledger.balance(sellerId)).reduce((a, b) => a + b, 0)
+    const spent = escrows.map(e => 1000 - e.ledger.balance(buyerId)).reduce((a, b) => a + b, 0)
+    assert.equal(paid, 750)
+    assert.equal(spent, 750)
+    for (const e of escrows) assert.deepEqual(e.ledger.audit().violations, [])
+  })
+})
