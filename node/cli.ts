@@ -426,6 +426,13 @@ function addEscrowCommands (program: Command): void {
         : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${String(h.amount).padStart(10)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
     })
 
+  escrow.command('accounts')
+    .description('every account and its balance, and the number of open holds')
+    .action(async (_opts, command: Command) => {
+      const r = await call<{ accounts: Array<{ account: string, balance: number }>, openHolds: number }>(command, 'escrow.accounts')
+      print(command.optsWithGlobals(), r, () => [...r.accounts.map(a => `${a.account}  ${a.balance}`), `${r.openHolds} open hold(s)`].join('\n'))
+    })
+
   escrow.command('audit')
     .description('check the ledger: entries balance, balances match postings, none negative, each hold open or ended once, money conserved; exit 1 on any violation')
     .action(async (_opts, command: Command) => {

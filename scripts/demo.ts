@@ -1,47 +1,159 @@
 /**
- * `npm start`: a real local swarm on loopback, driven through the keyfair CLI.
- * Today it shows the foundation: 8 node processes (an agency, 3 escrows, a
- * seller, 3 buyers) join a private kad-dht, the seller announces a work under
- * its keywords, and every buyer finds it by keyword. Every process it starts
- * is stopped before it exits.
+ * `npm start`: a real local swarm purchase on loopback, driven through the keyfair CLI
+ * only. An agency, 5 escrows, a seller and 2 buyers run as separate processes; the
+ * devices and escrows enroll with one-time codes; the seller publishes a generated
+ * work 3-of-5; buyer A finds it, buys it and seeds it; the seller goes offline and
+ * buyer B buys from A alone; balances before and after are printed; and A's licence
+ * copied into B's device is shown not to decrypt. Every process it starts is stopped.
  */
 import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { copyFile, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Swarm, KEYFAIR_BIN } from './swarm.ts'
+import type { SwarmNode } from './swarm.ts'
 
-function cli (repo: string, ...args: string[]): Promise<any> {
+const PASSPHRASE = 'demo device passphrase'
+const PRICE = 100
+const WORK_BYTES = 8 * 1024 * 1024 + 12345
+
+interface CliError extends Error { code?: string }
+
+function cli (node: SwarmNode, ...args: string[]): Promise<any> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', repo, '--json', ...args], (err, stdout, stderr) => {
-      if (err != null) reject(new Error(stderr.trim() || err.message))
-      else resolve(JSON.parse(stdout))
+    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { env: { ...process.env, KEYFAIR_PASSPHRASE: PASSPHRASE }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err == null) {
+        resolve(JSON.parse(stdout))
+        return
+      }
+      let failure: CliError
+      try {
+        const { error } = JSON.parse(stderr)
+        failure = Object.assign(new Error(error.message), { code: error.code })
+      } catch {
+        failure = new Error(stderr.trim() || err.message)
+      }
+      reject(failure)
     })
   })
 }
 
-const say = (line: string): void => { process.stdout.write(line + '\n') }
+const say = (line = ''): void => { process.stdout.write(line + '\n') }
+const sha256 = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
+const short = (id: string): string => `${id.slice(0, 8)}…${id.slice(-6)}`
 
 async function main (): Promise<void> {
-  const roles = [['agency'], ['escrow'], ['escrow'], ['escrow'], ['seller'], ['buyer'], ['buyer'], ['buyer']]
-  say(`starting ${roles.length} keyfair nodes on 127.0.0.1 ...`)
-  const swarm = await Swarm.start({ nodes: roles.map(r => ({ roles: r })), topology: 'star', onProgress: m => { say(`  ${m}`) } })
-  const stop = async (): Promise<void> => { await swarm.stop() }
-  process.once('SIGINT', () => { void stop().then(() => process.exit(130)) })
+  const dir = await mkdtemp(join(tmpdir(), 'keyfair-demo-'))
+  const specs = [
+    { roles: ['agency'], prepare: [['agency', 'init']] },
+    ...Array.from({ length: 5 }, () => ({ roles: ['escrow'], prepare: [['escrow', 'init']] })),
+    { roles: ['seller'] },
+    { roles: ['buyer'] },
+    { roles: ['buyer'] }
+  ]
+  say(`starting ${specs.length} keyfair node processes on 127.0.0.1 (an agency, 5 escrows, a seller, 2 buyers) ...`)
+  const swarm = await Swarm.start({ nodes: specs, topology: 'star', onProgress: m => { say(`  ${m}`) } })
+  process.once('SIGINT', () => { void swarm.stop().then(() => process.exit(130)) })
   try {
-    for (const n of swarm.nodes) say(`  #${n.index} ${n.roles.join(',').padEnd(7)} ${n.peerId}  pid ${n.pid}`)
-    const seller = swarm.nodes.find(n => n.roles.includes('seller'))!
-    const contentId = 'bafkreia72fyadnv6uypovhb63cxbhsnalxplztghyhsjwjlhzglmrf5pom'
-    say(`\nseller announces ${contentId} as "Kind of Blue" (jazz, trumpet)`)
-    const announced = await cli(seller.repo, 'announce', contentId, 'Kind of Blue', 'jazz,trumpet')
-    say(`  keywords ${announced.keywords.join(', ')}; ${announced.provided.filter((p: any) => p.ok).length}/${announced.provided.length} keys provided`)
-    for (const buyer of swarm.nodes.filter(n => n.roles.includes('buyer'))) {
-      const t0 = Date.now()
-      const found = await cli(buyer.repo, 'find', 'Jazz', '--timeout', '15000')
-      const ok = found.providers.some((p: any) => p.peerId === seller.peerId)
-      say(`  buyer #${buyer.index} searched 'Jazz': ${found.providers.length} provider(s) in ${Date.now() - t0} ms ${ok ? '(the seller)' : '(seller NOT found)'}`)
-      if (!ok) throw new Error(`buyer #${buyer.index} did not find the seller`)
+    const [agency, ...rest] = swarm.nodes
+    const escrows = rest.slice(0, 5)
+    const seller = rest[5]!
+    const [buyerA, buyerB] = [rest[6]!, rest[7]!]
+    const agencyAddr = agency!.addresses[0]!
+    const name = new Map<string, string>([[seller.peerId, 'seller'], [buyerA.peerId, 'buyer A'], [buyerB.peerId, 'buyer B']])
+
+    say('\n1. the agency certifies the escrows and the buyers\' sealed devices (one-time codes)')
+    await Promise.all(escrows.map(async e => {
+      const { code } = await cli(agency!, 'agency', 'enroll-code', '--for', 'escrow')
+      await cli(e, 'escrow', 'enroll', '--agency', agencyAddr, '--code', code)
+    }))
+    say(`   5 escrows enrolled: ${escrows.map(e => short(e.peerId)).join(', ')}`)
+    await cli(seller, 'trust', '--agency', agencyAddr)
+    for (const [label, buyer] of [['A', buyerA], ['B', buyerB]] as const) {
+      const { deviceId } = await cli(buyer, 'device', 'init')
+      const { code } = await cli(agency!, 'agency', 'enroll-code', '--for', 'device')
+      await cli(buyer, 'device', 'enroll', '--agency', agencyAddr, '--code', code)
+      say(`   buyer ${label}: device ${deviceId} made its keys inside itself and was certified`)
     }
-    say('\nthe blind-key purchase flow (escrows, sealed device) is not built yet; see README "Status"')
+
+    say(`\n2. each escrow credits each buyer 1000 (a bank transfer in)`)
+    await Promise.all(escrows.flatMap(e => [buyerA, buyerB].map(async b => cli(e, 'escrow', 'deposit', b.peerId, '1000'))))
+    const balances = async (): Promise<Map<string, number>> => {
+      const totals = new Map<string, number>([[seller.peerId, 0], [buyerA.peerId, 0], [buyerB.peerId, 0]])
+      let open = 0
+      for (const e of escrows) {
+        const r = await cli(e, 'escrow', 'accounts')
+        for (const a of r.accounts) if (totals.has(a.account)) totals.set(a.account, totals.get(a.account)! + a.balance)
+        open += r.openHolds
+      }
+      totals.set('open holds', open)
+      return totals
+    }
+    const before = await balances()
+
+    say('\n3. the seller publishes a generated work, 3-of-5 escrows')
+    const original = join(dir, 'kind-of-blue.bin')
+    await writeFile(original, randomBytes(WORK_BYTES))
+    const published = await cli(seller, 'publish', original, '--title', 'Kind of Blue', '--tags', 'jazz,trumpet', '--price', String(PRICE), '--escrows', '3-of-5')
+    say(`   content ${published.content} (${published.size} bytes), offer ${short(published.offer)}, ${PRICE} to each of 3 escrows`)
+
+    say('\n4. buyer A searches "jazz", buys 3-of-5, and seeds the ciphertext')
+    const found = await cli(buyerA, 'search', 'jazz')
+    const listing = found.offers.find((o: any) => o.offer === published.offer)
+    if (listing == null) throw new Error('buyer A did not find the offer')
+    say(`   found '${listing.title}' for ${listing.price} × ${listing.t} of ${listing.escrows} escrows, ${listing.providers} provider(s)`)
+    const outA = join(dir, 'a.out')
+    const boughtA = await cli(buyerA, 'buy', listing.offer, '--out', outA, '--seed')
+    const okA = await sha256(outA) === await sha256(original)
+    say(`   bought (${boughtA.bound ? 'device-bound licence from the seller' : 'open offer'}); escrows: ${boughtA.escrows.map((e: any) => `#${e.j} ${e.outcome}`).join(', ')}`)
+    say(`   SHA-256 of the output ${okA ? 'equals' : 'DIFFERS FROM'} the original's`)
+    if (!okA) throw new Error('buyer A\'s output differs from the original')
+    const confirmedA = await cli(buyerA, 'confirm', boughtA.purchase)
+    say(`   A confirms: ${confirmedA.escrows.map((e: any) => `#${e.j} ${e.state}`).join(', ')}`)
+
+    say('\n5. the seller goes offline; buyer B finds the work through A and buys it from A alone')
+    await swarm.stopNode(seller.index)
+    const foundB = await cli(buyerB, 'search', 'jazz')
+    const listingB = foundB.offers.find((o: any) => o.offer === published.offer)
+    if (listingB == null) throw new Error('buyer B did not find the offer with the seller offline')
+    const outB = join(dir, 'b.out')
+    const boughtB = await cli(buyerB, 'buy', listingB.offer, '--out', outB)
+    const okB = await sha256(outB) === await sha256(original)
+    say(`   bought (${boughtB.bound ? 'device-bound licence' : 'open offer: the seller is offline'}); escrows: ${boughtB.escrows.map((e: any) => `#${e.j} ${e.outcome}`).join(', ')}`)
+    say(`   SHA-256 of the output ${okB ? 'equals' : 'DIFFERS FROM'} the original's`)
+    if (!okB) throw new Error('buyer B\'s output differs from the original')
+    await cli(buyerB, 'confirm', boughtB.purchase)
+
+    say('\n6. balances across the 5 escrows (minor units)')
+    const after = await balances()
+    for (const [account, value] of after) {
+      const was = before.get(account) ?? 0
+      say(`   ${(name.get(account) ?? account).padEnd(10)} ${String(was).padStart(6)} → ${String(value).padStart(6)}  (${value - was >= 0 ? '+' : ''}${value - was})`)
+    }
+    const delta = (id: string): number => after.get(id)! - before.get(id)!
+    if (delta(seller.peerId) !== 2 * 3 * PRICE || delta(buyerA.peerId) !== -3 * PRICE || delta(buyerB.peerId) !== -3 * PRICE || after.get('open holds') !== 0) {
+      throw new Error('the balances did not move as they should')
+    }
+    say(`   seller +2 × ${3 * PRICE}, each buyer −${3 * PRICE}, no hold left open`)
+
+    say('\n7. lending: A\'s licence file copied into B\'s device')
+    const licenceB = join(buyerB.repo, 'device', 'licence', published.content)
+    await rename(licenceB, `${licenceB}.own`)
+    await copyFile(join(buyerA.repo, 'device', 'licence', published.content), licenceB)
+    try {
+      await cli(buyerB, 'play', published.content, '--out', join(dir, 'lent.out'))
+      throw new Error('B played A\'s licence')
+    } catch (err: any) {
+      if (err.code !== 'ERR_RECORD_UNREADABLE') throw err
+      say(`   B's device refuses it: ${err.code} (${err.message})`)
+    } finally {
+      await rename(`${licenceB}.own`, licenceB)
+    }
+    say('\ndemo complete')
   } finally {
-    await stop()
+    await swarm.stop()
+    await rm(dir, { recursive: true, force: true })
     say(`stopped all ${swarm.nodes.length} node processes`)
   }
 }

@@ -8,7 +8,7 @@
  * this process dies, however it dies, each node sees the channel close and
  * stops itself. `stop()` ends them by pid (SIGTERM, then SIGKILL).
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +25,10 @@ export type Topology = 'star' | 'tree' | 'chain'
 
 export interface SwarmNodeSpec {
   roles: string[]
+  /** keyfair commands run on the node's repo after `init` and before `start` (e.g. ['agency', 'init']) */
+  prepare?: string[][]
+  /** extra arguments to `keyfair start` */
+  startArgs?: string[]
 }
 
 export interface SwarmOptions {
@@ -131,10 +135,34 @@ export class Swarm {
 
   private readonly children: ChildProcess[] = []
 
-  private async spawnNode (index: number, spec: SwarmNodeSpec, depth: number, options: SwarmOptions, timeoutMs: number): Promise<SwarmNode> {
+  /** Stops one node (SIGTERM, or SIGKILL to simulate a crash) and waits for its exit */
+  async stopNode (index: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const node = this.nodes[index]
+    if (node == null) throw new Error(`no node ${index}`)
+    const child = node.process
+    if (child.exitCode != null || child.signalCode != null) return
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    child.kill(signal)
+    await exited
+  }
+
+  /** Starts a stopped node again on its repo and address */
+  async restartNode (index: number, options: SwarmOptions = { nodes: [] }): Promise<SwarmNode> {
+    const node = this.nodes[index]
+    if (node == null) throw new Error(`no node ${index}`)
+    const restarted = await this.spawnNode(index, { roles: node.roles, startArgs: ['--listen', node.addresses[0]!.replace(/\/p2p\/.*$/, '')] }, node.depth, options, options.readyTimeoutMs ?? 60_000, false)
+    this.nodes[index] = restarted
+    return restarted
+  }
+
+  private async spawnNode (index: number, spec: SwarmNodeSpec, depth: number, options: SwarmOptions, timeoutMs: number, fresh = true): Promise<SwarmNode> {
     const repo = join(this.dir, `node-${index}`)
     const parent = bootstrapParent(index, this.topology)
-    const args = [KEYFAIR_BIN, '--repo', repo, '--json', 'start', '--init', '--role', spec.roles.join(',')]
+    if (fresh && spec.prepare != null) {
+      await runKeyfair(['--repo', repo, 'init'], options.env)
+      for (const command of spec.prepare) await runKeyfair(['--repo', repo, ...command], options.env)
+    }
+    const args = [KEYFAIR_BIN, '--repo', repo, '--json', 'start', '--init', '--role', spec.roles.join(','), ...(spec.startArgs ?? [])]
     if (parent != null) {
       const address = this.nodes[parent]?.addresses[0]
       if (address == null) throw new Error(`node ${parent} has no address`)
@@ -194,6 +222,16 @@ export class Swarm {
       await new Promise(resolve => setTimeout(resolve, 200))
     }
   }
+}
+
+/** One keyfair CLI command to completion; its stderr becomes the error */
+async function runKeyfair (args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [KEYFAIR_BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      if (err != null) reject(new Error(`keyfair ${args.slice(2).join(' ')}: ${stderr.trim() || err.message}`))
+      else resolve(stdout)
+    })
+  })
 }
 
 async function stopProcess (child: ChildProcess): Promise<void> {

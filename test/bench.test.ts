@@ -23,7 +23,7 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
       assert.equal(files.length, 1)
       const results = JSON.parse(await readFile(join(out, files[0]!), 'utf8'))
       const ids = results.rows.map((r: any) => r.id)
-      assert.deepEqual(ids, ['F1', 'C1', 'C2', 'C3', 'D1'])
+      assert.deepEqual(ids, ['F1', 'C1', 'C2', 'C3', 'E1', 'D1'])
       for (const r of results.rows) {
         assert.ok(r.value > 0 && r.baseline > 0 && Number.isFinite(r.ratio), `${r.id} measured`)
         assert.match(stdout, new RegExp(`^${r.id} `, 'm'))

@@ -319,7 +319,8 @@ export class Buyer {
         }
       }
     }
-    await Promise.all(providers.map(worker))
+    // a range given back by a failing provider goes to those still alive, round after round
+    while (ranges.length > 0 && alive.size > 0) await Promise.all(providers.filter(p => alive.has(p.id)).map(worker))
     if (ranges.length > 0) throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
     await market.content.markComplete(content)
   }

@@ -50,6 +50,7 @@ export interface ControlRoutes {
   'escrow.ledger': Route
   'escrow.holds': Route
   'escrow.audit': Route
+  'escrow.accounts': Route
   balance: Route
   trust: Route
   publish: Route
@@ -201,6 +202,7 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest) }
     },
     'escrow.audit': async () => escrowOf(node).ledger.audit(),
+    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length }),
     balance: async (body, signal) => {
       const { escrow } = fields(body)
       if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')

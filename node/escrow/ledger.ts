@@ -148,6 +148,12 @@ export class Ledger {
     return row?.balance ?? 0
   }
 
+  /** Every customer account and its balance */
+  accounts (): Array<{ account: string, balance: number }> {
+    return (this.db.prepare(`SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' ORDER BY id`).all() as Array<{ id: string, balance: number }>)
+      .map(r => ({ account: r.id, balance: r.balance }))
+  }
+
   deposit (account: string, amount: number, memo?: string, now = Date.now()): number {
     checkAmount(amount)
     return transaction(this.db, () => {

@@ -93,5 +93,30 @@ describe('a marketplace purchase between in-process nodes', function () {
     assert.equal(paid, 750)
     assert.equal(spent, 750)
     for (const e of escrows) assert.deepEqual(e.ledger.audit().violations, [])
+
+    // superdistribution: the first buyer seeds; with the seller stopped a second buyer gets everything from it
+    await buyer.seed(await buyerNode.market.knownOffer(published.offer))
+    const second = await start('buyer2', ['buyer'], [agencyAddr])
+    const device2 = second.device
+    await device2.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
+    const csrs2 = await device2.certificateRequests()
+    const enrolled2 = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs2.signing, encryption: csrs2.encryption }, remotePeer: second.status().peerId })
+    await device2.installCertificates({ signing: enrolled2.certificates.signing!, encryption: enrolled2.certificates.encryption!, root: enrolled2.root })
+    await second.market.trust.set(agencyAddr, enrolled2.root)
+    for (const e of escrows) e.ledger.deposit(second.status().peerId, 1000)
+    await sellerNode.stop()
+    nodes.splice(nodes.indexOf(sellerNode), 1)
+    const buyer2 = (second.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer
+    const found2 = await buyer2.search(['jazz'])
+    assert.deepEqual(found2.map(o => o.offer), [published.offer])
+    const out2 = join(dir, 'out2.bin')
+    const events2: any[] = []
+    const bought2 = await buyer2.buy(published.offer, { output: out2, onProgress: e => events2.push(e) })
+    assert.equal(await sha(out2), await sha(plain))
+    assert.equal(bought2.bound, false, 'the seller is offline: the open offer')
+    const providers = new Set(events2.filter(e => e.phase === 'download').map(e => e.provider))
+    assert.deepEqual([...providers], [buyerNode.status().peerId], JSON.stringify(events2.filter(e => e.phase !== 'download')))
+    await buyer2.confirm(bought2.purchase)
+    assert.equal(escrows.map(e => e.ledger.balance(sellerId)).reduce((a, b) => a + b, 0), 1500, 'the payment still reaches the seller')
   })
 })
