@@ -363,12 +363,13 @@ function addEscrowCommands (program: Command): void {
     .option('--currency <code>', 'the currency this escrow settles', 'EUR')
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
+    .addOption(new Option('--faulty-answers', 'answer wrongly on purpose (adversarial testing of buyers\' fraud proofs only)').hideHelp())
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
-      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow) } })
+      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true } })
       const result = { dir: files.dir, ...(await files.settings()) }
       print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
     })

@@ -57,6 +57,10 @@ export type BuyProgress =
   | { phase: 'play', bytes: number }
 
 export interface BuyResult {
+  /** chunks already on disk when this run started (a resumed download) */
+  resumedFrom: number
+  /** providers dropped during the download, and why */
+  dropped: Array<{ provider: string, reason: string }>
   purchase: string
   offer: string
   content: string
@@ -122,7 +126,7 @@ export class Buyer {
     if (!status.unlocked) throw new BuyError('unlock the sealed device first (keyfair device unlock)', 'ERR_DEVICE_LOCKED')
     if (!status.enrolled) throw new BuyError('enroll the sealed device with an agency first (keyfair device enroll)', 'ERR_NOT_ENROLLED')
     const cid = offer.body.terms.content.toString()
-    await this.download(offer, progress, options.signal)
+    const { resumedFrom, dropped } = await this.download(offer, progress, options.signal)
 
     // an open purchase of this offer (an earlier, interrupted run) is continued, not paid again
     const open = (await device.purchases()).find(p => p.offer === offerId && p.state === 'open')
@@ -142,7 +146,7 @@ export class Buyer {
       bytes = (await this.play(cid, options.output, n => { progress({ phase: 'play', bytes: n }) })).bytes
     }
     if (options.seed === true) await this.seed(offer)
-    return { purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true }
+    return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true }
   }
 
   async play (content: string, output: string, onBytes?: (bytes: number) => void): Promise<{ bytes: number }> {
@@ -212,7 +216,7 @@ export class Buyer {
   }
 
   /**
-   * Buys shares until t passed the device's check: escrows in a random order, a dead
+   * Buys shares until t passed the device's check: escrows in the offer's order, a dead
    * one skipped, a wrong answer refunded by its fraud proof and replaced by another.
    */
   private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<BuyResult['escrows']> {
@@ -221,9 +225,9 @@ export class Buyer {
     const state = (await device.purchases()).find(p => p.purchase === purchase)!
     const outcomes: BuyResult['escrows'] = state.accepted.map(j => ({ j, peer: terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
     let have = state.accepted.length
+    // in the seller's order: the seller lists its preferred escrows first
     const candidates = terms.escrows.map((e, i) => ({ j: i + 1, peer: e.peer }))
       .filter(c => !state.accepted.includes(c.j) && !state.faulty.includes(c.j))
-      .sort(() => Math.random() - 0.5)
     for (const { j, peer } of candidates) {
       if (have >= terms.t) break
       signal?.throwIfAborted()
@@ -262,11 +266,12 @@ export class Buyer {
   }
 
   /** Manifest, then every missing chunk from the content's providers in parallel */
-  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<void> {
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
     const { market, discovery } = this.init
     const cid = offer.body.terms.content
     const content = cid.toString()
-    if (await market.content.isComplete(content)) return
+    const dropped: BuyResult['dropped'] = []
+    if (await market.content.isComplete(content)) return { resumedFrom: (await market.content.manifest(content))!.chunkCount, dropped }
     const providers: Array<{ id: string, address: PeerId | Multiaddr[] }> = []
     for await (const p of discovery.findProviders(cid, { limit: 20, timeoutMs: 10_000, signal })) {
       if (p.peerId !== this.init.peerId) providers.push({ id: p.peerId, address: this.addressOf(p) })
@@ -290,9 +295,11 @@ export class Buyer {
     const missing = await market.content.missing(content)
     progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
     const ranges: Array<{ from: number, count: number }> = []
+    // small enough that every provider gets a share of the work, at most RANGE chunks
+    const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * 2))))
     for (let i = 0; i < missing.length;) {
       let count = 1
-      while (i + count < missing.length && missing[i + count] === missing[i]! + count && count < Math.min(RANGE, MAX_RANGE)) count++
+      while (i + count < missing.length && missing[i + count] === missing[i]! + count && count < size) count++
       ranges.push({ from: missing[i]!, count })
       i += count
     }
@@ -315,6 +322,7 @@ export class Buyer {
           alive.delete(p.id)
           const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : String(err.code ?? err.message)
           this.init.log('dropping provider %s: %s', p.id, reason)
+          dropped.push({ provider: p.id, reason })
           progress({ phase: 'provider-dropped', provider: p.id, reason })
         }
       }
@@ -323,6 +331,7 @@ export class Buyer {
     while (ranges.length > 0 && alive.size > 0) await Promise.all(providers.filter(p => alive.has(p.id)).map(worker))
     if (ranges.length > 0) throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
     await market.content.markComplete(content)
+    return { resumedFrom: manifest.chunkCount - missing.length, dropped }
   }
 
   private addressOf (provider: { peerId: string, multiaddrs: string[] }): PeerId | Multiaddr[] {
