@@ -344,6 +344,21 @@ function addMarketCommands (program: Command): void {
     })
   }
 
+  program.command('export <content> <dir>')
+    .description('write a content\'s ciphertext, manifest and signed offers to a new directory (portable media)')
+    .action(async (content: string, dir: string, _opts, command: Command) => {
+      const r = await call<{ content: string, path: string, offers: number, bytes: number }>(command, 'export', { content, path: resolvePath(dir) }, 600_000)
+      print(command.optsWithGlobals(), r, () => `exported ${r.content} (${r.bytes} bytes, ${r.offers} offer(s)) to ${r.path}`)
+    })
+
+  program.command('import <dir>')
+    .description('take a content from portable media: every chunk and offer is checked; then buy it without downloading')
+    .option('--seed', 'serve it to other buyers too')
+    .action(async (dir: string, opts, command: Command) => {
+      const r = await call<{ content: string, offers: string[], seeding: boolean }>(command, 'import', { path: resolvePath(dir), seed: opts.seed === true }, 600_000)
+      print(command.optsWithGlobals(), r, () => [`imported ${r.content}`, ...r.offers.map(o => `  offer ${o} (keyfair buy ${o})`)].join('\n'))
+    })
+
   program.command('contents')
     .description('ciphertext held by this node')
     .action(async (_opts, command: Command) => {

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { keywordCid } from '../discovery/keywords.ts'
+import { keywordCid, keywordsOf } from '../discovery/keywords.ts'
+import { exportContent, importContent } from '../market/media.ts'
 import { enrollWithAgency } from '../agency/client.ts'
 import { EscrowNotReadyError } from '../escrow/errors.ts'
 import { EscrowRole } from '../roles/escrow.ts'
@@ -62,6 +63,8 @@ export interface ControlRoutes {
   confirm: Route
   dispute: Route
   contents: Route
+  export: Route
+  import: Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -267,6 +270,21 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return buyerOf(node).dispute(purchase, index != null ? { index } : undefined)
     },
     contents: async () => ({ contents: await node.market.content.list() }),
+    export: async body => {
+      const { content, path } = fields(body)
+      if (typeof content !== 'string' || typeof path !== 'string') throw new BadRequestError('content (a content id) and path (a new directory) are needed')
+      return exportContent(node.market, content, path)
+    },
+    import: async (body, signal) => {
+      const { path, seed } = fields(body)
+      if (typeof path !== 'string') throw new BadRequestError('path must be a directory written by keyfair export')
+      const imported = await importContent(node.market, path, { seed: seed === true })
+      if (imported.seeding) {
+        const offer = await node.market.knownOffer(imported.offers[0] ?? '')
+        await node.announce(imported.content, keywordsOf(offer.body.title, ...offer.body.tags), signal)
+      }
+      return imported
+    },
     'agency.certs': async () => ({
       certificates: agencyOf(node).certificates().map(c => {
         const { pem, ...rest } = certificateJson(c)

@@ -12,7 +12,8 @@ import { AgencyRole } from '../../node/roles/agency.ts'
 import { BuyerRole } from '../../node/roles/buyer.ts'
 import { EscrowRole } from '../../node/roles/escrow.ts'
 import { SellerRole } from '../../node/roles/seller.ts'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { exportContent, importContent } from '../../node/market/media.ts'
 import { tmpdir } from 'node:os'
 import { waitFor } from '../helpers/nodes.ts'
 import type { RoleName } from '../../node/config.ts'
@@ -58,14 +59,17 @@ describe('a marketplace purchase between in-process nodes', function () {
     await sellerNode.market.trust.set(agencyAddr)
     const buyerNode = await start('buyer', ['buyer'], [agencyAddr])
     await waitFor(() => nodes.every(n => n.status().routingTableSize >= 3), 30_000, 'routing tables')
-    const device = buyerNode.device
-    await device.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
-    const csrs = await device.certificateRequests()
-    const enrolled = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs.signing, encryption: csrs.encryption }, remotePeer: buyerNode.status().peerId })
-    await device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
-    await buyerNode.market.trust.set(agencyAddr, enrolled.root)
+    /** a buyer's device made, certified by the agency, and 1000 at every escrow */
+    const enrollBuyer = async (node: KeyfairNode): Promise<void> => {
+      await node.device.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
+      const csrs = await node.device.certificateRequests()
+      const enrolled = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs.signing, encryption: csrs.encryption }, remotePeer: node.status().peerId })
+      await node.device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
+      await node.market.trust.set(agencyAddr, enrolled.root)
+      for (const e of escrows) e.ledger.deposit(node.status().peerId, 1000)
+    }
+    await enrollBuyer(buyerNode)
     const buyerId = buyerNode.status().peerId
-    for (const e of escrows) e.ledger.deposit(buyerId, 1000)
 
     const plain = join(dir, 'song.bin')
     await writeFile(plain, randomBytes(3 * 1024 * 1024 + 123))
@@ -97,13 +101,7 @@ describe('a marketplace purchase between in-process nodes', function () {
     // superdistribution: the first buyer seeds; with the seller stopped a second buyer gets everything from it
     await buyer.seed(await buyerNode.market.knownOffer(published.offer))
     const second = await start('buyer2', ['buyer'], [agencyAddr])
-    const device2 = second.device
-    await device2.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
-    const csrs2 = await device2.certificateRequests()
-    const enrolled2 = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs2.signing, encryption: csrs2.encryption }, remotePeer: second.status().peerId })
-    await device2.installCertificates({ signing: enrolled2.certificates.signing!, encryption: enrolled2.certificates.encryption!, root: enrolled2.root })
-    await second.market.trust.set(agencyAddr, enrolled2.root)
-    for (const e of escrows) e.ledger.deposit(second.status().peerId, 1000)
+    await enrollBuyer(second)
     await sellerNode.stop()
     nodes.splice(nodes.indexOf(sellerNode), 1)
     const buyer2 = (second.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer
@@ -118,5 +116,32 @@ describe('a marketplace purchase between in-process nodes', function () {
     assert.deepEqual([...providers], [buyerNode.status().peerId], JSON.stringify(events2.filter(e => e.phase !== 'download')))
     await buyer2.confirm(bought2.purchase)
     assert.equal(escrows.map(e => e.ledger.balance(sellerId)).reduce((a, b) => a + b, 0), 1500, 'the payment still reaches the seller')
+
+    // portable media: exported by the first buyer, checked on import, bought without any download
+    const media = join(dir, 'media')
+    const exported = await exportContent(buyerNode.market, published.content, media)
+    assert.equal(exported.offers, 1)
+    const third = await start('buyer3', ['buyer'], [agencyAddr])
+    const bad = join(dir, 'media-bad')
+    await cp(media, bad, { recursive: true })
+    const data = await readFile(join(bad, 'data.kf'))
+    data[5] = data[5]! ^ 1
+    await writeFile(join(bad, 'data.kf'), data)
+    await assert.rejects(importContent(third.market, bad), { code: 'ERR_BAD_CHUNK' })
+    const imported = await importContent(third.market, media)
+    assert.deepEqual([imported.content, imported.offers], [published.content, [published.offer]])
+    assert.equal(await third.market.content.isComplete(published.content), true)
+    assert.equal((await third.market.knownOffer(published.offer)).body.title, 'Blue Train')
+    await enrollBuyer(third)
+    for (const seeder of [buyerNode, second]) {
+      await seeder.stop()
+      nodes.splice(nodes.indexOf(seeder), 1)
+    }
+    const out3 = join(dir, 'out3.bin')
+    const events3: any[] = []
+    const bought3 = await (third.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer.buy(published.offer, { output: out3, onProgress: e => events3.push(e) })
+    assert.equal(await sha(out3), await sha(plain))
+    assert.equal(bought3.resumedFrom, 4, 'nothing downloaded: every chunk came from the media')
+    assert.equal(events3.filter(e => e.phase === 'download').length, 0)
   })
 })
