@@ -1,5 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises'
-import { resolve as resolvePath } from 'node:path'
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve as resolvePath } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { Presets, SingleBar } from 'cli-progress'
 import { Command, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
@@ -309,11 +313,22 @@ function addMarketCommands (program: Command): void {
     })
 
   program.command('play <content>')
-    .description('decrypt a purchased work inside the sealed device to a file (works offline)')
-    .requiredOption('--out <file>', 'where the plaintext goes')
+    .description('decrypt a purchased work inside the sealed device to a file, or - for stdout (works offline)')
+    .requiredOption('--out <file>', 'where the plaintext goes (- for stdout)')
     .action(async (content: string, opts, command: Command) => {
-      const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, () => {})
-      print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+      if (opts.out !== '-') {
+        const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, () => {})
+        print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+        return
+      }
+      // the device writes only to files: a private temporary one, streamed out and removed
+      const dir = await mkdtemp(join(tmpdir(), 'keyfair-play-'))
+      try {
+        await stream(command, 'play', { content, output: join(dir, 'plaintext') }, () => {})
+        await pipeline(createReadStream(join(dir, 'plaintext')), process.stdout)
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
     })
 
   program.command('library')

@@ -101,6 +101,11 @@ describe('marketplace faults on a 10-process swarm', function () {
     assert.equal(await balance(e2!, a!.peerId), 10000, 'the lying escrow refunded')
     assert.equal((await cli(e2!, 'escrow', 'accounts')).openHolds, 0)
     await cli(a!, 'confirm', boughtA.purchase)
+    // and again offline from the sealed licence, to stdout
+    const piped = await new Promise<Buffer>((resolve, reject) => {
+      execFile(process.execPath, [KEYFAIR_BIN, '--repo', a!.repo, 'play', pub1.content, '--out', '-'], { encoding: 'buffer', maxBuffer: 64 << 20 }, (err, stdout) => { if (err != null) reject(err); else resolve(stdout) })
+    })
+    assert.equal(createHash('sha256').update(piped).digest('hex'), await sha(work1))
 
     // 2. A now serves corrupt chunks: B drops it and gets them from the seller
     const stored = join(a!.repo, 'content', pub1.content, 'data.kf')
