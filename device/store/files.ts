@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, rename } from 'node:fs/promises'
+import { open, rename, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
 /**
@@ -22,5 +22,16 @@ export async function writeFileAtomic (file: string, data: string | Uint8Array, 
     await dir.sync()
   } finally {
     await dir.close()
+  }
+}
+
+/** Whether a path exists; errors other than "not there" are thrown */
+export async function fileExists (file: string): Promise<boolean> {
+  try {
+    await stat(file)
+    return true
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return false
+    throw err
   }
 }

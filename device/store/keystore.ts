@@ -15,7 +15,7 @@ import {
   DeviceExistsError, DeviceNotInitialisedError, InsecureStoreError, RecordUnreadableError,
   StoreCorruptError, WeakPassphraseError, WrongPassphraseError
 } from '../errors.ts'
-import { writeFileAtomic } from './files.ts'
+import { fileExists, writeFileAtomic } from './files.ts'
 import type { KeyObject } from 'node:crypto'
 
 const scryptAsync = promisify(scrypt) as (password: Uint8Array, salt: Uint8Array, keylen: number, options: object) => Promise<Buffer>
@@ -68,13 +68,7 @@ export class KeyStore {
   }
 
   async exists (): Promise<boolean> {
-    try {
-      await stat(this.file)
-      return true
-    } catch (err: any) {
-      if (err.code === 'ENOENT') return false
-      throw err
-    }
+    return fileExists(this.file)
   }
 
   /** Generates both device keys inside this process and seals them under the passphrase */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { writeFileAtomic } from '../../device/store/files.ts'
+import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import {
   DEVICE_UNIT, ESCROW_UNIT, MAX_RSA_BITS, MIN_RSA_BITS, PURPOSE_PROFILES, PkiError,
   canonicalSerial, deviceIdOf, inspectCsr
@@ -65,7 +65,7 @@ export async function initAgency (repoPath: string, options: AgencyInitOptions =
   const repo = new Repo(repoPath)
   await repo.assertInitialised()
   const paths = agencyPaths(repo.path)
-  if (await exists(paths.certificate)) throw new AgencyExistsError(repo.path)
+  if (await fileExists(paths.certificate)) throw new AgencyExistsError(repo.path)
   const bits = options.bits ?? 3072
   if (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) throw new BadConfigError(`--bits must be an integer ${MIN_RSA_BITS}..${MAX_RSA_BITS}`)
   const commonName = options.commonName ?? 'keyfair agency'
@@ -190,7 +190,7 @@ export class Agency {
   /** Opens the agency of a repo: loads the CA key once (refusing a key file others can read), opens its database. */
   static async open (repoPath: string, options: AgencyOptions = {}): Promise<Agency> {
     const paths = agencyPaths(repoPath)
-    if (!(await exists(paths.certificate))) throw new AgencyNotInitialisedError(repoPath)
+    if (!(await fileExists(paths.certificate))) throw new AgencyNotInitialisedError(repoPath)
     const info = await stat(paths.key)
     if ((info.mode & 0o077) !== 0) throw new InsecureFileError(paths.key, info.mode)
     const rootPem = await readFile(paths.certificate, 'utf8')
@@ -467,12 +467,3 @@ function hashCode (raw: string): string {
   return createHash('sha256').update(raw).digest('hex')
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch (err: any) {
-    if (err.code === 'ENOENT') return false
-    throw err
-  }
-}

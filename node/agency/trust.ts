@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
+import { bytesEqual } from '../../device/crypto/index.ts'
 import { CrlStaleError, TrustStore } from '../../device/pki/index.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestCrlAnswer } from '../../protocols/agency/crl.ts'
@@ -76,6 +77,16 @@ export class AgencyTrust {
       await this.refresh(options)
       return trust.verify(certificate, { purpose })
     }
+  }
+
+  /** An escrow's self-description, checked: an agency certificate for that peer id and that very modulus */
+  async verifyEscrow (info: { peer: string, n: Uint8Array, certificate: string }, options: AbortOptions = {}): Promise<VerifiedCertificate> {
+    const cert = await this.verify(info.certificate, 'escrow', options)
+    const modulus = cert.publicKey.export({ format: 'jwk' }).n
+    if (cert.subjectCommonName !== info.peer || modulus == null || !bytesEqual(new Uint8Array(Buffer.from(modulus, 'base64url')), info.n)) {
+      throw new KeyfairError(`escrow ${info.peer} presents a certificate for another peer or key`, 'ERR_BAD_CERT')
+    }
+    return cert
   }
 
   async refresh (options: AbortOptions = {}): Promise<void> {

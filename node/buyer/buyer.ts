@@ -4,6 +4,7 @@
 // and seed the ciphertext if asked.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { bytesEqual } from '../../device/crypto/index.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { signedId, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
@@ -234,8 +235,9 @@ export class Buyer {
       const target = peerIdFromString(peer)
       try {
         const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
-        const cert = await this.init.market.trust.verify(info.certificate, 'escrow')
-        if (cert.subjectCommonName !== peer) throw new BuyError('its certificate names another peer', 'ERR_BAD_CERT')
+        // the escrow must be the one the offer names, with the key the shares were wrapped for
+        if (info.peer !== peer || !bytesEqual(info.n, terms.escrows[j - 1]!.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
+        await this.init.market.trust.verifyEscrow(info)
         const { request } = await device.requestShare({ purchase, j })
         const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
         const verdict = await device.acceptAnswer({ purchase, j, answer })

@@ -12,7 +12,7 @@ import { storedChunksOf } from '../../device/content-file.ts'
 import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
-import { writeFileAtomic } from '../../device/store/files.ts'
+import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -98,14 +98,14 @@ export class ContentStore {
   }
 
   async isComplete (cid: string): Promise<boolean> {
-    return exists(this.pathOf(cid, 'complete'))
+    return fileExists(this.pathOf(cid, 'complete'))
   }
 
   /** Writes one chunk at its place after checking it against the manifest */
   async writeChunk (cid: string, index: number, data: Uint8Array): Promise<void> {
     const manifest = await this.requireManifest(cid)
     if (!verifyChunk(manifest, index, data)) throw new BadChunkError(cid, index)
-    const handle = await open(this.dataFile(cid), (await exists(this.dataFile(cid))) ? 'r+' : 'w+', 0o644)
+    const handle = await open(this.dataFile(cid), (await fileExists(this.dataFile(cid))) ? 'r+' : 'w+', 0o644)
     try {
       await handle.write(data, 0, data.length, chunkOffset(manifest, index))
     } finally {
@@ -187,7 +187,7 @@ export class ContentStore {
 
   /** Whether this node serves the content (it published it, or seeds it) */
   async isServing (cid: string): Promise<boolean> {
-    return (await this.isComplete(cid)) && exists(this.pathOf(cid, 'serve'))
+    return (await this.isComplete(cid)) && fileExists(this.pathOf(cid, 'serve'))
   }
 
   async setServing (cid: string, serving: boolean): Promise<void> {
@@ -252,12 +252,3 @@ export class ContentStore {
   }
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch (err: any) {
-    if (err.code === 'ENOENT') return false
-    throw err
-  }
-}

@@ -14,7 +14,10 @@ import {
   BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
   HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
-import type { Ledger, HoldRecord, Posting } from './ledger.ts'
+import type { Ledger, HoldRecord } from './ledger.ts'
+import type { AccountAnswer } from '../../protocols/escrow/account.ts'
+import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
+import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { EscrowKey } from './unblind.ts'
 import type { Dispute, Licence, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
@@ -50,37 +53,6 @@ export interface EscrowInit {
   refreshCrl?: () => Promise<void>
 }
 
-export interface EscrowInfo {
-  v: 1
-  peer: string
-  n: Uint8Array
-  certificate: string
-  root: string
-  currency: string
-  holdTtlMs: number
-}
-
-export interface SettleResult {
-  v: 1
-  hold: string
-  purchase: string
-  state: 'released' | 'refunded'
-  /** false when the hold had already ended this way (a repeated receipt) */
-  ended: boolean
-  /** a dispute whose proof did not hold: the hold went to the seller */
-  refused: boolean
-  reason: string
-}
-
-export interface AccountStatement {
-  v: 1
-  account: string
-  balance: number
-  currency: string
-  holds: Array<{ hold: string, purchase: string, amount: number, state: string, expiresAt: number }>
-  postings: Posting[]
-}
-
 export class Escrow {
   readonly peerId: string
   private readonly init: EscrowInit
@@ -106,7 +78,7 @@ export class Escrow {
     return this.credentials?.trust
   }
 
-  info (): EscrowInfo {
+  info (): EscrowInfoAnswer {
     const c = this.requireCredentials()
     return {
       v: 1,
@@ -180,14 +152,14 @@ export class Escrow {
   }
 
   /** A device-signed receipt releases the hold to the seller; a dispute is judged on its proof */
-  async settle (value: unknown): Promise<SettleResult> {
+  async settle (value: unknown): Promise<SettleAnswer> {
     const kind = (value as { kind?: unknown } | null)?.kind
     if (kind === 'receipt') return this.receipt(value)
     if (kind === 'dispute') return this.dispute(value)
     throw new BadDisputeError('settle takes a signed receipt or a signed dispute')
   }
 
-  account (caller: string): AccountStatement {
+  account (caller: string): AccountAnswer {
     const { ledger } = this.init
     return {
       v: 1,
@@ -199,7 +171,7 @@ export class Escrow {
     }
   }
 
-  private async receipt (value: unknown): Promise<SettleResult> {
+  private async receipt (value: unknown): Promise<SettleAnswer> {
     const receipt = parseSignedReceipt(value)
     const device = await this.verifyDevice(receipt)
     const hold = this.holdOf(device, receipt.body.purchase)
@@ -209,7 +181,7 @@ export class Escrow {
     return result(hold, 'released', ended, false, 'receipt')
   }
 
-  private async dispute (value: unknown): Promise<SettleResult> {
+  private async dispute (value: unknown): Promise<SettleAnswer> {
     const dispute = parseSignedDispute(value)
     const device = await this.verifyDevice(dispute)
     const hold = this.holdOf(device, dispute.body.purchase)
@@ -322,7 +294,7 @@ export class Escrow {
   }
 }
 
-function result (hold: HoldRecord, state: 'released' | 'refunded', ended: boolean, refused: boolean, reason: string): SettleResult {
+function result (hold: HoldRecord, state: 'released' | 'refunded', ended: boolean, refused: boolean, reason: string): SettleAnswer {
   return { v: 1, hold: hold.id, purchase: hold.purchase, state, ended, refused, reason }
 }
 

@@ -5,7 +5,7 @@ import { createPrivateKey, generateKeyPair } from 'node:crypto'
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { writeFileAtomic } from '../../device/store/files.ts'
+import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
 import { BadConfigError, InsecureFileError } from '../errors.ts'
 import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS } from './escrow.ts'
@@ -43,7 +43,7 @@ export class EscrowFiles {
   private get credentialsFile (): string { return join(this.dir, 'credentials.json') }
 
   async hasKey (): Promise<boolean> {
-    return exists(this.keyFile)
+    return fileExists(this.keyFile)
   }
 
   /** Creates the escrow's key and settings (`keyfair escrow init`); refuses if a key exists */
@@ -99,12 +99,3 @@ function validateSettings (s: EscrowSettings): EscrowSettings {
   return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers }
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch (err: any) {
-    if (err.code === 'ENOENT') return false
-    throw err
-  }
-}

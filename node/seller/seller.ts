@@ -1,13 +1,12 @@
 // The seller's side of the market (DESIGN §1): publish a work (encrypt once, split and
 // wrap the key for t-of-n escrows, sign the offer, announce), and issue device-bound
 // licences while online. A work's K stays in `<repo>/seller/<cid>.key` (0600).
-import { X509Certificate } from 'node:crypto'
 import { mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encryptFile } from '../../device/content-file.ts'
-import { bytesEqual, generateContentSecrets, fromHex, toHex } from '../../device/crypto/index.ts'
+import { generateContentSecrets, fromHex, toHex } from '../../device/crypto/index.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { contentIdOf } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
@@ -187,9 +186,7 @@ export class Seller {
     const check = async (address: string): Promise<void> => {
       const target = address.startsWith('/') ? multiaddr(address) : peerIdFromString(address)
       const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: options.signal ?? AbortSignal.timeout(10_000) })
-      const cert = await this.init.market.trust.verify(info.certificate, 'escrow', options)
-      const certN = new Uint8Array(Buffer.from(new X509Certificate(info.certificate).publicKey.export({ format: 'jwk' }).n!, 'base64url'))
-      if (cert.subjectCommonName !== info.peer || !bytesEqual(certN, info.n)) throw new PublishError(`escrow ${info.peer} presents a certificate for another key or peer`, 'ERR_BAD_CERT')
+      await this.init.market.trust.verifyEscrow(info, options)
       if (!picked.some(e => e.peer === info.peer)) picked.push({ peer: info.peer, n: info.n })
       tried.add(info.peer)
     }
