@@ -100,7 +100,8 @@ export class KeyfairNode {
       openStream: async (peer, protocol, options = {}) => this.libp2p.dialProtocol(peer, protocol, {
         signal: options.signal,
         maxOutboundStreams: options.maxOutboundStreams
-      })
+      }),
+      closeConnections: async (peer, options) => this.libp2p.hangUp(peer, options)
     }
   }
 

@@ -12,7 +12,7 @@ import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from 
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
   BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
-  HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, UnknownPurchaseError, WrongAmountError
+  HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
 import type { Ledger, HoldRecord } from './ledger.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
@@ -97,13 +97,16 @@ export class Escrow {
    */
   async unblind (value: unknown, caller: string): Promise<Uint8Array> {
     const request = parseSignedUnblindRequest(value)
-    const device = await this.verifyDevice(request)
     // one encoding of the request: its CID names it, its bytes are kept with the hold
     const requestBytes = encodeObject(request)
     const requestCid = cidOfBytes(requestBytes)
     const requestId = requestCid.toString()
-    const paid = this.init.ledger.holdByPurchase(device.subjectCommonName, request.body.purchase)
-    if (paid != null && paid.request === requestId) return paid.answer
+    // exactly these bytes were checked and paid for before: their answer again, whatever
+    // happened since (a crash, a CRL not fetched yet after a restart)
+    const paid = this.init.ledger.holdByRequest(requestId)
+    if (paid != null) return paid.answer
+    const device = await this.verifyDevice(request)
+    if (this.init.ledger.holdByPurchase(device.subjectCommonName, request.body.purchase) != null) throw new PurchaseIdUsedError(request.body.purchase)
     const { body } = request
     const terms = body.offer.body.terms
     if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)

@@ -57,6 +57,10 @@ export const ledgerMigrations: Migration[] = [{
     CREATE INDEX holds_open ON holds (state, expires_at);
     CREATE INDEX holds_buyer ON holds (buyer);
   `
+}, {
+  version: 2,
+  // a paid request is found by its CID alone, before any certificate check
+  up: 'CREATE INDEX holds_request ON holds (request)'
 }]
 
 export type EntryKind = 'deposit' | 'withdraw' | 'hold' | 'release' | 'refund' | 'expire'
@@ -214,6 +218,12 @@ export class Ledger {
 
   hold (id: string): HoldRecord | undefined {
     const row = this.db.prepare('SELECT * FROM holds WHERE id = ?').get(id)
+    return row == null ? undefined : toHold(row)
+  }
+
+  /** The hold a request (by its CID) was charged for */
+  holdByRequest (request: string): HoldRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM holds WHERE request = ?').get(request)
     return row == null ? undefined : toHold(row)
   }
 

@@ -86,6 +86,20 @@ export class EscrowFiles {
     }
   }
 
+  /** The last CRL accepted, so a restarted escrow checks devices before it reaches the agency */
+  async crl (): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(join(this.dir, 'crl.der')))
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async saveCrl (der: Uint8Array): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'crl.der'), der, 0o644)
+  }
+
   async saveCredentials (credentials: EscrowCredentialFiles): Promise<void> {
     await writeFileAtomic(this.credentialsFile, JSON.stringify(credentials, null, 2) + '\n', 0o644)
   }

@@ -40,6 +40,7 @@ export class EscrowRole extends Role {
   private controller?: AbortController
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private running?: { escrow: Escrow, ledger: Ledger, agency?: string }
+  private refreshing?: Promise<void>
 
   constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
     super(components, 'escrow')
@@ -81,7 +82,14 @@ export class EscrowRole extends Role {
     try {
       const credentials = await this.files.credentials()
       if (credentials != null) {
-        escrow.setCredentials({ certificate: credentials.certificate, root: credentials.root, trust: new TrustStore(credentials.root) })
+        const trust = new TrustStore(credentials.root)
+        const crl = await this.files.crl()
+        try {
+          if (crl != null) trust.setCrl(crl)
+        } catch (err: any) {
+          this.log('the saved CRL is not usable (%s): fetching a new one', err.code ?? err.message)
+        }
+        escrow.setCredentials({ certificate: credentials.certificate, root: credentials.root, trust })
         this.running.agency = credentials.agency
       }
       await super.start()
@@ -148,8 +156,14 @@ export class EscrowRole extends Role {
     const agency = this.running?.agency
     const trust = this.running?.escrow.trust
     if (agency == null || trust == null) throw new EscrowNotReadyError('this escrow is not enrolled with an agency yet')
-    const crl = await fetchCrl(this.components, multiaddr(agency), trust, options)
-    this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())
+    // however many requests wait on a fresh CRL, one fetch serves them all
+    this.refreshing ??= fetchCrl(this.components, multiaddr(agency), trust, options)
+      .then(async crl => {
+        await this.files.saveCrl(crl.der)
+        this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())
+      })
+      .finally(() => { this.refreshing = undefined })
+    await this.refreshing
   }
 
   /** Runs `task` after `delayMs`, then again after the delay it returns, until the role stops */

@@ -1,3 +1,5 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { isMultiaddr } from '@multiformats/multiaddr'
 import { CryptoError } from '../../device/crypto/errors.ts'
 import { KeyfairError, isFramingError } from '../errors.ts'
 import { FrameStream } from './frames.ts'
@@ -6,8 +8,11 @@ import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startab
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-/** What a client needs to open streams: the connection manager, or anything with its openStream */
-export type StreamOpener = Pick<ConnectionManager, 'openStream'>
+/**
+ * What a client needs to open streams: the connection manager, or anything with its
+ * openStream; with closeConnections, a connection found dead is dropped and redialled.
+ */
+export type StreamOpener = Pick<ConnectionManager, 'openStream'> & Partial<Pick<ConnectionManager, 'closeConnections'>>
 
 /** Everything a protocol declares about its streams. */
 export interface ProtocolLimits extends FrameLimits {
@@ -61,11 +66,25 @@ export async function dialFrames (
   limits: ProtocolLimits,
   options: AbortOptions = {}
 ): Promise<FrameStream> {
-  const stream = await connectionManager.openStream(peer, protocol, {
-    ...options,
-    maxOutboundStreams: limits.maxOutboundStreams
-  })
+  const open = async (): Promise<Stream> => connectionManager.openStream(peer, protocol, { ...options, maxOutboundStreams: limits.maxOutboundStreams })
+  let stream: Stream
+  try {
+    stream = await open()
+  } catch (err: any) {
+    // libp2p can keep handing out a connection whose peer has died (its socket not yet
+    // seen closed): drop that peer's connections and dial again, once
+    const remote = peerOf(peer)
+    if (err?.name !== 'ConnectionClosedError' || remote == null || connectionManager.closeConnections == null) throw err
+    await connectionManager.closeConnections(remote, options)
+    stream = await open()
+  }
   return new FrameStream(stream, limits)
+}
+
+function peerOf (peer: PeerId | Multiaddr | Multiaddr[]): PeerId | undefined {
+  if (!Array.isArray(peer) && !isMultiaddr(peer)) return peer
+  const id = (Array.isArray(peer) ? peer[0] : peer)?.getComponents().find(c => c.name === 'p2p')?.value
+  return id == null ? undefined : peerIdFromString(id)
 }
 
 /**
