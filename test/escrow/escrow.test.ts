@@ -16,7 +16,7 @@ import type { Stream } from '@libp2p/interface'
 import { encryptWork } from '../helpers/market.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { createTestAgency } from '../helpers/test-agency.ts'
-import { waitFor } from '../helpers/nodes.ts'
+import { unsignedVarint, waitFor } from '../helpers/nodes.ts'
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { agencyPaths } from '../../node/agency/agency.ts'
 import { issueCertificate, keyIdentifierOf } from '../../node/agency/x509.ts'
@@ -383,14 +383,3 @@ describe('escrow over real libp2p', function () {
     assert.equal((await requestEscrowInfo({ connectionManager: buyer.streams }, escrowAddr())).peer, escrow.peer)
   })
 })
-
-/** LEB128, as the frames' length prefix */
-function unsignedVarint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return Uint8Array.from(out)
-}

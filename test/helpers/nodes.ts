@@ -22,3 +22,14 @@ export async function waitFor (condition: () => boolean | Promise<boolean>, time
     await new Promise(resolve => setTimeout(resolve, 50))
   }
 }
+
+/** LEB128, as the frames' length prefix */
+export function unsignedVarint (n: number): Uint8Array {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return Uint8Array.from(out)
+}
