@@ -382,7 +382,7 @@ describe('escrow under load, double spends and SIGKILL (real processes)', functi
   for (const run of [0, 1]) {
     it(`survives SIGKILL of the escrow at random points during a load (run ${run + 1}): nothing lost, nothing charged twice`, async function () {
       const BUYERS = 4
-      const EACH = 40
+      const EACH = 100
       const KILLS = 3
       const SLACK = 3
       const escrow = await EscrowProcess.create(`escrow-crash-${run}`)
@@ -392,7 +392,7 @@ describe('escrow under load, double spends and SIGKILL (real processes)', functi
       const deposit = EACH * PRICE + SLACK * PRICE
       await Promise.all(buyers.map(async b => escrow.deposit(b.peer, deposit)))
 
-      const delays = replay?.[run] ?? Array.from({ length: KILLS }, () => 150 + Math.floor(Math.random() * 700))
+      const delays = replay?.[run] ?? Array.from({ length: KILLS }, () => 100 + Math.floor(Math.random() * 400))
       console.log(`      crash run ${run + 1}: kill delays ${delays.join(',')} ms (replay with KEYFAIR_CRASH_DELAYS)`)
       const load = runBuyers(escrow, buyers, { offers, purchases: EACH, concurrency: 20, replays: 1, duplicateEvery: 5, deadlineMs: 90_000 })
       const go = await load.started
