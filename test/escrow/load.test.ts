@@ -22,7 +22,7 @@ import { runCli, startNodeProcess } from '../helpers/cli.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { encryptWork } from '../helpers/market.ts'
 import type { ChildProcess } from 'node:child_process'
-import type { AuditReport } from '../../node/escrow/ledger.ts'
+import type { AuditReport, HoldRecord } from '../../node/escrow/ledger.ts'
 import type { KeyfairNode } from '../../node/keyfair-node.ts'
 import type { BuyerInput, BuyerResult, PurchaseOutcome } from '../helpers/escrow-buyer.ts'
 import type { NodeProcess } from '../helpers/cli.ts'
@@ -32,17 +32,8 @@ import type { TestWork } from '../helpers/market.ts'
 const BUYER_SCRIPT = fileURLToPath(new URL('../helpers/escrow-buyer.ts', import.meta.url))
 const PRICE = 7
 
-interface HoldJson {
-  id: string
-  createdAt: number
-  device: string
-  purchase: string
-  j: number
-  buyer: string
-  seller: string
-  amount: number
-  state: string
-}
+/** a hold as `escrow holds --json` lists it: without the request and answer bytes */
+type HoldJson = Omit<HoldRecord, 'answer' | 'requestBytes'>
 
 const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
