@@ -73,12 +73,19 @@ export interface SoftDeviceInit {
   now?: () => number
 }
 
+/** purchases kept opened in memory at once (a purchase takes a few of its steps in a row) */
+const MAX_OPEN_PURCHASES = 16
+
 export class SoftDevice implements SealedDevice {
   private readonly store: KeyStore
   private readonly now: () => number
   private readonly log = logger('keyfair:device')
   private secrets?: DeviceSecrets
   private readonly exponents = new Map<string, bigint>()
+  /** purchases opened this session, by id: the device is the only writer of its records */
+  private readonly openPurchases = new Map<string, OpenPurchase>()
+  /** what `purchases` lists, kept for every record read or written this session */
+  private readonly purchaseInfos = new Map<string, PurchaseInfo>()
 
   constructor (init: SoftDeviceInit) {
     this.store = init.store
@@ -187,7 +194,7 @@ export class SoftDevice implements SealedDevice {
     if (opened.licence == null && opened.offer.body.shares.length === 0) {
       throw new PurchaseStateError('this offer sells device-bound licences only: get a licence from the seller')
     }
-    await this.store.putRecord(secrets, 'purchase', record.purchase, record)
+    await this.savePurchase(secrets, opened)
     this.log('opened purchase %s of %s', record.purchase, opened.manifest.size)
     return infoOf(opened)
   }
@@ -219,7 +226,7 @@ export class SoftDevice implements SealedDevice {
     const request = encodeObject(signWithDeviceKey('unblind-request', body, secrets.signingKey, await this.signingCertificate()))
     p.record.shares.push({ j, r: i2ospMod(r, n), request })
     // r is sealed to disk before the request leaves: a crash cannot orphan a paid share
-    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    await this.savePurchase(secrets, p)
     return { request }
   }
 
@@ -252,7 +259,7 @@ export class SoftDevice implements SealedDevice {
       if (!(err instanceof BlindCheckError)) throw err
       // a signed wrong answer: keep it as a fraud proof against that escrow
       share.faulty = true
-      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+      await this.savePurchase(secrets, p)
       this.log('escrow %d of purchase %s answered wrongly', args.j, p.record.purchase)
       const fraud = signWithDeviceKey('dispute', {
         v: 1,
@@ -269,7 +276,7 @@ export class SoftDevice implements SealedDevice {
     share.accepted = true
     share.r.fill(0)
     share.r = new Uint8Array(0)
-    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    await this.savePurchase(secrets, p)
     return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
   }
 
@@ -312,7 +319,7 @@ export class SoftDevice implements SealedDevice {
       }
       await this.store.putRecord(secrets, 'licence', info.content, { v: 1, ...info, key })
       p.record.state = 'complete'
-      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+      await this.savePurchase(secrets, p)
       this.log('purchase %s complete', p.record.purchase)
       return info
     } finally {
@@ -338,7 +345,7 @@ export class SoftDevice implements SealedDevice {
         s.r.fill(0)
         s.r = new Uint8Array(0)
       }
-      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+      await this.savePurchase(secrets, p)
     }
     return { receipt: encodeObject(receipt) }
   }
@@ -371,7 +378,7 @@ export class SoftDevice implements SealedDevice {
       const dispute = encodeObject(signWithDeviceKey('dispute', body, secrets.signingKey, await this.signingCertificate()))
       if (p.record.state !== 'disputed') {
         p.record.state = 'disputed'
-        await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+        await this.savePurchase(secrets, p)
         // a disputed purchase is refunded, so its licence goes
         await this.store.deleteRecord('licence', p.offer.body.terms.content.toString())
       }
@@ -386,7 +393,7 @@ export class SoftDevice implements SealedDevice {
     const out: PurchaseInfo[] = []
     for (const id of await this.store.listRecords('purchase')) {
       try {
-        out.push(infoOf(await this.loadPurchase(id)))
+        out.push(this.purchaseInfos.get(id) ?? infoOf(await this.loadPurchase(id)))
       } catch (err: any) {
         this.log.error('skipping purchase record %s: %s', id, err.code ?? err.name)
       }
@@ -434,6 +441,15 @@ export class SoftDevice implements SealedDevice {
     if (this.secrets != null) this.secrets.recordKey.fill(0)
     this.secrets = undefined
     this.exponents.clear()
+    // opened records hold blinding factors and unblinded shares
+    for (const p of this.openPurchases.values()) {
+      for (const share of p.record.shares) {
+        share.r.fill(0)
+        share.x?.fill(0)
+      }
+    }
+    this.openPurchases.clear()
+    this.purchaseInfos.clear()
   }
 
   private unlocked (): DeviceSecrets {
@@ -449,12 +465,44 @@ export class SoftDevice implements SealedDevice {
 
   private async fail (secrets: DeviceSecrets, p: OpenPurchase): Promise<void> {
     p.record.state = 'failed'
-    await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    await this.savePurchase(secrets, p)
+  }
+
+  /**
+   * Seals a purchase record to disk. The opened copy stays cached only when the disk
+   * holds exactly it: a failed write drops it, so nothing unsealed is ever relied on.
+   */
+  private async savePurchase (secrets: DeviceSecrets, p: OpenPurchase): Promise<void> {
+    try {
+      await this.store.putRecord(secrets, 'purchase', p.record.purchase, p.record)
+    } catch (err) {
+      this.openPurchases.delete(p.record.purchase)
+      this.purchaseInfos.delete(p.record.purchase)
+      throw err
+    }
+    this.cachePurchase(p)
+  }
+
+  private cachePurchase (p: OpenPurchase): void {
+    this.openPurchases.delete(p.record.purchase)
+    if (this.openPurchases.size >= MAX_OPEN_PURCHASES) this.openPurchases.delete(this.openPurchases.keys().next().value!)
+    this.openPurchases.set(p.record.purchase, p)
+    this.purchaseInfos.set(p.record.purchase, infoOf(p))
   }
 
   private async loadPurchase (id: string): Promise<OpenPurchase> {
     if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) throw new UnknownPurchaseError()
-    const value = await this.store.getRecord(this.unlocked(), 'purchase', id)
+    const secrets = this.unlocked()
+    // each step of a purchase would otherwise re-open and re-check the same record
+    const cached = this.openPurchases.get(id)
+    if (cached != null) return cached
+    const opened = await this.readPurchase(secrets, id)
+    this.cachePurchase(opened)
+    return opened
+  }
+
+  private async readPurchase (secrets: DeviceSecrets, id: string): Promise<OpenPurchase> {
+    const value = await this.store.getRecord(secrets, 'purchase', id)
     if (value === undefined) throw new UnknownPurchaseError()
     const r = check.expectRecord(value, 'purchase')
     const record: PurchaseRecord = {

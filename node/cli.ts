@@ -163,6 +163,19 @@ export function buildProgram (): Command {
       ].join('\n'))
     })
 
+  program.command('providers')
+    .description('every provider of a CID (a content id or any key), in one bare DHT query')
+    .argument('<cid>')
+    .option('--timeout <ms>', 'time budget in milliseconds', '10000')
+    .action(async (cid: string, opts, command: Command) => {
+      const timeoutMs = integerFlag(opts.timeout, '--timeout')
+      const result = await call<{ content: string, providers: Provider[] }>(command, 'providers', { content: cid, timeoutMs }, timeoutMs + 10_000)
+      print(command.optsWithGlobals(), result, () => [
+        `${result.providers.length} provider(s) of ${cid}`,
+        ...result.providers.map(p => `${p.peerId}  ${p.multiaddrs.join(' ')}`)
+      ].join('\n'))
+    })
+
   program.command('find')
     .description('find providers of a keyword in the DHT')
     .argument('<keyword>')
@@ -286,12 +299,13 @@ function addMarketCommands (program: Command): void {
     .description('download from any providers, pay t escrows through the sealed device, and write the plaintext')
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
+    .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
     .action(async (offer: string, opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const bar = progressBar(options, 'downloading')
       let escrowNote = ''
       try {
-        const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true }, (event: BuyProgress) => {
+        const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, (event: BuyProgress) => {
           if (event.phase === 'manifest') bar.update(event.have, event.chunkCount, `from ${event.providers} provider(s)`)
           if (event.phase === 'download') bar.update(event.chunks, event.chunkCount, 'chunks verified')
           if (event.phase === 'escrow') {
@@ -372,6 +386,13 @@ function addMarketCommands (program: Command): void {
     .action(async (dir: string, opts, command: Command) => {
       const r = await call<{ content: string, offers: string[], seeding: boolean }>(command, 'import', { path: resolvePath(dir), seed: opts.seed === true }, 600_000)
       print(command.optsWithGlobals(), r, () => [`imported ${r.content}`, ...r.offers.map(o => `  offer ${o} (keyfair buy ${o})`)].join('\n'))
+    })
+
+  program.command('remove <content>')
+    .description('delete a content\'s ciphertext from this node (it stops serving it; purchased licences stay in the device)')
+    .action(async (content: string, _opts, command: Command) => {
+      const r = await call<{ content: string }>(command, 'remove', { content })
+      print(command.optsWithGlobals(), r, () => `removed ${r.content}`)
     })
 
   program.command('contents')

@@ -1,5 +1,6 @@
 import { createServer } from 'node:net'
 import { logger } from '@libp2p/logger'
+import { CID } from 'multiformats/cid'
 import { AnnouncementStore, announcementMigrations } from './discovery/announcements.ts'
 import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
@@ -182,6 +183,19 @@ export class KeyfairNode {
     const found: Provider[] = []
     for await (const provider of this.discovery.findKeyword(keyword, options)) found.push(provider)
     return found
+  }
+
+  /**
+   * Every provider of a CID in one bare kad-dht query, to its end (or the time budget):
+   * no retries, no limit, so it is the baseline keyword search is measured against.
+   */
+  async findProviders (cid: string, options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Provider[]> {
+    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal != null ? [options.signal] : [])])
+    const found = new Map<string, Provider>()
+    for await (const info of this.libp2p.contentRouting.findProviders(CID.parse(cid), { signal })) {
+      found.set(info.id.toString(), { peerId: info.id.toString(), multiaddrs: info.multiaddrs.map(a => a.toString()) })
+    }
+    return [...found.values()]
   }
 
   private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {

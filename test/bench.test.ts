@@ -8,26 +8,32 @@ import { fileURLToPath } from 'node:url'
 const BENCH = fileURLToPath(new URL('../scripts/bench.ts', import.meta.url))
 
 describe('npm run bench -- --quick (smoke: completes, not the targets)', function () {
-  this.timeout(120_000)
+  this.timeout(180_000)
 
-  it('prints every row and writes one JSON file of results', async function () {
+  it('prints the six rows with ratio, target and result, and writes one JSON file of results', async function () {
     const out = await mkdtemp(join(tmpdir(), 'keyfair-bench-out-'))
     try {
+      const started = Date.now()
       const stdout = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, [BENCH, '--quick', '--out', out], { timeout: 110_000 }, (err, stdout, stderr) => {
-          if (err != null) reject(new Error(`bench failed: ${stderr}`))
+        execFile(process.execPath, [BENCH, '--quick', '--out', out], { timeout: 170_000 }, (err, stdout, stderr) => {
+          if (err != null) reject(new Error(`bench failed: ${stderr.slice(-4000)}`))
           else resolve(stdout)
         })
       })
+      const seconds = (Date.now() - started) / 1000
       const files = await readdir(out)
       assert.equal(files.length, 1)
       const results = JSON.parse(await readFile(join(out, files[0]!), 'utf8'))
-      const ids = results.rows.map((r: any) => r.id)
-      assert.deepEqual(ids, ['F1', 'C1', 'C2', 'C3', 'E1', 'D1'])
+      assert.deepEqual(results.rows.map((r: any) => r.id), ['P1', 'P2', 'P3', 'P4', 'P5', 'P6'])
       for (const r of results.rows) {
-        assert.ok(r.value > 0 && r.baseline > 0 && Number.isFinite(r.ratio), `${r.id} measured`)
-        assert.match(stdout, new RegExp(`^${r.id} `, 'm'))
+        assert.ok(r.value > 0 && Number.isFinite(r.ratio), `${r.id} measured`)
+        assert.ok(r.id === 'P5' || r.baseline > 0, `${r.id} has its baseline`)
+        assert.equal(typeof r.pass, 'boolean')
+        assert.match(stdout, new RegExp(`^${r.id} .*(pass|MISS)`, 'm'))
       }
+      assert.match(stdout, /results in /)
+      // the issue asks for under a minute; CI machines are shared, so only a loose bound here
+      assert.ok(seconds < 150, `the quick run took ${seconds} s`)
     } finally {
       await rm(out, { recursive: true, force: true })
     }

@@ -4,6 +4,7 @@
 // Node 24 that `npm install` put in node_modules (the `node` devDependency).
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import module from 'node:module'
 import { constants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +13,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const major = Number(process.versions.node.split('.')[0])
 
 if (major >= 24) {
+  // V8's code cache (and the stripped TypeScript) on disk: later starts skip compiling.
+  // Kept beside the code, not in a shared temporary directory another user could seed.
+  module.enableCompileCache?.(join(here, '..', '..', 'node_modules', '.cache', 'keyfair-compile'))
   const { main } = await import(join(here, '..', 'cli.ts'))
   await main(process.argv)
 } else {

@@ -70,6 +70,29 @@ export interface BuyResult {
   output?: string
   bytes?: number
   seeding: boolean
+  /** where the time went, in milliseconds */
+  timings: BuyTimings
+}
+
+export interface BuyTimings {
+  /** manifest and every missing chunk, verified and on disk */
+  download: number
+  /** the seller's device-bound licence (or learning there is none) */
+  licence: number
+  /** from the device's first request to the key rebuilt inside it (t escrows paid) */
+  keyRelease: number
+  /** decrypting to the output, when one was asked for */
+  play: number
+  total: number
+}
+
+export interface BuyOptions {
+  output?: string
+  seed?: boolean
+  /** download only from these providers (peer ids), not from every provider the DHT knows */
+  from?: string[]
+  signal?: AbortSignal
+  onProgress?: (p: BuyProgress) => void
 }
 
 export interface SettlementResult {
@@ -80,6 +103,8 @@ export interface SettlementResult {
 const ESCROW_TIMEOUT_MS = 15_000
 const LICENCE_TIMEOUT_MS = 10_000
 const RANGE = 16
+/** ranges in flight per provider: the next one is asked for while the last is still arriving */
+const STREAMS_PER_PROVIDER = 2
 
 export class Buyer {
   private readonly init: BuyerInit
@@ -88,37 +113,56 @@ export class Buyer {
     this.init = init
   }
 
-  /** Keyword search: providers of each word, their offers (seller signature checked), providers per content */
+  /**
+   * Keyword search: the providers of each word from the DHT, each asked for its offers
+   * as soon as the DHT names it (while the query goes on). Every keyword provider of an
+   * offer holds its content (announcing puts a node under the content and its keywords
+   * alike), so they are the listing's providers: no second DHT query per offer.
+   */
   async search (words: string[], options: { limit?: number, timeoutMs?: number, signal?: AbortSignal } = {}): Promise<OfferListing[]> {
     const { discovery, market } = this.init
-    const offers = new Map<string, Signed<Offer>>()
-    for (const word of keywordsOf(...words)) {
-      for await (const provider of discovery.findKeyword(word, { limit: options.limit ?? 20, timeoutMs: options.timeoutMs ?? 10_000, signal: options.signal })) {
-        try {
-          for (const offer of await requestOffers({ connectionManager: this.init.streams }, this.addressOf(provider), { keyword: word }, { signal: AbortSignal.timeout(10_000) })) {
-            if ((await verifyPeerSigned(offer, 'offer').catch(() => undefined)) !== offer.body.terms.seller) continue
+    const offers = new Map<string, { offer: Signed<Offer>, providers: Set<string> }>()
+    const asking: Array<Promise<void>> = []
+    const ask = async (provider: { peerId: string, multiaddrs: string[] }, word: string): Promise<void> => {
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(10_000), ...(options.signal != null ? [options.signal] : [])])
+        for (const offer of await requestOffers({ connectionManager: this.init.streams }, this.addressOf(provider), { keyword: word }, { signal })) {
+          const id = signedId(offer).toString()
+          let known = offers.get(id)
+          if (known == null) {
             if (offer.body.terms.expiry <= Date.now()) continue
-            offers.set(signedId(offer).toString(), offer)
+            if ((await verifyPeerSigned(offer, 'offer').catch(() => undefined)) !== offer.body.terms.seller) continue
+            // another answer may have checked the same offer meanwhile
+            known = offers.get(id) ?? { offer, providers: new Set() }
+            offers.set(id, known)
           }
-        } catch (err: any) {
-          this.init.log('no offers from %s: %s', provider.peerId, err.code ?? err.message)
+          known.providers.add(provider.peerId)
         }
+      } catch (err: any) {
+        this.init.log('no offers from %s: %s', provider.peerId, err.code ?? err.message)
       }
     }
+    for (const word of keywordsOf(...words)) {
+      for await (const provider of discovery.findKeyword(word, { limit: options.limit ?? 20, timeoutMs: options.timeoutMs ?? 10_000, signal: options.signal })) {
+        asking.push(ask(provider, word))
+      }
+    }
+    await Promise.all(asking)
     const listings: OfferListing[] = []
-    for (const [id, offer] of offers) {
+    for (const [id, { offer, providers }] of offers) {
       await market.rememberOffer(offer)
-      let providers = 0
-      for await (const _ of discovery.findProviders(offer.body.terms.content, { limit: 50, timeoutMs: 3000, signal: options.signal })) providers++
       const { terms } = offer.body
-      listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers })
+      listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers: providers.size })
     }
     return listings
   }
 
   /** The whole purchase; every step resumes where it stopped when run again */
-  async buy (offerId: string, options: { output?: string, seed?: boolean, signal?: AbortSignal, onProgress?: (p: BuyProgress) => void }): Promise<BuyResult> {
+  async buy (offerId: string, options: BuyOptions): Promise<BuyResult> {
     const { market } = this.init
+    const started = performance.now()
+    let mark = started
+    const lap = (): number => { const now = performance.now(); const ms = now - mark; mark = now; return ms }
     const progress = options.onProgress ?? (() => {})
     const offer = await market.knownOffer(offerId)
     if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
@@ -127,7 +171,9 @@ export class Buyer {
     if (!status.unlocked) throw new BuyError('unlock the sealed device first (keyfair device unlock)', 'ERR_DEVICE_LOCKED')
     if (!status.enrolled) throw new BuyError('enroll the sealed device with an agency first (keyfair device enroll)', 'ERR_NOT_ENROLLED')
     const cid = offer.body.terms.content.toString()
-    const { resumedFrom, dropped } = await this.download(offer, progress, options.signal)
+    lap()
+    const { resumedFrom, dropped } = await this.download(offer, progress, options.from, options.signal)
+    const timings: BuyTimings = { download: lap(), licence: 0, keyRelease: 0, play: 0, total: 0 }
 
     // an open purchase of this offer (an earlier, interrupted run) is continued, not paid again
     const open = (await device.purchases()).find(p => p.offer === offerId && p.state === 'open')
@@ -137,17 +183,21 @@ export class Buyer {
       const licence = await this.fetchLicence(offer)
       bound = licence != null
       progress({ phase: 'licence', bound })
+      timings.licence = lap()
       const info = await device.beginPurchase({ offer: encodeObject(offer), manifest: (await market.content.manifestBytes(cid))!, licence, buyer: this.init.peerId })
       purchase = info.purchase
     }
     const escrows = await this.payEscrows(offer, purchase, progress, options.signal)
     await device.completePurchase({ purchase })
+    timings.keyRelease = lap()
     let bytes: number | undefined
     if (options.output != null) {
       bytes = (await this.play(cid, options.output, n => { progress({ phase: 'play', bytes: n }) })).bytes
+      timings.play = lap()
     }
     if (options.seed === true) await this.seed(offer)
-    return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true }
+    timings.total = performance.now() - started
+    return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
   }
 
   async play (content: string, output: string, onBytes?: (bytes: number) => void): Promise<{ bytes: number }> {
@@ -217,8 +267,9 @@ export class Buyer {
   }
 
   /**
-   * Buys shares until t passed the device's check: escrows in the offer's order, a dead
-   * one skipped, a wrong answer refunded by its fraud proof and replaced by another.
+   * Buys shares until t passed the device's check. The first t − have escrows of the
+   * offer's order are asked at once; each one that is dead or answers wrongly (refunded
+   * by its fraud proof) hands its place to the next escrow in that order.
    */
   private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<BuyResult['escrows']> {
     const device = this.init.device()
@@ -229,56 +280,70 @@ export class Buyer {
     // in the seller's order: the seller lists its preferred escrows first
     const candidates = terms.escrows.map((e, i) => ({ j: i + 1, peer: e.peer }))
       .filter(c => !state.accepted.includes(c.j) && !state.faulty.includes(c.j))
-    for (const { j, peer } of candidates) {
-      if (have >= terms.t) break
-      signal?.throwIfAborted()
-      const target = peerIdFromString(peer)
-      try {
-        const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
-        // the escrow must be the one the offer names, with the key the shares were wrapped for
-        if (info.peer !== peer || !bytesEqual(info.n, terms.escrows[j - 1]!.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
-        await this.init.market.trust.verifyEscrow(info)
-        const { request } = await device.requestShare({ purchase, j })
-        const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
-        const verdict = await device.acceptAnswer({ purchase, j, answer })
-        if (verdict.accepted) {
-          have = verdict.have
-          outcomes.push({ j, peer, outcome: 'accepted' })
-          progress({ phase: 'escrow', j, peer, outcome: 'accepted', have, need: terms.t })
-          continue
-        }
-        // the escrow's own signed answer proves the fault: claim the refund, buy the share elsewhere
-        let outcome: 'fraud-refunded' | 'fraud-unrefunded' = 'fraud-unrefunded'
-        try {
-          const settled = await requestSettle({ connectionManager: this.init.streams }, target, verdict.fraud, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
-          if (settled.state === 'refunded') outcome = 'fraud-refunded'
-        } catch (err: any) {
-          this.init.log('fraud refund from %s failed: %s', peer, err.code ?? err.message)
-        }
-        outcomes.push({ j, peer, outcome })
-        progress({ phase: 'escrow', j, peer, outcome, have, need: terms.t })
-      } catch (err: any) {
-        this.init.log('escrow %d (%s) unavailable: %s', j, peer, err.code ?? err.message)
-        outcomes.push({ j, peer, outcome: 'unavailable' })
-        progress({ phase: 'escrow', j, peer, outcome: 'unavailable', reason: String(err.code ?? err.message), have, need: terms.t })
+    // one lane per missing share: a lane ends with its share bought, or when no escrow is left
+    const lane = async (): Promise<void> => {
+      for (let next = candidates.shift(); next != null; next = candidates.shift()) {
+        signal?.throwIfAborted()
+        const outcome = await this.buyShare(offer, purchase, next.j, signal)
+        if (outcome.accepted != null) have = Math.max(have, outcome.accepted)
+        outcomes.push({ j: next.j, peer: next.peer, outcome: outcome.outcome })
+        progress({ phase: 'escrow', j: next.j, peer: next.peer, outcome: outcome.outcome, reason: outcome.reason, have, need: terms.t })
+        if (outcome.outcome === 'accepted') return
       }
     }
+    await Promise.all(Array.from({ length: Math.max(0, terms.t - have) }, lane))
     if (have < terms.t) throw new BuyError(`${have} of ${terms.t} escrows answered; run buy again to retry (the purchase stays open, nothing is paid twice)`, 'ERR_ESCROWS_UNAVAILABLE')
+    outcomes.sort((a, b) => a.j - b.j)
     return outcomes
   }
 
+  /** One escrow's share: its identity checked, the device's request, the answer judged by the device */
+  private async buyShare (offer: Signed<Offer>, purchase: string, j: number, signal?: AbortSignal): Promise<{ outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', accepted?: number, reason?: string }> {
+    const device = this.init.device()
+    const escrow = offer.body.terms.escrows[j - 1]!
+    const target = peerIdFromString(escrow.peer)
+    const timeout = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(ESCROW_TIMEOUT_MS), ...(signal != null ? [signal] : [])])
+    try {
+      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: timeout() })
+      // the escrow must be the one the offer names, with the key the shares were wrapped for
+      if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
+      await this.init.market.trust.verifyEscrow(info)
+      const { request } = await device.requestShare({ purchase, j })
+      const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: timeout() })
+      const verdict = await device.acceptAnswer({ purchase, j, answer })
+      if (verdict.accepted) return { outcome: 'accepted', accepted: verdict.have }
+      // the escrow's own signed answer proves the fault: claim the refund, buy the share elsewhere
+      try {
+        const settled = await requestSettle({ connectionManager: this.init.streams }, target, verdict.fraud, { signal: timeout() })
+        if (settled.state === 'refunded') return { outcome: 'fraud-refunded' }
+      } catch (err: any) {
+        this.init.log('fraud refund from %s failed: %s', escrow.peer, err.code ?? err.message)
+      }
+      return { outcome: 'fraud-unrefunded' }
+    } catch (err: any) {
+      if (signal?.aborted === true) throw err
+      this.init.log('escrow %d (%s) unavailable: %s', j, escrow.peer, err.code ?? err.message)
+      return { outcome: 'unavailable', reason: String(err.code ?? err.message) }
+    }
+  }
+
   /** Manifest, then every missing chunk from the content's providers in parallel */
-  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from?: string[], signal?: AbortSignal): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
     const { market, discovery } = this.init
     const cid = offer.body.terms.content
     const content = cid.toString()
     const dropped: BuyResult['dropped'] = []
     if (await market.content.isComplete(content)) return { resumedFrom: (await market.content.manifest(content))!.chunkCount, dropped }
     const providers: Array<{ id: string, address: PeerId | Multiaddr[] }> = []
-    for await (const p of discovery.findProviders(cid, { limit: 20, timeoutMs: 10_000, signal })) {
-      if (p.peerId !== this.init.peerId) providers.push({ id: p.peerId, address: this.addressOf(p) })
+    if (from != null && from.length > 0) {
+      // the buyer named its providers: dialled by peer id, the peer store knows their addresses
+      for (const id of new Set(from)) providers.push({ id, address: peerIdFromString(id) })
+    } else {
+      for await (const p of discovery.findProviders(cid, { limit: 20, timeoutMs: 10_000, signal })) {
+        if (p.peerId !== this.init.peerId) providers.push({ id: p.peerId, address: this.addressOf(p) })
+      }
+      if (!providers.some(p => p.id === offer.body.terms.seller)) providers.push({ id: offer.body.terms.seller, address: peerIdFromString(offer.body.terms.seller) })
     }
-    if (!providers.some(p => p.id === offer.body.terms.seller)) providers.push({ id: offer.body.terms.seller, address: peerIdFromString(offer.body.terms.seller) })
     const streams = { connectionManager: this.init.streams }
     if ((await market.content.manifest(content)) == null) {
       let stored = false
@@ -297,8 +362,8 @@ export class Buyer {
     const missing = await market.content.missing(content)
     progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
     const ranges: Array<{ from: number, count: number }> = []
-    // small enough that every provider gets a share of the work, at most RANGE chunks
-    const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * 2))))
+    // small enough that every stream of every provider gets a share of the work, at most RANGE chunks
+    const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
     for (let i = 0; i < missing.length;) {
       let count = 1
       while (i + count < missing.length && missing[i + count] === missing[i]! + count && count < size) count++
@@ -321,7 +386,9 @@ export class Buyer {
           }, { signal: AbortSignal.any([AbortSignal.timeout(60_000), ...(signal != null ? [signal] : [])]) })
         } catch (err: any) {
           if (got < range.count) ranges.push({ from: range.from + got, count: range.count - got })
-          alive.delete(p.id)
+          signal?.throwIfAborted()
+          // its other stream may have dropped it already
+          if (!alive.delete(p.id)) continue
           const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : String(err.code ?? err.message)
           this.init.log('dropping provider %s: %s', p.id, reason)
           dropped.push({ provider: p.id, reason })
@@ -329,9 +396,20 @@ export class Buyer {
         }
       }
     }
-    // a range given back by a failing provider goes to those still alive, round after round
-    while (ranges.length > 0 && alive.size > 0) await Promise.all(providers.filter(p => alive.has(p.id)).map(worker))
-    if (ranges.length > 0) throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
+    // a range given back by a failing provider goes to those still alive, round after round;
+    // each provider serves several ranges at once so no round trip leaves its link idle
+    try {
+      while (ranges.length > 0 && alive.size > 0) {
+        await Promise.all(providers.filter(p => alive.has(p.id)).flatMap(p => Array.from({ length: STREAMS_PER_PROVIDER }, async () => worker(p))))
+      }
+    } catch (err) {
+      await market.content.releaseWriter(content)
+      throw err
+    }
+    if (ranges.length > 0) {
+      await market.content.releaseWriter(content)
+      throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
+    }
     await market.content.markComplete(content)
     return { resumedFrom: manifest.chunkCount - missing.length, dropped }
   }

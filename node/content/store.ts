@@ -5,6 +5,7 @@
 // interruption, resuming re-hashes what is on disk, so no bookkeeping can lie.
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { TAG_LENGTH, storedChunkLength, validateManifest, verifyChunk } from '../../device/crypto/index.ts'
@@ -54,6 +55,10 @@ export interface ContentSummary {
 export class ContentStore {
   readonly dir: string
   private readonly manifests = new Map<string, ContentManifest>()
+  /** chunks this process verified and wrote since the content's last `missing` scan */
+  private readonly written = new Map<string, Set<number>>()
+  /** one open data file per content being downloaded, instead of an open per chunk */
+  private readonly writers = new Map<string, Promise<FileHandle>>()
 
   constructor (dir: string) {
     this.dir = dir
@@ -105,12 +110,40 @@ export class ContentStore {
   async writeChunk (cid: string, index: number, data: Uint8Array): Promise<void> {
     const manifest = await this.requireManifest(cid)
     if (!verifyChunk(manifest, index, data)) throw new BadChunkError(cid, index)
-    const handle = await open(this.dataFile(cid), (await fileExists(this.dataFile(cid))) ? 'r+' : 'w+', 0o644)
-    try {
-      await handle.write(data, 0, data.length, chunkOffset(manifest, index))
-    } finally {
-      await handle.close()
+    const handle = await this.writer(cid)
+    await handle.write(data, 0, data.length, chunkOffset(manifest, index))
+    let written = this.written.get(cid)
+    if (written == null) this.written.set(cid, written = new Set())
+    written.add(index)
+  }
+
+  private async writer (cid: string): Promise<FileHandle> {
+    let handle = this.writers.get(cid)
+    if (handle == null) {
+      const file = this.dataFile(cid)
+      handle = fileExists(file).then(async exists => open(file, exists ? 'r+' : 'w+', 0o644))
+      this.writers.set(cid, handle)
+      handle.catch(() => { this.writers.delete(cid) })
     }
+    return handle
+  }
+
+  /** Flushes and closes the data file a download wrote through */
+  private async closeWriter (cid: string, sync: boolean): Promise<void> {
+    const handle = this.writers.get(cid)
+    if (handle == null) return
+    this.writers.delete(cid)
+    const file = await handle
+    try {
+      if (sync) await file.sync()
+    } finally {
+      await file.close()
+    }
+  }
+
+  /** Ends a download that stopped before completion: the chunks written so far stay */
+  async releaseWriter (cid: string): Promise<void> {
+    await this.closeWriter(cid, true)
   }
 
   async readChunk (cid: string, index: number): Promise<Uint8Array> {
@@ -140,9 +173,12 @@ export class ContentStore {
       if (err.code === 'ENOENT') return Array.from({ length: manifest.chunkCount }, (_, i) => i)
       throw err
     }
+    // chunks this process verified before writing need no second hash
+    const written = this.written.get(cid) ?? new Set<number>()
     try {
       const buffer = new Uint8Array(manifest.chunkSize + TAG_LENGTH)
       for (let i = 0; i < manifest.chunkCount; i++) {
+        if (written.has(i)) continue
         const length = storedChunkLength(manifest, i)
         const { bytesRead } = await handle.read(buffer, 0, length, chunkOffset(manifest, i))
         if (bytesRead !== length || !verifyChunk(manifest, i, buffer.subarray(0, length))) missing.push(i)
@@ -155,6 +191,7 @@ export class ContentStore {
 
   /** Marks a content complete once every chunk verifies (fsyncs the data first) */
   async markComplete (cid: string): Promise<void> {
+    await this.closeWriter(cid, false)
     const left = await this.missing(cid)
     if (left.length > 0) throw new ContentError(`${left.length} chunks of ${cid} are still missing`, 'ERR_INCOMPLETE')
     const handle = await open(this.dataFile(cid), 'r+')
@@ -164,6 +201,7 @@ export class ContentStore {
       await handle.close()
     }
     await writeFileAtomic(this.pathOf(cid, 'complete'), '', 0o644)
+    this.written.delete(cid)
   }
 
   /** Takes a whole ciphertext file (publishing, or portable media) after verifying every chunk */
@@ -241,7 +279,9 @@ export class ContentStore {
   }
 
   async remove (cid: string): Promise<void> {
+    await this.closeWriter(cid, false).catch(() => {})
     this.manifests.delete(cid)
+    this.written.delete(cid)
     await rm(join(this.dir, CID.parse(cid).toString()), { recursive: true, force: true })
   }
 

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { CID } from 'multiformats/cid'
 import { keywordCid, keywordsOf } from '../discovery/keywords.ts'
 import { exportContent, importContent } from '../market/media.ts'
 import { enrollWithAgency } from '../agency/client.ts'
@@ -13,6 +14,7 @@ import { requestAccount } from '../../protocols/escrow/account.ts'
 import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
 import { BadRequestError } from '../errors.ts'
+import { UnknownContentError } from '../content/store.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
 import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
 import { AgencyNotRunningError } from '../agency/errors.ts'
@@ -63,6 +65,8 @@ export interface ControlRoutes {
   confirm: Route
   dispute: Route
   contents: Route
+  remove: Route
+  providers: Route
   export: Route
   import: Route
 }
@@ -246,10 +250,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return { offers: await buyerOf(node).search(words, { signal, timeoutMs: optionalInt(timeoutMs, 'timeoutMs', 1, MAX_FIND_TIMEOUT_MS) }) }
     },
     buy: async (body, signal, progress) => {
-      const { offer, output, seed } = fields(body)
+      const { offer, output, seed, from } = fields(body)
       if (typeof offer !== 'string') throw new BadRequestError('offer must be an offer id')
       if (output != null && typeof output !== 'string') throw new BadRequestError('output must be a path')
-      return buyerOf(node).buy(offer, { output: output ?? undefined, seed: seed === true, signal, onProgress: progress })
+      if (from != null && (!Array.isArray(from) || from.length > 64 || !from.every(isPeerIdString))) throw new BadRequestError('from must be a list of at most 64 peer ids')
+      return buyerOf(node).buy(offer, { output: output ?? undefined, seed: seed === true, from: from ?? undefined, signal, onProgress: progress })
     },
     play: async (body, _signal, progress) => {
       const { content, output } = fields(body)
@@ -270,6 +275,19 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return buyerOf(node).dispute(purchase, index != null ? { index } : undefined)
     },
     contents: async () => ({ contents: await node.market.content.list() }),
+    remove: async (body, signal) => {
+      const { content } = fields(body)
+      if (typeof content !== 'string' || !isCidString(content)) throw new BadRequestError('content must be a content id')
+      if (await node.market.content.manifest(content) == null) throw new UnknownContentError(content)
+      await node.discovery.withdraw(content, { signal })
+      await node.market.content.remove(content)
+      return { content, removed: true }
+    },
+    providers: async (body, signal) => {
+      const { content, timeoutMs } = fields(body)
+      if (typeof content !== 'string' || !isCidString(content)) throw new BadRequestError('content must be a CID')
+      return { content, providers: await node.findProviders(content, { signal, timeoutMs: optionalInt(timeoutMs, 'timeoutMs', 1, MAX_FIND_TIMEOUT_MS) }) }
+    },
     export: async body => {
       const { content, path } = fields(body)
       if (typeof content !== 'string' || typeof path !== 'string') throw new BadRequestError('content (a content id) and path (a new directory) are needed')
@@ -386,4 +404,23 @@ function optionalInt (value: unknown, name: string, min: number, max: number): n
     throw new BadRequestError(`${name} must be an integer in ${min}..${max}`)
   }
   return value
+}
+
+function isPeerIdString (value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  try {
+    peerIdFromString(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isCidString (value: string): boolean {
+  try {
+    CID.parse(value)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -2,6 +2,7 @@
 // of device/wire.ts on its stdin/stdout. Every byte that crosses can be observed with
 // `tap` (the interface test records them all).
 import { spawn } from 'node:child_process'
+import { getCompileCacheDir } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
@@ -65,7 +66,10 @@ export class DeviceClient implements SealedDevice {
 
   async start (): Promise<void> {
     if (this.child != null) return
-    const child = spawn(process.execPath, [DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'] })
+    // the device shares the CLI's code cache, when the CLI enabled one
+    const cache = getCompileCacheDir()
+    const env = cache != null ? { ...process.env, NODE_COMPILE_CACHE: cache } : process.env
+    const child = spawn(process.execPath, [DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
     this.child = child
     const decoder = new FrameDecoder()
     child.stdout.on('data', (piece: Buffer) => {

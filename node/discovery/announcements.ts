@@ -39,6 +39,11 @@ export class AnnouncementStore {
     })
   }
 
+  /** Drops an announcement: a restart no longer provides it */
+  forget (contentId: string): void {
+    this.db.prepare('DELETE FROM announcements WHERE content_id = ?').run(contentId)
+  }
+
   markProvided (contentId: string, now = Date.now()): void {
     this.db.prepare('UPDATE announcements SET provided_at = ? WHERE content_id = ?').run(now, contentId)
   }

@@ -119,6 +119,23 @@ export class Discovery implements Startable {
     return { contentId: announcement.contentId, keywords: announcement.keywords, provided }
   }
 
+  /**
+   * Stops providing a content and those of its keywords no other announcement uses.
+   * Records other peers hold expire on their own; a buyer who still asks is told the
+   * content is unknown here and takes another provider.
+   */
+  async withdraw (contentId: string, options: AbortOptions = {}): Promise<void> {
+    const cid = parseContentId(contentId)
+    const announcement = this.store.get(cid.toString())
+    if (announcement == null) return
+    this.store.forget(announcement.contentId)
+    const stillUsed = new Set(this.store.list().flatMap(a => a.keywords))
+    const keys = [cid, ...announcement.keywords.filter(k => !stillUsed.has(k)).map(keywordCid)]
+    for (const key of keys) {
+      await this.components.contentRouting.cancelReprovide(key, options).catch((err: any) => { this.log('cancel reprovide of %c - %e', key, err) })
+    }
+  }
+
   /** Provides one CID with a bounded wait; failures are returned, not thrown. */
   async provide (cid: CID, options: AbortOptions = {}): Promise<ProvideResult> {
     const signal = this.signal(this.provideTimeoutMs, options.signal)

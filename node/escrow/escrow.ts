@@ -14,18 +14,24 @@ import {
   BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
   HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
-import type { Ledger, HoldRecord } from './ledger.ts'
+import { HoldCommitter } from './commits.ts'
+import { peerSigner } from './signer.ts'
+import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
+import type { PeerSigner } from './signer.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
-import type { EscrowKey } from './unblind.ts'
-import type { Dispute, Licence, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
+import type { Unblinder } from './unblind.ts'
+import type { Dispute, Licence, Offer, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { TrustStore, VerifiedCertificate } from '../../device/pki/index.ts'
 import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 
 export const DEFAULT_HOLD_TTL_MS = 7 * 24 * 3600_000
 export const DEFAULT_CLOCK_WINDOW_MS = 5 * 60_000
+/** Offers whose seller signature was checked, by offer CID; bounded against floods of distinct offers */
+export const MAX_CACHED_OFFERS = 4096
 
 export interface EscrowCredentials {
   certificate: string
@@ -37,7 +43,8 @@ export interface EscrowInit {
   peerId: string
   /** the node's libp2p key: signs answers */
   privateKey: PrivateKey
-  key: EscrowKey
+  /** the escrow's RSA key: in this thread (EscrowKey) or in worker threads (UnblindPool) */
+  key: Unblinder
   ledger: Ledger
   log: Logger
   currency: string
@@ -51,6 +58,19 @@ export interface EscrowInit {
   faultyAnswers?: boolean
   /** fetches a fresh CRL into the trust store (on a timer, and when the held one went stale) */
   refreshCrl?: () => Promise<void>
+  /**
+   * Holds of requests that finish together are committed in one transaction (one
+   * fsync); every answer still leaves only after its own hold committed. Default true;
+   * false commits each hold in its own transaction.
+   */
+  groupCommit?: boolean
+}
+
+/** An offer whose seller signature verified: its CID, signer and terms CID */
+interface VerifiedOffer {
+  id: string
+  signer: string
+  terms: CID
 }
 
 export class Escrow {
@@ -58,11 +78,27 @@ export class Escrow {
   private readonly init: EscrowInit
   private readonly now: () => number
   private credentials?: EscrowCredentials
+  private readonly commits?: HoldCommitter
+  private readonly sign: PeerSigner
+  /** offers are immutable and signed: one signature check per offer CID is enough */
+  private readonly offers = new Map<string, VerifiedOffer>()
 
   constructor (init: EscrowInit) {
     this.init = init
     this.peerId = init.peerId
     this.now = init.now ?? Date.now
+    if (init.groupCommit !== false) this.commits = new HoldCommitter(init.ledger)
+    this.sign = peerSigner(init.privateKey)
+  }
+
+  /** group commit figures (commits, holds, largest group) */
+  get commitStats (): { commits: number, holds: number, largest: number } | undefined {
+    return this.commits?.stats
+  }
+
+  /** Commits the holds waiting for the next group commit now (before the ledger closes) */
+  flush (): void {
+    this.commits?.flush()
   }
 
   get ready (): boolean {
@@ -101,16 +137,18 @@ export class Escrow {
     const requestBytes = encodeObject(request)
     const requestCid = cidOfBytes(requestBytes)
     const requestId = requestCid.toString()
+    const { ledger } = this.init
     // exactly these bytes were checked and paid for before: their answer again, whatever
     // happened since (a crash, a CRL not fetched yet after a restart)
-    const paid = this.init.ledger.holdByRequest(requestId)
-    if (paid != null) return paid.answer
+    const paid = ledger.answerByRequest(requestId)
+    if (paid != null) return paid
     const device = await this.verifyDevice(request)
-    if (this.init.ledger.holdByPurchase(device.subjectCommonName, request.body.purchase) != null) throw new PurchaseIdUsedError(request.body.purchase)
+    if (ledger.purchaseUsed(device.subjectCommonName, request.body.purchase)) throw new PurchaseIdUsedError(request.body.purchase)
     const { body } = request
     const terms = body.offer.body.terms
     if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)
-    if ((await verifyPeerSigned(body.offer, 'offer')) !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
+    const offer = await this.verifyOffer(body.offer)
+    if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
     const named = terms.escrows[body.j - 1]
     if (named == null || named.peer !== this.peerId || !bytesEqual(named.n, this.init.key.modulus)) {
       throw new NotNamedError(`the offer does not name this escrow (and its key) for share ${body.j}`)
@@ -126,16 +164,18 @@ export class Escrow {
 
     let z: Uint8Array
     try {
-      z = this.init.key.unblind(body.b, this.init.faultyAnswers === true ? { ...terms, price: terms.price + 1 } : terms)
+      z = this.init.faultyAnswers === true
+        ? await this.init.key.unblind(body.b, { ...terms, price: terms.price + 1 })
+        : await this.init.key.unblind(body.b, terms, offer.terms)
     } catch (err) {
       if (err instanceof ExponentError) throw new ExponentRefusedError('the terms give an exponent this key cannot invert: the seller must change them')
       throw err
     }
     const holdId = randomBytes(16).toString('hex')
     const answerBody: UnblindAnswer = { v: 1, request: requestCid, purchase: body.purchase, j: body.j, z, hold: holdId }
-    const answer = encodeObject(await signWithPeerKey('unblind-answer', answerBody, this.init.privateKey))
+    const answer = encodeObject(await this.sign('unblind-answer', answerBody))
     // the price moves into the hold in the transaction that stores the answer; the answer leaves after commit
-    const { hold, charged } = this.init.ledger.openHold({
+    const { hold, charged } = await this.commit({
       id: holdId,
       device: device.subjectCommonName,
       purchase: body.purchase,
@@ -143,7 +183,7 @@ export class Escrow {
       buyer: body.buyer,
       seller: terms.seller,
       amount: terms.price,
-      offer: signedId(body.offer).toString(),
+      offer: offer.id,
       request: requestId,
       requestBytes,
       answer,
@@ -152,6 +192,23 @@ export class Escrow {
     })
     this.init.log('%s hold %s: %d from %s for purchase %s share %d', charged ? 'opened' : 'replayed', hold.id, hold.amount, hold.buyer, hold.purchase, hold.j)
     return hold.answer
+  }
+
+  /** The hold written and durable (group commit, or a transaction of its own) */
+  private async commit (hold: NewHold): Promise<OpenHoldResult> {
+    return this.commits != null ? this.commits.open(hold) : this.init.ledger.openHold(hold)
+  }
+
+  /** The offer's seller signature, checked once per offer CID */
+  private async verifyOffer (offer: Signed<Offer>): Promise<VerifiedOffer> {
+    const id = signedId(offer).toString()
+    const cached = this.offers.get(id)
+    if (cached !== undefined) return cached
+    const signer = await verifyPeerSigned(offer, 'offer')
+    const verified: VerifiedOffer = { id, signer, terms: termsCid(offer.body.terms) }
+    if (this.offers.size >= MAX_CACHED_OFFERS) this.offers.delete(this.offers.keys().next().value!)
+    this.offers.set(id, verified)
+    return verified
   }
 
   /** A device-signed receipt releases the hold to the seller; a dispute is judged on its proof */

@@ -6,7 +6,7 @@
 import { openDatabase, transaction } from '../store/database.ts'
 import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
-import type { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
 export const WORLD = '@world'
 /** Largest balance or amount: integers stay exact in JS numbers and SQLite */
@@ -108,6 +108,9 @@ export interface OpenHoldResult {
   charged: boolean
 }
 
+/** One hold of a group commit: opened (or replayed), or refused with nothing written */
+export type HoldOutcome = { result: OpenHoldResult } | { error: unknown }
+
 export interface EndHoldResult {
   hold: HoldRecord
   /** false when the hold had already ended (nothing written) */
@@ -134,9 +137,20 @@ export interface LedgerFilter {
 
 export class Ledger {
   private readonly db: DatabaseSync
+  /** prepared once per SQL text: preparing costs more than most of these statements run */
+  private readonly statements = new Map<string, StatementSync>()
 
   constructor (db: DatabaseSync) {
     this.db = db
+  }
+
+  private stmt (sql: string): StatementSync {
+    let statement = this.statements.get(sql)
+    if (statement === undefined) {
+      statement = this.db.prepare(sql)
+      this.statements.set(sql, statement)
+    }
+    return statement
   }
 
   static open (file: string): Ledger {
@@ -144,11 +158,12 @@ export class Ledger {
   }
 
   close (): void {
+    this.statements.clear()
     this.db.close()
   }
 
   balance (account: string): number {
-    const row = this.db.prepare('SELECT balance FROM accounts WHERE id = ?').get(account) as { balance: number } | undefined
+    const row = this.stmt('SELECT balance FROM accounts WHERE id = ?').get(account) as { balance: number } | undefined
     return row?.balance ?? 0
   }
 
@@ -183,21 +198,34 @@ export class Ledger {
    * hold (and answer) without charging again; another request under it is refused.
    */
   openHold (hold: NewHold): OpenHoldResult {
-    checkAmount(hold.amount)
-    return transaction(this.db, () => {
-      const existing = this.holdByPurchase(hold.device, hold.purchase)
-      if (existing != null) {
-        if (existing.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
-        return { hold: existing, charged: false }
+    const [outcome] = this.openHolds([hold])
+    if (outcome == null) throw new EscrowError('no outcome for the hold', 'ERR_LEDGER')
+    if ('error' in outcome) throw outcome.error
+    return outcome.result
+  }
+
+  /**
+   * Group commit: opens each hold as `openHold` would, in order, all in ONE
+   * transaction (one fsync), each under its own savepoint, so a refused hold
+   * (insufficient funds, purchase id used) writes nothing and the others still
+   * commit. Returns only after the commit: every result is durable. If the
+   * commit itself fails, it throws and none of them is written.
+   */
+  openHolds (holds: NewHold[]): HoldOutcome[] {
+    if (holds.length === 0) return []
+    return transaction(this.db, () => holds.map(hold => {
+      this.db.exec('SAVEPOINT hold')
+      try {
+        const result = this.openHoldInTransaction(hold)
+        this.db.exec('RELEASE hold')
+        return { result }
+      } catch (error) {
+        // undo this hold only (ROLLBACK TO keeps the savepoint open: release it too)
+        this.db.exec('ROLLBACK TO hold')
+        this.db.exec('RELEASE hold')
+        return { error }
       }
-      const balance = this.balance(hold.buyer)
-      if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
-      this.db.prepare(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')`)
-        .run(hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, hold.requestBytes, hold.answer, hold.createdAt, hold.expiresAt)
-      this.post('hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
-      return { hold: { ...hold, state: 'open' }, charged: true }
-    })
+    }))
   }
 
   /** Ends an open hold once: release/expire pay the seller, refund pays the buyer */
@@ -207,7 +235,7 @@ export class Ledger {
 
   /** Ends every open hold whose time has passed, each in its own transaction */
   expireDue (now = Date.now(), limit = 1000): HoldRecord[] {
-    const due = this.db.prepare("SELECT id FROM holds WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?").all(now, limit) as Array<{ id: string }>
+    const due = this.stmt("SELECT id FROM holds WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?").all(now, limit) as Array<{ id: string }>
     const ended: HoldRecord[] = []
     for (const { id } of due) {
       const result = this.endHold(id, 'expire', 'expired unanswered', now)
@@ -217,18 +245,29 @@ export class Ledger {
   }
 
   hold (id: string): HoldRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM holds WHERE id = ?').get(id)
+    const row = this.stmt('SELECT * FROM holds WHERE id = ?').get(id)
     return row == null ? undefined : toHold(row)
   }
 
   /** The hold a request (by its CID) was charged for */
   holdByRequest (request: string): HoldRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM holds WHERE request = ?').get(request)
+    const row = this.stmt('SELECT * FROM holds WHERE request = ?').get(request)
     return row == null ? undefined : toHold(row)
   }
 
+  /** The stored answer to a request (by its CID), if it was charged: the replay path reads only this */
+  answerByRequest (request: string): Uint8Array | undefined {
+    const row = this.stmt('SELECT answer FROM holds WHERE request = ? LIMIT 1').get(request) as { answer: Uint8Array } | undefined
+    return row == null ? undefined : new Uint8Array(row.answer)
+  }
+
+  /** Whether a device already used this purchase id */
+  purchaseUsed (device: string, purchase: string): boolean {
+    return this.stmt('SELECT 1 AS used FROM holds WHERE device = ? AND purchase = ?').get(device, purchase) != null
+  }
+
   holdByPurchase (device: string, purchase: string): HoldRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM holds WHERE device = ? AND purchase = ?').get(device, purchase)
+    const row = this.stmt('SELECT * FROM holds WHERE device = ? AND purchase = ?').get(device, purchase)
     return row == null ? undefined : toHold(row)
   }
 
@@ -309,6 +348,22 @@ export class Ledger {
     return { ok: violations.length === 0, violations, accounts: q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`)[0]?.n ?? 0, holds: counts, deposits, withdrawals, held }
   }
 
+  private openHoldInTransaction (hold: NewHold): OpenHoldResult {
+    checkAmount(hold.amount)
+    const used = this.stmt('SELECT request FROM holds WHERE device = ? AND purchase = ?').get(hold.device, hold.purchase) as { request: string } | undefined
+    if (used != null) {
+      if (used.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
+      return { hold: this.holdByPurchase(hold.device, hold.purchase)!, charged: false }
+    }
+    const balance = this.balance(hold.buyer)
+    if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+    this.stmt(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')`)
+      .run(hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, hold.requestBytes, hold.answer, hold.createdAt, hold.expiresAt)
+    this.post('hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+    return { hold: { ...hold, state: 'open' }, charged: true }
+  }
+
   private endHoldInTransaction (id: string, end: HoldEnd, reason: string, now: number): EndHoldResult {
     const hold = this.hold(id)
     if (hold == null) throw new EscrowError(`no hold ${id}`, 'ERR_UNKNOWN_HOLD')
@@ -316,7 +371,7 @@ export class Ledger {
     const to = end === 'refund' ? hold.buyer : hold.seller
     const entry = this.post(end, now, [[holdAccount(id), -hold.amount], [to, hold.amount]], id, reason)
     const state: HoldState = end === 'refund' ? 'refunded' : 'released'
-    const changed = this.db.prepare("UPDATE holds SET state = ?, ended_at = ?, end_entry = ?, end_reason = ? WHERE id = ? AND state = 'open'")
+    const changed = this.stmt("UPDATE holds SET state = ?, ended_at = ?, end_entry = ?, end_reason = ? WHERE id = ? AND state = 'open'")
       .run(state, now, entry, reason, id)
     // the row was open when read inside this same transaction
     if (changed.changes !== 1) throw new EscrowError(`hold ${id} changed under its transaction`, 'ERR_LEDGER')
@@ -326,11 +381,11 @@ export class Ledger {
   /** One balanced entry; call inside a transaction */
   private post (kind: EntryKind, at: number, postings: Array<[string, number]>, hold?: string, memo?: string): number {
     if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
-    const entry = Number(this.db.prepare('INSERT INTO entries (at, kind, hold_id, memo) VALUES (?, ?, ?, ?)').run(at, kind, hold ?? null, memo ?? null).lastInsertRowid)
-    const insert = this.db.prepare('INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)')
+    const entry = Number(this.stmt('INSERT INTO entries (at, kind, hold_id, memo) VALUES (?, ?, ?, ?)').run(at, kind, hold ?? null, memo ?? null).lastInsertRowid)
+    const insert = this.stmt('INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)')
     // create at 0, then add: the CHECK on balances sees only the resulting balance
-    const create = this.db.prepare('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, 0)')
-    const add = this.db.prepare('UPDATE accounts SET balance = balance + ? WHERE id = ?')
+    const create = this.stmt('INSERT OR IGNORE INTO accounts (id, balance) VALUES (?, 0)')
+    const add = this.stmt('UPDATE accounts SET balance = balance + ? WHERE id = ?')
     for (const [account, amount] of postings) {
       insert.run(entry, account, amount)
       create.run(account)

@@ -9,6 +9,7 @@ import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
 import { BadConfigError, InsecureFileError } from '../errors.ts'
 import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS } from './escrow.ts'
+import { MAX_UNBLIND_WORKERS } from './pool.ts'
 import type { KeyObject } from 'node:crypto'
 
 export const DEFAULT_ESCROW_BITS = 3072
@@ -19,9 +20,14 @@ export interface EscrowSettings {
   clockWindowMs: number
   /** adversarial testing only: wrong answers (see Escrow) */
   faultyAnswers: boolean
+  /**
+   * Worker threads doing the RSA private operations: 'auto' (one per core this
+   * process may use), a number 1..64, or 0 to do them on the main thread.
+   */
+  unblindWorkers: 'auto' | number
 }
 
-export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false }
+export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false, unblindWorkers: 'auto' }
 
 export interface EscrowCredentialFiles {
   certificate: string
@@ -110,6 +116,9 @@ function validateSettings (s: EscrowSettings): EscrowSettings {
   if (!Number.isSafeInteger(s.holdTtlMs) || s.holdTtlMs < 1000) throw new BadConfigError('hold lifetime must be at least 1 s')
   if (!Number.isSafeInteger(s.clockWindowMs) || s.clockWindowMs < 1000) throw new BadConfigError('clock window must be at least 1 s')
   if (typeof s.faultyAnswers !== 'boolean') throw new BadConfigError('faultyAnswers must be true or false')
-  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers }
+  if (s.unblindWorkers !== 'auto' && (!Number.isInteger(s.unblindWorkers) || s.unblindWorkers < 0 || s.unblindWorkers > MAX_UNBLIND_WORKERS)) {
+    throw new BadConfigError(`unblindWorkers must be 'auto' or 0..${MAX_UNBLIND_WORKERS} (0: on the main thread)`)
+  }
+  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers, unblindWorkers: s.unblindWorkers }
 }
 

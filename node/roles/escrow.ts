@@ -12,6 +12,7 @@ import { Escrow } from '../escrow/escrow.ts'
 import { EscrowNotReadyError } from '../escrow/errors.ts'
 import { Ledger } from '../escrow/ledger.ts'
 import { EscrowFiles } from '../escrow/state.ts'
+import { UnblindPool, unblindWorkerCount } from '../escrow/pool.ts'
 import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
 import type { RoleComponents } from './role.ts'
@@ -39,7 +40,7 @@ export class EscrowRole extends Role {
   private readonly files: EscrowFiles
   private controller?: AbortController
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
-  private running?: { escrow: Escrow, ledger: Ledger, agency?: string }
+  private running?: { escrow: Escrow, ledger: Ledger, pool?: UnblindPool, agency?: string }
   private refreshing?: Promise<void>
 
   constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
@@ -60,6 +61,11 @@ export class EscrowRole extends Role {
     return this.running.escrow
   }
 
+  /** worker threads doing the private operations (0: the main thread) */
+  get unblindWorkers (): number {
+    return this.running?.pool?.size ?? 0
+  }
+
   get ledger (): Ledger {
     if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
     return this.running.ledger
@@ -68,17 +74,24 @@ export class EscrowRole extends Role {
   override async start (): Promise<void> {
     const privateKey = await this.files.loadOrCreateKey()
     const settings = await this.files.settings()
+    const workers = unblindWorkerCount(settings.unblindWorkers)
+    // with workers, the private key lives in them; this thread keeps the modulus
+    const key = workers > 0 ? new UnblindPool(privateKey, workers) : new EscrowKey(privateKey)
+    const pool = key instanceof UnblindPool ? key : undefined
     const ledger = Ledger.open(this.files.ledgerFile)
     const escrow = new Escrow({
       peerId: this.components.peerId.toString(),
       privateKey: this.components.privateKey,
-      key: new EscrowKey(privateKey),
+      key,
       ledger,
       log: this.log,
-      ...settings,
+      currency: settings.currency,
+      holdTtlMs: settings.holdTtlMs,
+      clockWindowMs: settings.clockWindowMs,
+      faultyAnswers: settings.faultyAnswers,
       refreshCrl: async () => this.refreshCrl({ signal: AbortSignal.timeout(10_000) })
     })
-    this.running = { escrow, ledger }
+    this.running = { escrow, ledger, pool }
     try {
       const credentials = await this.files.credentials()
       if (credentials != null) {
@@ -95,12 +108,14 @@ export class EscrowRole extends Role {
       await super.start()
     } catch (err) {
       ledger.close()
+      await pool?.close()
       this.running = undefined
       throw err
     }
     this.controller = new AbortController()
     setMaxListeners(Infinity, this.controller.signal)
-    this.log('escrow %s, %d-bit key, %s', escrow.ready ? 'enrolled' : 'not enrolled yet', new EscrowKey(privateKey).modulus.length * 8, settings.currency)
+    this.log('escrow %s, %d-bit key, %s, private operations %s', escrow.ready ? 'enrolled' : 'not enrolled yet', key.modulus.length * 8, settings.currency,
+      pool != null ? `in ${pool.size} worker threads` : 'on the main thread')
     if (settings.faultyAnswers) this.log.error('faultyAnswers is on: this escrow answers wrongly on purpose (adversarial testing only)')
   }
 
@@ -133,7 +148,10 @@ export class EscrowRole extends Role {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     await super.stop()
+    // holds waiting for their group commit are written before the ledger closes
+    this.running?.escrow.flush()
     this.running?.ledger.close()
+    await this.running?.pool?.close()
     this.running = undefined
   }
 

@@ -4,9 +4,11 @@
  * the escrow-signed answer (z_j, hold id) out, sent only after the hold committed.
  * The same request again gets the same answer and no second charge.
  */
-import { FramedService, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
-import { BadMessageError } from '../errors.ts'
-import { decodeObject } from '../../device/objects/codec.ts'
+import * as dagCbor from '@ipld/dag-cbor'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameKind, FramedService, encodeMessage, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
+import { BadMessageError, FrameTooLargeError } from '../errors.ts'
+import { ObjectError } from '../../device/objects/errors.ts'
 import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
 import type { AbortOptions, Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -43,10 +45,51 @@ export class UnblindService extends FramedService {
   }
 }
 
+/**
+ * The request frame's body, `{ v: 1, request }` in dag-cbor, with the device's encoding
+ * of the request inside verbatim: in dag-cbor's key order "v" comes before "request",
+ * so it is this prefix followed by the request's bytes.
+ */
+const REQUEST_PREFIX = ((): Uint8Array => {
+  const probe = encodeMessage({ v: 1, request: 0 })
+  if (probe.at(-1) !== 0) throw new Error('unexpected encoding of the unblind request frame')
+  return probe.subarray(0, -1)
+})()
+
+/** unsigned LEB128, the frames' length prefix */
+function varint (n: number): Uint8Array {
+  const out: number[] = []
+  do {
+    let byte = n & 0x7f
+    n = Math.floor(n / 128)
+    if (n > 0) byte |= 0x80
+    out.push(byte)
+  } while (n > 0)
+  return Uint8Array.from(out)
+}
+
+/**
+ * One MESSAGE frame `{ v: 1, request }` carrying the device's bytes as they are, as
+ * FrameStream.writeMessage would frame it (`varint(length) ‖ kind ‖ body`), without
+ * decoding and encoding the request again.
+ */
+export function unblindRequestFrame (request: Uint8Array): Uint8ArrayList {
+  const length = 1 + REQUEST_PREFIX.byteLength + request.byteLength
+  if (length > UNBLIND_LIMITS.maxFrameBytes) throw new FrameTooLargeError(`refusing to send a ${length}-byte frame (max ${UNBLIND_LIMITS.maxFrameBytes})`)
+  return new Uint8ArrayList(varint(length), Uint8Array.of(FrameKind.MESSAGE), REQUEST_PREFIX, request)
+}
+
 /** Sends a device-signed request (as the device encoded it); resolves to the encoded signed answer */
 export async function requestUnblind (components: { connectionManager: StreamOpener }, escrow: PeerId | Multiaddr | Multiaddr[], request: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
+  // one dag-cbor value, or it is not sent (the escrow checks everything else)
+  try {
+    dagCbor.decode(request)
+  } catch {
+    throw new ObjectError('not valid dag-cbor')
+  }
+  const frame = unblindRequestFrame(request)
   return withFrames(components.connectionManager, escrow, UNBLIND_PROTOCOL, UNBLIND_LIMITS, async frames => {
-    await frames.writeMessage({ v: 1, request: decodeObject(request) }, options)
+    if (!frames.stream.send(frame)) await frames.stream.onDrain(options)
     const a = expectRecord(await frames.readMessage(options), 'unblind answer')
     return expectBytes(a.answer, 'answer', UNBLIND_LIMITS.maxFrameBytes, 1)
   }, options)

@@ -1,0 +1,68 @@
+// Group commit of holds (DESIGN §4): requests whose checks and private operation
+// finish in the same turn of the event loop have their holds written in one SQLite
+// transaction, so one fsync serves them all. Each caller's promise settles only
+// after that transaction committed (or failed): an answer never leaves before its
+// hold is durable, and a refused hold (its own savepoint rolled back) writes nothing.
+import type { HoldOutcome, Ledger, NewHold, OpenHoldResult } from './ledger.ts'
+
+/** a bound on one transaction, so one commit never holds the thread for long */
+export const MAX_GROUP_COMMIT = 256
+
+interface Waiting {
+  hold: NewHold
+  resolve: (result: OpenHoldResult) => void
+  reject: (err: unknown) => void
+}
+
+export class HoldCommitter {
+  private readonly ledger: Ledger
+  private readonly maxBatch: number
+  private queue: Waiting[] = []
+  private scheduled = false
+  /** commits and holds so far, for the log and tests */
+  readonly stats = { commits: 0, holds: 0, largest: 0 }
+
+  constructor (ledger: Ledger, options: { maxBatch?: number } = {}) {
+    this.ledger = ledger
+    this.maxBatch = options.maxBatch ?? MAX_GROUP_COMMIT
+  }
+
+  /** Opens the hold in the next group commit; resolves once it is durable */
+  async open (hold: NewHold): Promise<OpenHoldResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ hold, resolve, reject })
+      if (this.queue.length >= this.maxBatch) {
+        this.flush()
+      } else if (!this.scheduled) {
+        this.scheduled = true
+        // after the I/O of this turn: every request that got this far in it joins
+        setImmediate(() => { this.flush() })
+      }
+    })
+  }
+
+  /** Commits everything waiting now, in one transaction */
+  flush (): void {
+    this.scheduled = false
+    const batch = this.queue
+    if (batch.length === 0) return
+    this.queue = []
+    let outcomes: HoldOutcome[]
+    try {
+      outcomes = this.ledger.openHolds(batch.map(w => w.hold))
+    } catch (err) {
+      // the transaction did not commit: nothing of it was written, no answer leaves
+      for (const w of batch) w.reject(err)
+      return
+    }
+    this.stats.commits++
+    this.stats.holds += batch.length
+    this.stats.largest = Math.max(this.stats.largest, batch.length)
+    batch.forEach((w, i) => {
+      const outcome = outcomes[i]
+      if (outcome == null) w.reject(new Error('no outcome for a hold of the group commit'))
+      else if ('error' in outcome) w.reject(outcome.error)
+      else w.resolve(outcome.result)
+    })
+  }
+}

@@ -1,0 +1,32 @@
+// One worker thread of UnblindPool (pool.ts): holds the escrow's private key and
+// answers { id, b, terms } with z = b^d_T mod n, or with the kind of its refusal.
+import { parentPort, workerData } from 'node:worker_threads'
+import { ExponentError, OutOfRangeError } from '../../device/crypto/index.ts'
+import { EscrowKey } from './unblind.ts'
+import type { KeyObject } from 'node:crypto'
+
+export interface UnblindJob {
+  id: number
+  b: Uint8Array
+  /** binary CID of the terms */
+  terms: Uint8Array
+}
+
+export type UnblindResult = { id: number, z: Uint8Array } | { id: number, error: 'exponent' | 'range' | 'failed', message: string }
+
+const port = parentPort
+if (port == null) throw new Error('unblind-worker.ts runs as a worker thread')
+const key = new EscrowKey((workerData as { privateKey: KeyObject }).privateKey)
+
+port.on('message', (job: UnblindJob) => {
+  let result: UnblindResult
+  try {
+    result = { id: job.id, z: key.unblindForTermsCid(job.b, job.terms) }
+  } catch (err: any) {
+    const error = err instanceof ExponentError ? 'exponent' : err instanceof OutOfRangeError ? 'range' : 'failed'
+    result = { id: job.id, error, message: String(err?.message ?? err) }
+  }
+  // z is a buffer of its own: move it rather than copy it
+  if ('z' in result && result.z.byteOffset === 0 && result.z.byteLength === result.z.buffer.byteLength) port.postMessage(result, [result.z.buffer as ArrayBuffer])
+  else port.postMessage(result)
+})

@@ -1,0 +1,300 @@
+/**
+ * The marketplace rows of `npm run bench` (P1, P3, P4, P5, P6), over one local swarm of
+ * real keyfair node processes driven through their control APIs: an agency, 5 escrows,
+ * a seller, 2 seeders, a buyer, a second buyer kept fresh for the memory row, and plain
+ * nodes that fill the DHT to the swarm size P6 asks for. Baselines run in the same run:
+ * raw libp2p transfers between two bare processes of the same stack (raw-peer.ts), a
+ * 1-of-1 purchase, a download from one provider, a bare DHT query.
+ */
+import { fork } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { Swarm } from '../swarm.ts'
+import { paired, row } from './report.ts'
+import type { Row } from './report.ts'
+import type { SwarmNode } from '../swarm.ts'
+import type { ChildProcess } from 'node:child_process'
+
+const RAW_PEER = fileURLToPath(new URL('./raw-peer.ts', import.meta.url))
+const PASSPHRASE = 'bench device passphrase'
+const MiB = 1024 * 1024
+const LONG = { timeoutMs: 30 * 60_000 }
+
+export interface MarketBenchOptions {
+  quick: boolean
+  log: (line: string) => void
+  /** rows to run (all when not given) */
+  only?: string[]
+}
+
+interface Work { content: string, offer: string, size: number }
+
+/** A buy's answer, as much of it as the bench reads */
+interface Bought {
+  purchase: string
+  bytes?: number
+  escrows: Array<{ j: number, outcome: string }>
+  timings: { download: number, licence: number, keyRelease: number, play: number, total: number }
+}
+
+export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> {
+  const { quick, log } = options
+  const wanted = (id: string): boolean => options.only == null || options.only.includes(id)
+  const sizes = quick
+    ? { transfer: 32 * MiB, memory: 64 * MiB, nodes: 12, repeats: 3, latencyRepeats: 5 }
+    : { transfer: 256 * MiB, memory: 1024 * MiB, nodes: 50, repeats: 5, latencyRepeats: 15 }
+  // smaller keys only in the smoke run: key generation is most of a quick run's setup
+  const bits = quick ? '2048' : '3072'
+  const dir = await mkdtemp(join(tmpdir(), 'keyfair-bench-market-'))
+  const roles = {
+    agency: 0,
+    escrows: [1, 2, 3, 4, 5],
+    seller: 6,
+    seeders: [7, 8],
+    buyer: 9,
+    fresh: 10
+  }
+  const specs = [
+    { roles: ['agency'], prepare: [['agency', 'init', '--bits', bits]] },
+    ...roles.escrows.map(() => ({ roles: ['escrow'], prepare: [['escrow', 'init', '--bits', bits]] })),
+    { roles: ['seller'] },
+    ...roles.seeders.map(() => ({ roles: ['buyer'] })),
+    { roles: ['buyer'] },
+    { roles: ['buyer'] },
+    ...Array.from({ length: sizes.nodes - 11 }, () => ({ roles: ['buyer'] }))
+  ]
+  log(`market: starting ${specs.length} node processes`)
+  const swarm = await Swarm.start({ nodes: specs, topology: 'star', minRoutingTable: 3, readyTimeoutMs: 180_000, onProgress: m => { log(`market: ${m}`) } })
+  const raw: ChildProcess[] = []
+  try {
+    const node = (i: number): SwarmNode => swarm.nodes[i]!
+    const agency = node(roles.agency)
+    const agencyAddr = agency.addresses[0]!
+    const escrows = roles.escrows.map(node)
+    const seller = node(roles.seller)
+    const buyer = node(roles.buyer)
+    const fresh = node(roles.fresh)
+
+    await Promise.all(escrows.map(async e => {
+      const { code } = await agency.client.call('agency.enrollCode', { kind: 'escrow' })
+      await e.client.call('escrow.enroll', { agency: agencyAddr, code }, LONG)
+    }))
+    await seller.client.call('trust', { agency: agencyAddr })
+    for (const b of [buyer, fresh]) {
+      await b.client.call('device.init', { passphrase: PASSPHRASE, bits: Number(bits) }, LONG)
+      const { code } = await agency.client.call('agency.enrollCode', { kind: 'device' })
+      await b.client.call('device.enroll', { agency: agencyAddr, code }, LONG)
+      await Promise.all(escrows.map(async e => e.client.call('escrow.deposit', { account: b.peerId, amount: 1_000_000_000 })))
+    }
+    log('market: escrows and devices enrolled, buyers funded')
+
+    const publish = async (name: string, size: number, t: number, n: number, tags: string[]): Promise<Work> => {
+      const file = join(dir, name)
+      await writeRandomFile(file, size)
+      const published = await seller.client.call('publish', {
+        file, title: name, tags, price: 1, t, n, escrows: escrows.slice(0, n).map(e => e.peerId)
+      }, LONG)
+      await rm(file)
+      return { content: published.content, offer: published.offer, size }
+    }
+    const transferWork = await publish('transfer', sizes.transfer, 1, 1, ['benchtransfer'])
+    const oneOfOne = await publish('latency-1-of-1', 64 * 1024, 1, 1, ['benchlatency'])
+    const threeOfFive = await publish('latency-3-of-5', 64 * 1024, 3, 5, ['benchlatency'])
+    const memoryWork = await publish('memory', sizes.memory, 1, 1, ['benchmemory'])
+    // the seeders take the transfer work from portable media and announce it
+    const media = join(dir, 'media')
+    await seller.client.call('export', { content: transferWork.content, path: media }, LONG)
+    const seeders = roles.seeders.map(node)
+    for (const s of seeders) await s.client.call('import', { path: media, seed: true }, LONG)
+    await rm(media, { recursive: true, force: true })
+    // buyers learn offers by searching, as users do
+    const find = async (b: SwarmNode, word: string, works: Work[]): Promise<void> => {
+      const { offers } = await b.client.call('search', { words: [word] }, LONG)
+      for (const w of works) if (!offers.some((o: any) => o.offer === w.offer)) throw new Error(`search '${word}' did not find ${w.offer}`)
+    }
+    await find(buyer, 'benchtransfer', [transferWork])
+    await find(buyer, 'benchlatency', [oneOfOne, threeOfFive])
+    await find(fresh, 'benchmemory', [memoryWork])
+    log(`market: published ${sizes.transfer / MiB} MiB, 2 × 64 KiB and ${sizes.memory / MiB} MiB works; 3 providers of the first`)
+
+    const buy = async (b: SwarmNode, work: Work, body: Record<string, unknown> = {}): Promise<Bought> => {
+      // every run downloads again: the previous copy is removed first
+      await b.client.call('remove', { content: work.content }).catch((err: any) => { if (err.code !== 'ERR_UNKNOWN_CONTENT') throw err })
+      const result = await b.client.call<Bought>('buy', { offer: work.offer, ...body }, LONG)
+      if (result.escrows.filter(e => e.outcome === 'accepted').length === 0) throw new Error('bench purchase released no share')
+      return result
+    }
+
+    // P1: buy + download + decrypt + verify from one provider vs a raw libp2p stream
+    const server = await startRawPeer(['--serve'], raw)
+    const rawAddress = (server.first.addresses as string[])[0]!
+    const rawFetch = async (): Promise<number> => {
+      const fetcher = await startRawPeer(['--fetch', rawAddress, '--bytes', String(transferWork.size)], raw)
+      const ms = fetcher.first.ms as number
+      await fetcher.exited
+      return transferWork.size / MiB / (ms / 1000)
+    }
+    const output = join(dir, 'played')
+    const p1Timings: Bought['timings'][] = []
+    const buyAndPlay = async (): Promise<number> => {
+      const t0 = performance.now()
+      const r = await buy(buyer, transferWork, { output, from: [seller.peerId] })
+      const ms = performance.now() - t0
+      if (r.bytes !== transferWork.size || (await stat(output)).size !== transferWork.size) throw new Error('the played output has the wrong size')
+      await rm(output)
+      p1Timings.push(r.timings)
+      return transferWork.size / MiB / (ms / 1000)
+    }
+    const rows: Row[] = []
+    if (wanted('P1')) rows.push(row({
+      id: 'P1',
+      measures: `buy + download + decrypt + verify ${sizes.transfer / MiB} MiB, 1 provider`,
+      unit: 'MB/s',
+      samples: await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => { log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s`) }),
+      higherIsBetter: true,
+      target: 0.85,
+      details: { timingsMs: p1Timings }
+    }))
+
+    // P4: the same download from 3 providers vs from 1
+    const fromAll = [seller.peerId, ...seeders.map(s => s.peerId)]
+    const download = async (from: string[]): Promise<number> => {
+      const r = await buy(buyer, transferWork, { from })
+      return transferWork.size / MiB / (r.timings.download / 1000)
+    }
+    if (wanted('P4')) rows.push(row({
+      id: 'P4',
+      measures: `download ${sizes.transfer / MiB} MiB, 3 providers vs 1`,
+      unit: 'MB/s',
+      samples: await paired(sizes.repeats, async () => download(fromAll), async () => download([seller.peerId]), (i, v, b) => { log(`market: P4 run ${i + 1}: ${v.toFixed(0)} vs ${b.toFixed(0)} MB/s`) }),
+      higherIsBetter: true,
+      target: 1.0
+    }))
+    await buyer.client.call('remove', { content: transferWork.content }).catch(() => {})
+
+    // P3: key release of a 3-of-5 purchase vs a 1-of-1 (the ciphertext is on disk after the first)
+    const release = async (work: Work): Promise<number> => (await buyer.client.call<Bought>('buy', { offer: work.offer }, LONG)).timings.keyRelease
+    if (wanted('P3')) {
+      await release(oneOfOne)
+      await release(threeOfFive)
+    }
+    if (wanted('P3')) rows.push(row({
+      id: 'P3',
+      measures: 'key release latency, 3-of-5 vs 1-of-1',
+      unit: 'ms',
+      samples: await paired(sizes.latencyRepeats, async () => release(threeOfFive), async () => release(oneOfOne)),
+      higherIsBetter: false,
+      target: 1.3
+    }))
+
+    // P5: peak RSS of the buyer's node process and of its sealed device process while
+    // buying and playing; the peaks are reset first, so unlocking the device (scrypt's
+    // 128 MiB) and starting up are not counted. The row's value is the larger process.
+    if (wanted('P5')) {
+      await resetPeakRss(fresh.pid)
+      const idle = await peakRss(fresh.pid)
+      await fresh.client.call('buy', { offer: memoryWork.offer, output }, LONG)
+      const played = (await stat(output)).size
+      await rm(output)
+      if (played !== memoryWork.size) throw new Error('the memory run played the wrong size')
+      const peaks = await peakRss(fresh.pid)
+      rows.push(row({
+        id: 'P5',
+        measures: `buyer peak RSS, buying + playing ${sizes.memory / MiB} MiB (larger of node, device)`,
+        unit: 'MB',
+        samples: { value: [Math.max(peaks.node, peaks.children)], baseline: [] },
+        higherIsBetter: false,
+        target: 200,
+        absolute: true,
+        details: { peakMB: peaks, beforeBuyingMB: idle }
+      }))
+    }
+
+    // P6: keyword search vs a bare findProviders, from plain nodes across the swarm
+    const seekers = swarm.nodes.filter(n => n.index > roles.fresh)
+    const seekerOf = (i: number): SwarmNode => seekers[i % seekers.length]!
+    const search = async (i: number): Promise<number> => {
+      const t0 = performance.now()
+      const r = await seekerOf(i).client.call('search', { words: ['benchtransfer'] }, LONG)
+      const ms = performance.now() - t0
+      if (!r.offers.some((o: any) => o.offer === transferWork.offer)) throw new Error('search did not find the offer')
+      return ms
+    }
+    const bare = async (i: number): Promise<number> => {
+      const t0 = performance.now()
+      const r = await seekerOf(i).client.call('providers', { content: transferWork.content }, LONG)
+      const ms = performance.now() - t0
+      if (r.providers.length === 0) throw new Error('findProviders found no provider')
+      return ms
+    }
+    if (wanted('P6')) rows.push(row({
+      id: 'P6',
+      measures: `keyword search, ${swarm.nodes.length}-node swarm, vs bare findProviders`,
+      unit: 'ms',
+      samples: await paired(Math.max(sizes.repeats, Math.min(seekers.length, 11)), search, bare),
+      higherIsBetter: false,
+      target: 1.5
+    }))
+    return rows
+  } finally {
+    for (const child of raw) if (child.exitCode == null && child.signalCode == null) child.kill('SIGTERM')
+    await swarm.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function writeRandomFile (file: string, size: number): Promise<void> {
+  const out = createWriteStream(file)
+  const block = randomBytes(Math.min(size, 4 * MiB))
+  for (let written = 0; written < size; written += block.length) {
+    const piece = block.subarray(0, Math.min(block.length, size - written))
+    if (!out.write(piece)) await new Promise<void>(resolve => { out.once('drain', () => { resolve() }) })
+  }
+  await new Promise<void>((resolve, reject) => { out.end((err?: Error | null) => { if (err != null) reject(err); else resolve() }) })
+}
+
+/** A raw-peer process; resolves with its first JSON event */
+async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ first: Record<string, unknown>, exited: Promise<void> }> {
+  const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  children.push(child)
+  const stderr: string[] = []
+  child.stderr!.on('data', d => { stderr.push(String(d)) })
+  const exited = new Promise<void>((resolve, reject) => {
+    child.once('exit', code => { if (code === 0 || code == null) resolve(); else reject(new Error(`raw-peer exited ${code}: ${stderr.join('').slice(-500)}`)) })
+  })
+  exited.catch(() => {})
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', line => { resolve(JSON.parse(line)) })
+    exited.then(() => { reject(new Error(`raw-peer ended without output: ${stderr.join('').slice(-500)}`)) }, reject)
+  })
+  return { first, exited }
+}
+
+/** Resets VmHWM of a process and its children to their current RSS (Linux clear_refs 5) */
+async function resetPeakRss (pid: number): Promise<void> {
+  for (const p of [pid, ...await childrenOf(pid)]) await writeFile(`/proc/${p}/clear_refs`, '5')
+}
+
+async function childrenOf (pid: number): Promise<number[]> {
+  return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number)
+}
+
+/** VmHWM of a node process and of each of its children (the sealed device), in MB */
+async function peakRss (pid: number): Promise<{ node: number, children: number, total: number }> {
+  const hwm = async (p: number): Promise<number> => {
+    const status = await readFile(`/proc/${p}/status`, 'utf8')
+    const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1])
+    if (!Number.isFinite(kb)) throw new Error(`no VmHWM for pid ${p}`)
+    return kb / 1024
+  }
+  const children = await childrenOf(pid)
+  const own = await hwm(pid)
+  let rest = 0
+  for (const c of children) rest += await hwm(c)
+  return { node: own, children: rest, total: own + rest }
+}

@@ -1,0 +1,102 @@
+/**
+ * What every benchmark row shares: paired runs of a subject and its baseline in the
+ * same process run, medians and spreads, the ratio and its target, and the table.
+ */
+
+export interface Samples { value: number[], baseline: number[] }
+
+export interface Row {
+  id: string
+  measures: string
+  unit: string
+  /** unit of the baseline when it differs from the subject's */
+  baselineUnit?: string
+  value: number
+  baseline: number
+  /** value / baseline (for rows without a baseline, the value itself) */
+  ratio: number
+  target: string
+  pass: boolean
+  samples: Samples
+  /** anything else worth keeping in the JSON (breakdowns, sizes) */
+  details?: Record<string, unknown>
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  if (s.length === 0) return 0
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+export const spread = (xs: number[]): string => xs.length === 0 ? '—' : `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`
+
+export function fmt (x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2)
+}
+
+/**
+ * Alternates baseline and subject runs so drift in machine load hits both alike; every
+ * other pair runs the subject first, so neither always inherits the other's warm state.
+ */
+export async function paired (runs: number, subject: (i: number) => Promise<number>, baseline: (i: number) => Promise<number>, onRun?: (i: number, value: number, base: number) => void): Promise<Samples> {
+  const out: Samples = { value: [], baseline: [] }
+  for (let i = 0; i < runs; i++) {
+    let base: number
+    let value: number
+    if (i % 2 === 0) {
+      base = await baseline(i)
+      value = await subject(i)
+    } else {
+      value = await subject(i)
+      base = await baseline(i)
+    }
+    out.baseline.push(base)
+    out.value.push(value)
+    onRun?.(i, value, base)
+  }
+  return out
+}
+
+export interface RowSpec {
+  id: string
+  measures: string
+  unit: string
+  baselineUnit?: string
+  samples: Samples
+  /** true when a bigger ratio is better (throughput), false for latency or memory */
+  higherIsBetter: boolean
+  target: number
+  /** an absolute target with no baseline (P5): the ratio is the value itself */
+  absolute?: boolean
+  details?: Record<string, unknown>
+}
+
+export function row (spec: RowSpec): Row {
+  const value = median(spec.samples.value)
+  const baseline = spec.absolute === true ? spec.target : median(spec.samples.baseline)
+  const ratio = spec.absolute === true ? value : value / baseline
+  const pass = spec.higherIsBetter ? ratio >= spec.target : ratio <= spec.target
+  const target = spec.absolute === true
+    ? `${spec.higherIsBetter ? '≥' : '≤'} ${spec.target} ${spec.unit}`
+    : `${spec.higherIsBetter ? '≥' : '≤'} ${spec.target}×`
+  return { id: spec.id, measures: spec.measures, unit: spec.unit, baselineUnit: spec.baselineUnit, value, baseline, ratio, target, pass, samples: spec.samples, details: spec.details }
+}
+
+export function table (rows: Row[]): string {
+  const lines = [
+    ['id', 'measures', 'value (median)', 'baseline (median)', 'ratio', 'target', 'result', 'spread (value)'],
+    ...rows.map(r => [
+      r.id,
+      r.measures,
+      `${fmt(r.value)} ${r.unit}`,
+      r.samples.baseline.length === 0 ? '—' : `${fmt(r.baseline)} ${r.baselineUnit ?? r.unit}`,
+      r.samples.baseline.length === 0 ? '—' : `${r.ratio.toFixed(2)}×`,
+      r.target,
+      r.pass ? 'pass' : 'MISS',
+      spread(r.samples.value)
+    ])
+  ]
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map(line => line[i]!.length)))
+  return lines.map(line => line.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
