@@ -42,6 +42,7 @@ export async function dispatch (device: SealedDevice, op: string, rawArgs: unkno
       return device.beginPurchase(begin)
     }
     case 'requestShare': return device.requestShare({ purchase: purchase(), j: check.expectUint(args.j, 'j', 0xffff) })
+    case 'requestShares': return device.requestShares({ purchase: purchase(), js: check.expectArray(args.js, 'js', 64).map(j => check.expectUint(j, 'j', 0xffff)) })
     case 'acceptAnswer': return device.acceptAnswer({
       purchase: purchase(),
       j: check.expectUint(args.j, 'j', 0xffff),

@@ -78,6 +78,8 @@ export interface SealedDevice {
   beginPurchase: (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }) => Promise<PurchaseInfo>
   /** A device-signed unblind request for share j; asking again returns the same request */
   requestShare: (args: { purchase: string, j: number }) => Promise<{ request: Uint8Array }>
+  /** Requests for several shares at once, sealed to disk in one write (the t escrows a purchase starts with) */
+  requestShares: (args: { purchase: string, js: number[] }) => Promise<{ requests: Uint8Array[] }>
   acceptAnswer: (args: { purchase: string, j: number, answer: Uint8Array }) => Promise<AnswerVerdict>
   /** Rebuilds K from t checked shares, checks kc, and seals the licence */
   completePurchase: (args: { purchase: string }) => Promise<LicenceInfo>
@@ -92,7 +94,7 @@ export interface SealedDevice {
 
 export const DEVICE_OPERATIONS = [
   'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
-  'beginPurchase', 'requestShare', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
+  'beginPurchase', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
   'purchases', 'library', 'play'
 ] as const satisfies ReadonlyArray<keyof SealedDevice>
 

@@ -65,6 +65,12 @@ interface OpenPurchase {
   manifest: ContentManifest
   licence?: Signed<Licence>
   eT: bigint
+  /**
+   * Checked shares held only in memory: an answer is not worth a disk write, since the
+   * escrow answers a replay of its paid request with the same answer (nothing is charged
+   * twice), so a crash only costs asking again. Such a purchase is never evicted.
+   */
+  unsaved?: boolean
 }
 
 export interface SoftDeviceInit {
@@ -200,34 +206,51 @@ export class SoftDevice implements SealedDevice {
   }
 
   async requestShare (args: { purchase: string, j: number }): Promise<{ request: Uint8Array }> {
+    const { requests } = await this.requestShares({ purchase: args.purchase, js: [args.j] })
+    return { request: requests[0]! }
+  }
+
+  async requestShares (args: { purchase: string, js: number[] }): Promise<{ requests: Uint8Array[] }> {
     const secrets = this.unlocked()
     const p = await this.loadPurchase(args.purchase)
     if (p.record.state !== 'open') throw new PurchaseStateError(`purchase is ${p.record.state}`)
-    const { j } = args
-    const escrow = p.offer.body.terms.escrows[j - 1]
-    if (!Number.isInteger(j) || escrow == null) throw new BadDeviceRequestError(`the offer has no escrow ${j}`)
-    const existing = p.record.shares.find(s => s.j === j)
-    if (existing?.faulty === true) throw new PurchaseStateError(`escrow ${j} answered wrongly: use another escrow`)
-    if (existing != null) return { request: existing.request }
-
-    const n = os2ip(escrow.n)
-    const c = os2ip(sharesOf(p)[j - 1]!.c)
-    const { b, r } = blind(c, p.eT, n)
-    const body: UnblindRequest = {
-      v: 1,
-      purchase: p.record.purchase,
-      offer: p.offer,
-      j,
-      b: i2ospMod(b, n),
-      amount: p.offer.body.terms.price,
-      buyer: p.record.buyer,
-      at: this.now()
+    if (new Set(args.js).size !== args.js.length) throw new BadDeviceRequestError('a share is asked for twice')
+    for (const j of args.js) {
+      if (!Number.isInteger(j) || p.offer.body.terms.escrows[j - 1] == null) throw new BadDeviceRequestError(`the offer has no escrow ${j}`)
+      if (p.record.shares.find(s => s.j === j)?.faulty === true) throw new PurchaseStateError(`escrow ${j} answered wrongly: use another escrow`)
     }
-    const request = encodeObject(signWithDeviceKey('unblind-request', body, secrets.signingKey, await this.signingCertificate()))
-    p.record.shares.push({ j, r: i2ospMod(r, n), request })
-    // r is sealed to disk before the request leaves: a crash cannot orphan a paid share
-    await this.savePurchase(secrets, p)
-    return { request }
+    const requests: Uint8Array[] = []
+    const made: ShareState[] = []
+    for (const j of args.js) {
+      const existing = p.record.shares.find(s => s.j === j)
+      if (existing != null) {
+        requests.push(existing.request)
+        continue
+      }
+      const escrow = p.offer.body.terms.escrows[j - 1]!
+      const n = os2ip(escrow.n)
+      const c = os2ip(sharesOf(p)[j - 1]!.c)
+      const { b, r } = blind(c, p.eT, n)
+      const body: UnblindRequest = {
+        v: 1,
+        purchase: p.record.purchase,
+        offer: p.offer,
+        j,
+        b: i2ospMod(b, n),
+        amount: p.offer.body.terms.price,
+        buyer: p.record.buyer,
+        at: this.now()
+      }
+      const request = encodeObject(signWithDeviceKey('unblind-request', body, secrets.signingKey, await this.signingCertificate()))
+      made.push({ j, r: i2ospMod(r, n), request })
+      requests.push(request)
+    }
+    if (made.length > 0) {
+      p.record.shares.push(...made)
+      // every r is sealed to disk (one write for all) before a request leaves: a crash cannot orphan a paid share
+      await this.savePurchase(secrets, p)
+    }
+    return { requests }
   }
 
   async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> {
@@ -274,9 +297,8 @@ export class SoftDevice implements SealedDevice {
     }
     share.x = i2ospMod(x, n)
     share.accepted = true
-    share.r.fill(0)
-    share.r = new Uint8Array(0)
-    await this.savePurchase(secrets, p)
+    p.unsaved = true
+    this.cachePurchase(p)
     return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
   }
 
@@ -319,6 +341,11 @@ export class SoftDevice implements SealedDevice {
       }
       await this.store.putRecord(secrets, 'licence', info.content, { v: 1, ...info, key })
       p.record.state = 'complete'
+      // the blinding factors of checked shares are no longer needed
+      for (const share of acceptedOf(p.record)) {
+        share.r.fill(0)
+        share.r = new Uint8Array(0)
+      }
       await this.savePurchase(secrets, p)
       this.log('purchase %s complete', p.record.purchase)
       return info
@@ -480,12 +507,16 @@ export class SoftDevice implements SealedDevice {
       this.purchaseInfos.delete(p.record.purchase)
       throw err
     }
+    p.unsaved = false
     this.cachePurchase(p)
   }
 
   private cachePurchase (p: OpenPurchase): void {
     this.openPurchases.delete(p.record.purchase)
-    if (this.openPurchases.size >= MAX_OPEN_PURCHASES) this.openPurchases.delete(this.openPurchases.keys().next().value!)
+    if (this.openPurchases.size >= MAX_OPEN_PURCHASES) {
+      const evictable = [...this.openPurchases.values()].find(o => o.unsaved !== true)
+      if (evictable != null) this.openPurchases.delete(evictable.record.purchase)
+    }
     this.openPurchases.set(p.record.purchase, p)
     this.purchaseInfos.set(p.record.purchase, infoOf(p))
   }

@@ -414,13 +414,14 @@ function addEscrowCommands (program: Command): void {
     .option('--currency <code>', 'the currency this escrow settles', 'EUR')
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
+    .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
     .addOption(new Option('--faulty-answers', 'answer wrongly on purpose (adversarial testing of buyers\' fraud proofs only)').hideHelp())
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
-      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true } })
+      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' : integerFlag(opts.unblindWorkers, '--unblind-workers') } })
       const result = { dir: files.dir, ...(await files.settings()) }
       print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
     })

@@ -280,11 +280,20 @@ export class Buyer {
     // in the seller's order: the seller lists its preferred escrows first
     const candidates = terms.escrows.map((e, i) => ({ j: i + 1, peer: e.peer }))
       .filter(c => !state.accepted.includes(c.j) && !state.faulty.includes(c.j))
+    // the device signs the first requests in one go (one sealed write) while the escrows are checked
+    const first = candidates.slice(0, Math.max(0, terms.t - have)).map(c => c.j)
+    const batch = first.length > 1
+      ? device.requestShares({ purchase, js: first }).then(r => r.requests, (err: any) => { this.init.log('batched requests failed: %s', err.code ?? err.message) })
+      : Promise.resolve(undefined)
+    const prepared = async (j: number): Promise<Uint8Array | undefined> => {
+      const i = first.indexOf(j)
+      return i < 0 ? undefined : (await batch)?.[i]
+    }
     // one lane per missing share: a lane ends with its share bought, or when no escrow is left
     const lane = async (): Promise<void> => {
       for (let next = candidates.shift(); next != null; next = candidates.shift()) {
         signal?.throwIfAborted()
-        const outcome = await this.buyShare(offer, purchase, next.j, signal)
+        const outcome = await this.buyShare(offer, purchase, next.j, prepared(next.j), signal)
         if (outcome.accepted != null) have = Math.max(have, outcome.accepted)
         outcomes.push({ j: next.j, peer: next.peer, outcome: outcome.outcome })
         progress({ phase: 'escrow', j: next.j, peer: next.peer, outcome: outcome.outcome, reason: outcome.reason, have, need: terms.t })
@@ -298,7 +307,7 @@ export class Buyer {
   }
 
   /** One escrow's share: its identity checked, the device's request, the answer judged by the device */
-  private async buyShare (offer: Signed<Offer>, purchase: string, j: number, signal?: AbortSignal): Promise<{ outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', accepted?: number, reason?: string }> {
+  private async buyShare (offer: Signed<Offer>, purchase: string, j: number, prepared: Promise<Uint8Array | undefined>, signal?: AbortSignal): Promise<{ outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', accepted?: number, reason?: string }> {
     const device = this.init.device()
     const escrow = offer.body.terms.escrows[j - 1]!
     const target = peerIdFromString(escrow.peer)
@@ -308,7 +317,7 @@ export class Buyer {
       // the escrow must be the one the offer names, with the key the shares were wrapped for
       if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
       await this.init.market.trust.verifyEscrow(info)
-      const { request } = await device.requestShare({ purchase, j })
+      const request = (await prepared) ?? (await device.requestShare({ purchase, j })).request
       const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: timeout() })
       const verdict = await device.acceptAnswer({ purchase, j, answer })
       if (verdict.accepted) return { outcome: 'accepted', accepted: verdict.have }

@@ -144,6 +144,7 @@ export class DeviceClient implements SealedDevice {
   async certificates (): Promise<DeviceCertificates> { return this.call('certificates') }
   async beginPurchase (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }): Promise<PurchaseInfo> { return this.call('beginPurchase', args) }
   async requestShare (args: { purchase: string, j: number }): Promise<{ request: Uint8Array }> { return this.call('requestShare', args) }
+  async requestShares (args: { purchase: string, js: number[] }): Promise<{ requests: Uint8Array[] }> { return this.call('requestShares', args) }
   async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> { return this.call('acceptAnswer', args) }
   async completePurchase (args: { purchase: string }): Promise<LicenceInfo> { return this.call('completePurchase', args) }
   async receipt (args: { purchase: string }): Promise<{ receipt: Uint8Array }> { return this.call('receipt', args) }
