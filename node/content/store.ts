@@ -2,7 +2,8 @@
 // (`manifest.cbor`, whose CID is the content id), the stored chunks back to back
 // (`data.kf`), the signed offers known for it (`offers/`), and `complete` once every
 // chunk verified. A download writes each verified chunk at its offset; after an
-// interruption, resuming re-hashes what is on disk, so no bookkeeping can lie.
+// interruption, resuming re-hashes what is on disk (all but the chunks this same process
+// verified before writing them), so no bookkeeping from another run is trusted.
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
