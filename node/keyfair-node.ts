@@ -6,6 +6,7 @@ import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
 import { ListenError, PortInUseError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
+import { timeoutSignal } from '../protocols/toolkit/index.ts'
 import { createRole } from './roles/index.ts'
 import { DeviceClient } from './device/client.ts'
 import { Market } from './market/market.ts'
@@ -190,7 +191,7 @@ export class KeyfairNode {
    * no retries, no limit, so it is the baseline keyword search is measured against.
    */
   async findProviders (cid: string, options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<Provider[]> {
-    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal != null ? [options.signal] : [])])
+    const signal = timeoutSignal(options.timeoutMs ?? 10_000, options.signal)
     const found = new Map<string, Provider>()
     for await (const info of this.libp2p.contentRouting.findProviders(CID.parse(cid), { signal })) {
       found.set(info.id.toString(), { peerId: info.id.toString(), multiaddrs: info.multiaddrs.map(a => a.toString()) })

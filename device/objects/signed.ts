@@ -4,7 +4,7 @@
 // Offers, licences and escrow answers are signed with the node's libp2p peer key;
 // device requests, receipts and disputes with the device's RSA-PSS key, whose
 // certificate travels in `signer` and is checked by the caller's trust store.
-import { constants, sign as rsaSign, verify as rsaVerify } from 'node:crypto'
+import { constants, createPrivateKey, sign as cryptoSign, verify as rsaVerify } from 'node:crypto'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { concat, utf8 } from '../crypto/bytes.ts'
@@ -50,8 +50,26 @@ export function signedId (signed: Signed<unknown>): CID {
 }
 
 export async function signWithPeerKey<T> (kind: PeerSignedKind, body: T, key: PrivateKey): Promise<Signed<T, PeerSignedKind>> {
-  const sig = await key.sign(signingInput(kind, body))
+  const input = signingInput(kind, body)
+  // an Ed25519 key signs through OpenSSL with its KeyObject imported once, not once per
+  // signature; Ed25519 is deterministic, so these are the bytes key.sign would give
+  const ed25519 = ed25519KeyObject(key)
+  const sig = ed25519 != null ? ownBytes(cryptoSign(null, input, ed25519)) : await key.sign(input)
   return { v: 1, kind, body, signer: { peer: publicKeyToProtobuf(key.publicKey) }, sig }
+}
+
+const ed25519KeyObjects = new WeakMap<PrivateKey, KeyObject>()
+
+function ed25519KeyObject (key: PrivateKey): KeyObject | undefined {
+  if (key.type !== 'Ed25519' || key.raw.length !== 64) return undefined
+  let keyObject = ed25519KeyObjects.get(key)
+  if (keyObject == null) {
+    const b64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
+    // libp2p's raw Ed25519 private key is seed ‖ public key
+    keyObject = createPrivateKey({ format: 'jwk', key: { kty: 'OKP', crv: 'Ed25519', d: b64(key.raw.subarray(0, 32)), x: b64(key.raw.subarray(32)) } })
+    ed25519KeyObjects.set(key, keyObject)
+  }
+  return keyObject
 }
 
 /** Checks the signature; returns the signer's peer id as a string */
@@ -72,7 +90,7 @@ export async function verifyPeerSigned (signed: Signed<unknown>, kind: PeerSigne
 }
 
 export function signWithDeviceKey<T> (kind: DeviceSignedKind, body: T, key: KeyObject, certificate: Uint8Array): Signed<T, DeviceSignedKind> {
-  const sig = ownBytes(rsaSign('sha256', signingInput(kind, body), {
+  const sig = ownBytes(cryptoSign('sha256', signingInput(kind, body), {
     key,
     padding: constants.RSA_PKCS1_PSS_PADDING,
     saltLength: PSS_SALT_LENGTH

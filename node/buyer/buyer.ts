@@ -21,6 +21,7 @@ import type { Signed } from '../../device/objects/signed.ts'
 import type { DeviceClient } from '../device/client.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import type { Market } from '../market/market.ts'
+import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -125,7 +126,7 @@ export class Buyer {
     const asking: Array<Promise<void>> = []
     const ask = async (provider: { peerId: string, multiaddrs: string[] }, word: string): Promise<void> => {
       try {
-        const signal = AbortSignal.any([AbortSignal.timeout(10_000), ...(options.signal != null ? [options.signal] : [])])
+        const signal = timeoutSignal(10_000, options.signal)
         for (const offer of await requestOffers({ connectionManager: this.init.streams }, this.addressOf(provider), { keyword: word }, { signal })) {
           const id = signedId(offer).toString()
           let known = offers.get(id)
@@ -311,7 +312,7 @@ export class Buyer {
     const device = this.init.device()
     const escrow = offer.body.terms.escrows[j - 1]!
     const target = peerIdFromString(escrow.peer)
-    const timeout = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(ESCROW_TIMEOUT_MS), ...(signal != null ? [signal] : [])])
+    const timeout = (): AbortSignal => timeoutSignal(ESCROW_TIMEOUT_MS, signal)
     try {
       const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: timeout() })
       // the escrow must be the one the offer names, with the key the shares were wrapped for
@@ -392,7 +393,7 @@ export class Buyer {
             await market.content.writeChunk(content, index, data)
             got++
             progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
-          }, { signal: AbortSignal.any([AbortSignal.timeout(60_000), ...(signal != null ? [signal] : [])]) })
+          }, { signal: timeoutSignal(60_000, signal) })
         } catch (err: any) {
           if (got < range.count) ranges.push({ from: range.from + got, count: range.count - got })
           signal?.throwIfAborted()

@@ -15,9 +15,7 @@ import {
   HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
 import { HoldCommitter } from './commits.ts'
-import { peerSigner } from './signer.ts'
 import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
-import type { PeerSigner } from './signer.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
@@ -79,7 +77,6 @@ export class Escrow {
   private readonly now: () => number
   private credentials?: EscrowCredentials
   private readonly commits?: HoldCommitter
-  private readonly sign: PeerSigner
   /** offers are immutable and signed: one signature check per offer CID is enough */
   private readonly offers = new Map<string, VerifiedOffer>()
 
@@ -88,7 +85,6 @@ export class Escrow {
     this.peerId = init.peerId
     this.now = init.now ?? Date.now
     if (init.groupCommit !== false) this.commits = new HoldCommitter(init.ledger)
-    this.sign = peerSigner(init.privateKey)
   }
 
   /** group commit figures (commits, holds, largest group) */
@@ -173,7 +169,7 @@ export class Escrow {
     }
     const holdId = randomBytes(16).toString('hex')
     const answerBody: UnblindAnswer = { v: 1, request: requestCid, purchase: body.purchase, j: body.j, z, hold: holdId }
-    const answer = encodeObject(await this.sign('unblind-answer', answerBody))
+    const answer = encodeObject(await signWithPeerKey('unblind-answer', answerBody, this.init.privateKey))
     // the price moves into the hold in the transaction that stores the answer; the answer leaves after commit
     const { hold, charged } = await this.commit({
       id: holdId,

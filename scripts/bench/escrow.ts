@@ -11,7 +11,7 @@
  * scripts/bench/unblind-load.ts with its own device enrolled with the agency. All of
  * them are stopped by pid and their directories removed, whatever happens.
  */
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { constants as cryptoConstants, generateKeyPair as generateRsa, privateDecrypt, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { unblindWorkerCount } from '../../node/escrow/pool.ts'
-import { KEYFAIR_BIN, Swarm } from '../swarm.ts'
+import { Swarm } from '../swarm.ts'
 import { fmt, median, paired, row } from './report.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { KeyObject } from 'node:crypto'
@@ -31,15 +31,6 @@ import type { BatchResult, LoadInput } from './unblind-load.ts'
 const LOAD_SCRIPT = fileURLToPath(new URL('./unblind-load.ts', import.meta.url))
 const PRICE = 1
 const BITS = 3072
-
-async function cli (node: SwarmNode, ...args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { maxBuffer: 16 << 20, timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err == null) resolve(JSON.parse(stdout.trim().split('\n').at(-1)!))
-      else reject(new Error(`keyfair ${args.join(' ')}: ${stderr.trim() || err.message}`))
-    })
-  })
-}
 
 /** user + system CPU of a process (every thread), ms; undefined where /proc is missing */
 async function cpuMsOf (pid: number): Promise<number | undefined> {
@@ -132,17 +123,17 @@ export async function benchUnblind (options: { quick: boolean, log: (line: strin
     const [agency, escrow] = swarm.nodes as [SwarmNode, SwarmNode]
     const agencyAddr = agency.addresses.find(a => a.startsWith('/ip4/127.0.0.1/'))!
     const escrowAddr = escrow.addresses.find(a => a.startsWith('/ip4/127.0.0.1/'))!
-    const { code: escrowCode } = await cli(agency, 'agency', 'enroll-code', '--for', 'escrow')
-    await cli(escrow, 'escrow', 'enroll', '--agency', agencyAddr, '--code', escrowCode)
-    const { code: deviceCode } = await cli(agency, 'agency', 'enroll-code', '--for', 'device')
-    const info = await cli(escrow, 'escrow', 'info')
+    const { code: escrowCode } = await agency.client.call('agency.enrollCode', { kind: 'escrow' })
+    await escrow.client.call('escrow.enroll', { agency: agencyAddr, code: escrowCode }, { timeoutMs: 120_000 })
+    const { code: deviceCode } = await agency.client.call('agency.enrollCode', { kind: 'device' })
+    const info = await escrow.client.call('escrow.info')
     if (info.bits !== BITS) throw new Error(`the escrow's key has ${String(info.bits)} bits, not ${BITS}`)
     const upMs = performance.now() - started
 
     const total = warm + repeats * batch
     load = new LoadProcess({ agency: agencyAddr, code: deviceCode, escrow: escrowAddr, dir: join(dir, 'load'), total, concurrency, price: PRICE })
     const ready = await load.next(120_000)
-    await cli(escrow, 'escrow', 'deposit', ready.peer, String(total * PRICE), '--memo', 'bench P2')
+    await escrow.client.call('escrow.deposit', { account: ready.peer, amount: total * PRICE, memo: 'bench P2' })
     log(`P2: processes up in ${(upMs / 1000).toFixed(1)} s; ${total} requests prepared in ${(ready.prepareMs / 1000).toFixed(1)} s; ${concurrency} in flight`)
 
     const warmed = await load.batch('warm', warm)

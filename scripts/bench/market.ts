@@ -180,17 +180,18 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     // P3: key release of a 3-of-5 purchase vs a 1-of-1 (the ciphertext is on disk after the first)
     const release = async (work: Work): Promise<number> => (await buyer.client.call<Bought>('buy', { offer: work.offer }, LONG)).timings.keyRelease
     if (wanted('P3')) {
+      // one unmeasured purchase of each first: the ciphertext comes to disk, connections open
       await release(oneOfOne)
       await release(threeOfFive)
+      rows.push(row({
+        id: 'P3',
+        measures: 'key release latency, 3-of-5 vs 1-of-1',
+        unit: 'ms',
+        samples: await paired(sizes.latencyRepeats, async () => release(threeOfFive), async () => release(oneOfOne)),
+        higherIsBetter: false,
+        target: 1.3
+      }))
     }
-    if (wanted('P3')) rows.push(row({
-      id: 'P3',
-      measures: 'key release latency, 3-of-5 vs 1-of-1',
-      unit: 'ms',
-      samples: await paired(sizes.latencyRepeats, async () => release(threeOfFive), async () => release(oneOfOne)),
-      higherIsBetter: false,
-      target: 1.3
-    }))
 
     // P5: peak RSS of the buyer's node process and of its sealed device process while
     // buying and playing; the peaks are reset first, so unlocking the device (scrypt's
