@@ -6,6 +6,8 @@ import { createReadStream } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { decryptContent, encryptContent, storedChunkLength, TruncatedError, validateManifest } from './crypto/index.ts'
 import type { ContentManifest, ContentSecrets, StoredChunk } from './crypto/index.ts'
+import { StreamSweeper } from './sweeper.ts'
+import type { FileHandle } from 'node:fs/promises'
 
 export interface Progress {
   chunks: number
@@ -57,11 +59,13 @@ export async function encryptFile (input: string, output: string, secrets: Conte
   const source = createReadStream(input, { highWaterMark: 1024 * 1024, signal: options.signal })
   const encryption = encryptContent(source, secrets)
   const out = await open(output, 'w', 0o644)
+  const sweeper = new StreamSweeper()
   let bytes = 0
   try {
     for await (const chunk of encryption) {
       await out.write(chunk.data)
       bytes += chunk.data.length
+      sweeper.streamed(chunk.data.length)
       options.onProgress?.({ chunks: chunk.index + 1, bytes })
     }
     await out.sync()
@@ -72,30 +76,53 @@ export async function encryptFile (input: string, output: string, secrets: Conte
 }
 
 /**
+ * The stored chunks of a ciphertext file, read in order into one reused buffer (the
+ * consumer is done with a chunk when it asks for the next): no allocation per chunk.
+ * Bytes past the final chunk are handed on for the decryptor to name the error.
+ */
+async function * fileChunksOf (input: FileHandle, manifest: ContentManifest, signal?: AbortSignal): AsyncGenerator<StoredChunk, void, undefined> {
+  const buffer = new Uint8Array(storedChunkLength(manifest, 0))
+  let position = 0
+  for (let index = 0; index < manifest.chunkCount; index++) {
+    signal?.throwIfAborted()
+    const data = buffer.subarray(0, storedChunkLength(manifest, index))
+    const { bytesRead } = await input.read(data, 0, data.length, position)
+    if (bytesRead !== data.length) throw new TruncatedError(`content ended inside chunk ${index}`)
+    position += data.length
+    yield { index, data }
+  }
+  const extra = new Uint8Array(1)
+  if ((await input.read(extra, 0, 1, position)).bytesRead > 0) yield { index: manifest.chunkCount, data: extra }
+}
+
+/**
  * Decrypts a ciphertext file to `output` under K; each chunk is checked against
  * the manifest and authenticated before its plaintext is written.
  */
 export async function decryptFile (input: string, output: string, manifest: ContentManifest, key: Uint8Array, options: FileOptions = {}): Promise<number> {
   validateManifest(manifest)
   const partial = `${output}.partial`
-  const source = createReadStream(input, { highWaterMark: Math.min(manifest.chunkSize + 16, 4 * 1024 * 1024), signal: options.signal })
-  const out = await open(partial, 'w', 0o600)
+  const source = await open(input, 'r')
+  let out: FileHandle | undefined
   let bytes = 0
   let chunks = 0
   try {
-    for await (const plaintext of decryptContent(storedChunksOf(source, manifest), manifest, key)) {
+    out = await open(partial, 'w', 0o600)
+    const sweeper = new StreamSweeper()
+    for await (const plaintext of decryptContent(fileChunksOf(source, manifest, options.signal), manifest, key)) {
       await out.write(plaintext)
       bytes += plaintext.length
       plaintext.fill(0)
+      sweeper.streamed(plaintext.length)
       options.onProgress?.({ chunks: ++chunks, chunkCount: manifest.chunkCount, bytes })
     }
     await out.sync()
   } catch (err) {
-    await out.close()
+    await out?.close()
     await rm(partial, { force: true })
     throw err
   } finally {
-    source.destroy()
+    await source.close()
   }
   await out.close()
   await rename(partial, output)

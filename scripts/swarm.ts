@@ -168,7 +168,8 @@ export class Swarm {
       if (address == null) throw new Error(`node ${parent} has no address`)
       args.push('--bootstrap', address)
     }
-    const child = spawn(process.execPath, args, {
+    // the young-generation size keyfair.js gives a node it starts itself (it cannot re-exec one with an IPC channel)
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, ...options.env }
     })

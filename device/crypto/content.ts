@@ -176,16 +176,21 @@ export function validateManifest (manifest: ContentManifest): void {
 }
 
 // manifest header already validated
-function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Array): boolean {
+function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
   if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount) return false
   const expected: unknown = manifest.chunkHashes[index]
   if (!(expected instanceof Uint8Array) || expected.length !== CHUNK_HASH_LENGTH) throw new ManifestError('invalid chunk hash')
-  if (!(data instanceof Uint8Array) || data.length !== storedChunkLength(manifest, index)) return false
-  return bytesEqual(sha256(data), expected)
+  const pieces = data instanceof Uint8Array ? [data] : data
+  if (!Array.isArray(pieces) || !pieces.every(p => p instanceof Uint8Array)) return false
+  if (pieces.reduce((n, p) => n + p.length, 0) !== storedChunkLength(manifest, index)) return false
+  return bytesEqual(sha256(...pieces), expected)
 }
 
-/** Whether `data` is stored chunk `index` of the manifest (length and SHA-256); needs no key */
-export function verifyChunk (manifest: ContentManifest, index: number, data: Uint8Array): boolean {
+/**
+ * Whether `data` is stored chunk `index` of the manifest (length and SHA-256); needs no
+ * key. `data` may be the pieces the chunk arrived in, hashed in order without joining them.
+ */
+export function verifyChunk (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
   validateManifestHeader(manifest)
   return chunkMatches(manifest, index, data)
 }

@@ -15,6 +15,7 @@ import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
+import { StreamSweeper } from '../../device/sweeper.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -60,6 +61,8 @@ export class ContentStore {
   private readonly written = new Map<string, Set<number>>()
   /** one open data file per content being downloaded, instead of an open per chunk */
   private readonly writers = new Map<string, Promise<FileHandle>>()
+  /** chunks going out and coming in are short-lived: collected as they stream */
+  private readonly sweeper = new StreamSweeper()
 
   constructor (dir: string) {
     this.dir = dir
@@ -108,11 +111,15 @@ export class ContentStore {
   }
 
   /** Writes one chunk at its place after checking it against the manifest */
-  async writeChunk (cid: string, index: number, data: Uint8Array): Promise<void> {
+  /** `data` may be the pieces the chunk arrived in: they are checked and written without joining */
+  async writeChunk (cid: string, index: number, data: Uint8Array | Uint8Array[]): Promise<void> {
     const manifest = await this.requireManifest(cid)
     if (!verifyChunk(manifest, index, data)) throw new BadChunkError(cid, index)
     const handle = await this.writer(cid)
-    await handle.write(data, 0, data.length, chunkOffset(manifest, index))
+    const pieces = data instanceof Uint8Array ? [data] : data
+    const { bytesWritten } = await handle.writev(pieces, chunkOffset(manifest, index))
+    if (bytesWritten !== storedChunkLength(manifest, index)) throw new ContentError(`chunk ${index} of ${cid} was written short`, 'ERR_SHORT_WRITE')
+    this.sweeper.streamed(bytesWritten)
     let written = this.written.get(cid)
     if (written == null) this.written.set(cid, written = new Set())
     written.add(index)
@@ -160,6 +167,26 @@ export class ContentStore {
       await handle.close()
     }
     return data
+  }
+
+  /** Chunks from..to−1 of a complete content, in order, through one open file */
+  async * readChunks (cid: string, from: number, to: number): AsyncGenerator<Uint8Array, void, undefined> {
+    const manifest = await this.requireManifest(cid)
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > manifest.chunkCount || from > to) throw new ContentError(`no chunks ${from}..${to - 1} in ${cid}`, 'ERR_BAD_RANGE')
+    const handle = await open(this.dataFile(cid), 'r')
+    try {
+      for (let index = from; index < to; index++) {
+        const length = storedChunkLength(manifest, index)
+        // a buffer per chunk: the stream may still hold the last one while this one is read
+        const data = new Uint8Array(length)
+        const { bytesRead } = await handle.read(data, 0, length, chunkOffset(manifest, index))
+        if (bytesRead !== length) throw new UnknownContentError(cid)
+        yield data
+        this.sweeper.streamed(length)
+      }
+    } finally {
+      await handle.close()
+    }
   }
 
   /** Indices of chunks not yet on disk (or on disk but wrong): re-hashes what is there */

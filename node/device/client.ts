@@ -69,7 +69,8 @@ export class DeviceClient implements SealedDevice {
     // the device shares the CLI's code cache, when the CLI enabled one
     const cache = getCompileCacheDir()
     const env = cache != null ? { ...process.env, NODE_COMPILE_CACHE: cache } : process.env
-    const child = spawn(process.execPath, [DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
+    // a small young generation: played chunks are freed as they go instead of piling up
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
     this.child = child
     const decoder = new FrameDecoder()
     child.stdout.on('data', (piece: Buffer) => {

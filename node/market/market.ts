@@ -49,7 +49,7 @@ export class Market implements Startable {
         source: {
           manifestBytes: async cid => await this.content.isServing(cid) ? this.content.manifestBytes(cid) : undefined,
           chunkCount: async cid => await this.content.isServing(cid) ? (await this.content.manifest(cid))?.chunkCount : undefined,
-          readChunk: async (cid, index) => this.content.readChunk(cid, index)
+          readChunks: (cid, from, to) => this.content.readChunks(cid, from, to)
         }
       }),
       new OfferService(components, { source: { offers: async (query, limit) => this.servedOffers(query, limit) } })

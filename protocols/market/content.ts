@@ -29,7 +29,8 @@ export const CONTENT_LIMITS: ProtocolLimits = {
 export interface ContentSource {
   manifestBytes: (cid: string) => Promise<Uint8Array | undefined>
   chunkCount: (cid: string) => Promise<number | undefined>
-  readChunk: (cid: string, index: number) => Promise<Uint8Array>
+  /** stored chunks from..to−1 in order, read through one open file */
+  readChunks: (cid: string, from: number, to: number) => AsyncIterable<Uint8Array>
 }
 
 export class ContentService extends FramedService {
@@ -56,7 +57,7 @@ export class ContentService extends FramedService {
     const from = expectUint(request.from, 'from', count - 1)
     const n = expectUint(request.count, 'count', MAX_RANGE)
     const to = Math.min(count, from + n)
-    for (let i = from; i < to; i++) await frames.writeData(await this.source.readChunk(content, i))
+    for await (const chunk of this.source.readChunks(content, from, to)) await frames.writeData(chunk)
     await frames.writeMessage({ v: 1, sent: to - from })
   }
 }
@@ -76,18 +77,21 @@ export async function fetchManifest (components: { connectionManager: StreamOpen
   }, options)
 }
 
-/** Chunks from..from+count−1, each handed to `onChunk` as it arrives (unverified: the caller checks) */
+/**
+ * Chunks from..from+count−1, each handed to `onChunk` as it arrives (unverified: the
+ * caller checks), as the pieces the transport delivered it in, never joined into a copy
+ */
 export async function fetchChunks (
   components: { connectionManager: StreamOpener },
   provider: PeerId | Multiaddr | Multiaddr[],
   cid: CID,
   range: { from: number, count: number },
-  onChunk: (index: number, data: Uint8Array) => Promise<void>,
+  onChunk: (index: number, pieces: Uint8Array[]) => Promise<void>,
   options: AbortOptions = {}
 ): Promise<void> {
   await withFrames(components.connectionManager, provider, CONTENT_PROTOCOL, CONTENT_LIMITS, async frames => {
     await frames.writeMessage({ v: 1, content: cid, from: range.from, count: range.count }, options)
-    for (let i = 0; i < range.count; i++) await onChunk(range.from + i, await frames.readData(options))
+    for (let i = 0; i < range.count; i++) await onChunk(range.from + i, await frames.readDataPieces(options))
     const done = expectRecord(await frames.readMessage(options), 'range end')
     if (done.sent !== range.count) throw new BadMessageError(`the provider sent ${String(done.sent)} of ${range.count} chunks`)
   }, options)

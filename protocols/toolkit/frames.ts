@@ -55,6 +55,12 @@ export class FrameStream {
   }
 
   async readFrame (options: AbortOptions = {}): Promise<Frame> {
+    const bytes = (await this.readFrameList(options)).subarray()
+    return { kind: bytes[0] ?? -1, body: bytes.subarray(1) }
+  }
+
+  /** One whole frame as the pieces it arrived in (not joined) */
+  private async readFrameList (options: AbortOptions): Promise<Uint8ArrayList> {
     const timeout = AbortSignal.timeout(this.limits.readTimeoutMs)
     const signal = options.signal == null ? timeout : AbortSignal.any([timeout, options.signal])
     let buf: Uint8ArrayList
@@ -70,8 +76,7 @@ export class FrameStream {
       throw err
     }
     if (buf.byteLength < 1) throw new MalformedFrameError('empty frame')
-    const bytes = buf.subarray()
-    return { kind: bytes[0] ?? -1, body: bytes.subarray(1) }
+    return buf
   }
 
   /** Reads one MESSAGE frame; an ERROR frame becomes a thrown RemoteError. */
@@ -88,6 +93,18 @@ export class FrameStream {
     if (frame.kind === FrameKind.DATA) return frame.body
     if (frame.kind === FrameKind.ERROR) throw decodeRemoteError(frame.body)
     throw new MalformedFrameError(`expected a data frame, got kind ${frame.kind}`)
+  }
+
+  /**
+   * Reads one DATA frame as the pieces the transport delivered: a chunk of a megabyte
+   * is hashed and written piece by piece instead of being copied into one buffer first.
+   */
+  async readDataPieces (options: AbortOptions = {}): Promise<Uint8Array[]> {
+    const list = await this.readFrameList(options)
+    const kind = list.get(0)
+    if (kind === FrameKind.DATA) return [...list.sublist(1)]
+    if (kind === FrameKind.ERROR) throw decodeRemoteError(list.subarray(1))
+    throw new MalformedFrameError(`expected a data frame, got kind ${kind}`)
   }
 
   async writeMessage (value: unknown, options?: AbortOptions): Promise<void> {

@@ -261,7 +261,8 @@ async function writeRandomFile (file: string, size: number): Promise<void> {
 
 /** A raw-peer process; resolves with its first JSON event */
 async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ first: Record<string, unknown>, exited: Promise<void> }> {
-  const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  // the same V8 young-generation size as a keyfair node
+  const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...process.execArgv, '--max-semi-space-size=1'] })
   children.push(child)
   const stderr: string[] = []
   child.stderr!.on('data', d => { stderr.push(String(d)) })

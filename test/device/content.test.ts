@@ -315,6 +315,24 @@ describe('content format', () => {
     assert.throws(() => openVerifiedChunk(w.manifest, wrongKey, 1, c1), { code: 'ERR_CHUNK_AUTH' })
   })
 
+  it('verifyChunk takes a chunk as the pieces it arrived in, split anywhere', async () => {
+    const w = await encryptWork(crypto.getRandomValues(new Uint8Array(300)), 128)
+    const c1 = w.chunks[1]?.data ?? new Uint8Array()
+    fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: c1.length - 1 }), { maxLength: 6 }), fc.nat(), (cuts, flip) => {
+      const at = [0, ...cuts.sort((a, b) => a - b), c1.length]
+      const pieces = at.slice(1).map((end, i) => c1.subarray(at[i], end))
+      assert.ok(verifyChunk(w.manifest, 1, pieces))
+      assert.ok(!verifyChunk(w.manifest, 2, pieces))
+      const bad: Uint8Array[] = pieces.map(p => p.slice())
+      const where = flip % c1.length
+      let piece = 0
+      while (where >= at[piece + 1]!) piece++
+      bad[piece] = flipBit(bad[piece]!, where - at[piece]!)
+      assert.ok(!verifyChunk(w.manifest, 1, bad), 'a flipped bit in any piece is caught')
+      assert.ok(!verifyChunk(w.manifest, 1, pieces.slice(0, -1)), 'a missing piece is caught')
+    }), { numRuns: 50 })
+  })
+
   describe('tampering', () => {
     const tamperCase = fc.record({ work: workArb, t: tamperArb, foreignPieces: fc.array(fc.nat(), { maxLength: 2 }) })
 

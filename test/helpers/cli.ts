@@ -30,7 +30,8 @@ export interface NodeProcess {
 
 /** `keyfair start` as a child process (tied to this one by IPC); resolves on its ready event */
 export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
+  // the flag keyfair.js would give a node it re-executes itself (it cannot keep an IPC channel)
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))

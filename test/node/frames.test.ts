@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
-import { BadMessageError, FrameTooLargeError, ReadTimeoutError, RemoteError, TruncatedFrameError } from '../../protocols/errors.ts'
+import { BadMessageError, FrameTooLargeError, KeyfairError, ReadTimeoutError, RemoteError, TruncatedFrameError } from '../../protocols/errors.ts'
 import { FrameKind, FrameStream, expectRecord, expectString, serveFrames } from '../../protocols/toolkit/index.ts'
 import { startLibp2p, waitFor } from '../helpers/nodes.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
@@ -157,6 +157,25 @@ describe('protocol toolkit over real libp2p (TCP + noise + yamux)', function () 
     const back = await frames.readData()
     assert.equal(back.byteLength, 40_000)
     assert.ok(equals(back.subarray(0, 20_000), data) && equals(back.subarray(20_000), data), 'both copies arrive intact')
+    await stream.close()
+  })
+
+  it('reads a data frame as the pieces it arrived in, and an error frame as a RemoteError', async function () {
+    const limits = { maxFrameBytes: 1024 * 1024, readTimeoutMs: 2000 }
+    await server.handle('/keyfair/test-pieces/1.0.0', serveFrames(logger('keyfair:test'), limits, async frames => {
+      const data = await frames.readData()
+      await frames.writeData(data)
+      await frames.writeError(new KeyfairError('no more', 'ERR_NO_MORE'))
+    }))
+    const stream = await alice.dialProtocol(server.getMultiaddrs(), '/keyfair/test-pieces/1.0.0', { signal: AbortSignal.timeout(5000) })
+    const frames = new FrameStream(stream, limits)
+    // larger than a noise message, so it crosses the wire in several pieces
+    const data = new Uint8Array(200_000).map((_, i) => (i * 7) & 0xff)
+    await frames.writeData(data)
+    const pieces = await frames.readDataPieces()
+    assert.ok(pieces.length > 1, `arrived in ${pieces.length} piece(s)`)
+    assert.ok(equals(new Uint8ArrayList(...pieces).subarray(), data), 'the pieces join to the data sent')
+    await assert.rejects(frames.readDataPieces(), { name: 'RemoteError', code: 'ERR_NO_MORE' })
     await stream.close()
   })
 })
