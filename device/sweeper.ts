@@ -11,6 +11,9 @@ type Collect = (options: { type: 'minor' | 'major', execution: 'sync' | 'async' 
 /** How many bytes may stream between two collections */
 export const DEFAULT_SWEEP_BYTES = 16 * 1024 * 1024
 
+/** every how many sweeps the old generation is collected as well */
+const MAJOR_EVERY = 8
+
 let collector: Collect | null | undefined
 
 /** V8's collector, reached through a fresh context so no global `gc` appears in ours */
@@ -31,6 +34,7 @@ function youngCollector (): Collect | null {
 export class StreamSweeper {
   private readonly everyBytes: number
   private pending = 0
+  private sweeps = 0
 
   constructor (everyBytes: number = DEFAULT_SWEEP_BYTES) {
     this.everyBytes = everyBytes
@@ -40,6 +44,9 @@ export class StreamSweeper {
     this.pending += bytes
     if (this.pending < this.everyBytes) return
     this.pending = 0
-    youngCollector()?.({ type: 'minor', execution: 'sync' })
+    // what survived two young collections (a stream's bookkeeping) is promoted, and the
+    // old generation grows until its own limit: every few sweeps it is collected too
+    const major = ++this.sweeps % MAJOR_EVERY === 0
+    youngCollector()?.(major ? { type: 'major', execution: 'async' } : { type: 'minor', execution: 'sync' })
   }
 }

@@ -16,6 +16,7 @@ import { requestLicence } from '../../protocols/market/license.ts'
 import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
+import { ProviderTrim } from './provider-trim.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { DeviceClient } from '../device/client.ts'
@@ -106,6 +107,8 @@ const LICENCE_TIMEOUT_MS = 10_000
 const RANGE = 16
 /** ranges in flight per provider: the next one is asked for while the last is still arriving */
 const STREAMS_PER_PROVIDER = 2
+/** the smallest window over which providers' worth to a download is measured */
+const TRIM_WINDOW_MIN_BYTES = 8 * 1024 * 1024
 
 export class Buyer {
   private readonly init: BuyerInit
@@ -382,9 +385,16 @@ export class Buyer {
     }
     let done = manifest.chunkCount - missing.length
     const alive = new Set(providers.map(p => p.id))
+    const missingBytes = missing.length * manifest.chunkSize
+    const trim = new ProviderTrim({ providers: providers.map(p => p.id), windowBytes: Math.max(TRIM_WINDOW_MIN_BYTES, Math.ceil(missingBytes / 16)), now: performance.now() })
+    const running: Array<Promise<void>> = []
+    let failure: unknown
+    const launch = (p: { id: string, address: PeerId | Multiaddr[] }): void => {
+      for (let i = 0; i < STREAMS_PER_PROVIDER; i++) running.push(worker(p).catch(err => { failure ??= err }))
+    }
     // each provider works through the shared queue; a failed range goes back for another provider
     const worker = async (p: { id: string, address: PeerId | Multiaddr[] }): Promise<void> => {
-      while (alive.has(p.id) && ranges.length > 0) {
+      while (alive.has(p.id) && trim.active.has(p.id) && ranges.length > 0 && failure == null) {
         signal?.throwIfAborted()
         const range = ranges.shift()!
         let got = 0
@@ -393,12 +403,19 @@ export class Buyer {
             await market.content.writeChunk(content, index, data)
             got++
             progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
+            const decision = trim.delivered(p.id, data.reduce((n, piece) => n + piece.length, 0), performance.now())
+            if (decision?.rest != null) this.init.log('resting provider %s: the download is no slower without it', decision.rest)
+            if (decision?.recall != null) {
+              this.init.log('calling provider %s back: the download was slower without it', decision.recall)
+              launch(providers.find(q => q.id === decision.recall)!)
+            }
           }, { signal: timeoutSignal(60_000, signal) })
         } catch (err: any) {
           if (got < range.count) ranges.push({ from: range.from + got, count: range.count - got })
           signal?.throwIfAborted()
           // its other stream may have dropped it already
           if (!alive.delete(p.id)) continue
+          trim.remove(p.id)
           const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : String(err.code ?? err.message)
           this.init.log('dropping provider %s: %s', p.id, reason)
           dropped.push({ provider: p.id, reason })
@@ -406,12 +423,17 @@ export class Buyer {
         }
       }
     }
-    // a range given back by a failing provider goes to those still alive, round after round;
-    // each provider serves several ranges at once so no round trip leaves its link idle
+    // a range given back by a failing provider goes to those still alive, round after round
+    // (rested providers too, once no active one is left); each provider serves several
+    // ranges at once so no round trip leaves its link idle
     try {
-      while (ranges.length > 0 && alive.size > 0) {
-        await Promise.all(providers.filter(p => alive.has(p.id)).flatMap(p => Array.from({ length: STREAMS_PER_PROVIDER }, async () => worker(p))))
+      while (ranges.length > 0 && alive.size > 0 && failure == null) {
+        if (!providers.some(p => alive.has(p.id) && trim.active.has(p.id))) trim.recallAll(alive)
+        for (const p of providers) if (alive.has(p.id) && trim.active.has(p.id)) launch(p)
+        // a provider called back mid-round adds its workers to this round
+        while (running.length > 0) await running.shift()
       }
+      if (failure != null) throw failure
     } catch (err) {
       await market.content.releaseWriter(content)
       throw err

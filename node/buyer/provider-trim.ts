@@ -1,0 +1,86 @@
+/**
+ * Which providers a download keeps asking for ranges. It starts with every provider, so
+ * each is tried (and a lying one caught) at once. Then, one window of bytes at a time, it
+ * rests the provider that delivered least, for as long as the download is no slower
+ * without it; the first time resting one makes it slower, that one is called back and the
+ * set stays. More providers help while each adds capacity the buyer can use (their own
+ * uplinks); they hurt when they only compete with the buyer for the same CPU, as
+ * providers on the buyer's own machine do once the buyer is the bottleneck.
+ */
+export interface TrimDecision {
+  /** stops taking new ranges (it finishes the ones it has) */
+  rest?: string
+  /** takes ranges again */
+  recall?: string
+}
+
+export interface ProviderTrimInit {
+  providers: string[]
+  /** bytes per measurement window */
+  windowBytes: number
+  now: number
+  /** a window this fraction as fast as the last still counts as no slower (noise) */
+  tolerance?: number
+}
+
+export class ProviderTrim {
+  readonly active: Set<string>
+  private readonly windowBytes: number
+  private readonly tolerance: number
+  private window: { start: number, bytes: number, by: Map<string, number> }
+  private lastRate?: number
+  private resting?: string
+  private settled = false
+
+  constructor (init: ProviderTrimInit) {
+    this.active = new Set(init.providers)
+    this.windowBytes = init.windowBytes
+    this.tolerance = init.tolerance ?? 0.95
+    this.window = { start: init.now, bytes: 0, by: new Map() }
+    this.settled = this.active.size < 2
+  }
+
+  /** Counts a verified chunk; at the end of a window, says whom to rest or call back */
+  delivered (provider: string, bytes: number, now: number): TrimDecision | undefined {
+    const w = this.window
+    w.bytes += bytes
+    w.by.set(provider, (w.by.get(provider) ?? 0) + bytes)
+    if (this.settled || w.bytes < this.windowBytes) return undefined
+    const rate = w.bytes / Math.max(now - w.start, 1e-3)
+    this.window = { start: now, bytes: 0, by: new Map() }
+    if (this.resting != null) {
+      const rested = this.resting
+      this.resting = undefined
+      if (rate < (this.lastRate ?? 0) * this.tolerance) {
+        this.active.add(rested)
+        this.settled = true
+        return { recall: rested }
+      }
+    }
+    this.lastRate = rate
+    if (this.active.size < 2) {
+      this.settled = true
+      return undefined
+    }
+    let slowest: string | undefined
+    for (const id of this.active) {
+      if (slowest == null || (w.by.get(id) ?? 0) < (w.by.get(slowest) ?? 0)) slowest = id
+    }
+    this.active.delete(slowest!)
+    this.resting = slowest
+    return { rest: slowest }
+  }
+
+  /** A provider that failed: neither active nor resting any more */
+  remove (provider: string): void {
+    this.active.delete(provider)
+    if (this.resting === provider) this.resting = undefined
+  }
+
+  /** Every provider still usable takes ranges again (when all active ones failed) */
+  recallAll (providers: Iterable<string>): void {
+    for (const id of providers) this.active.add(id)
+    this.resting = undefined
+    this.settled = true
+  }
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { ProviderTrim } from '../../node/buyer/provider-trim.ts'
+
+const MiB = 1024 * 1024
+
+/**
+ * Drives a trim with a model of the download: each window, the rate the active set
+ * reaches (MiB per ms), split evenly between the active providers.
+ */
+function run (providers: string[], rateOf: (active: ReadonlySet<string>) => number, windows = 12): { trim: ProviderTrim, log: string[] } {
+  let now = 0
+  const trim = new ProviderTrim({ providers, windowBytes: 8 * MiB, now })
+  const log: string[] = []
+  for (let w = 0; w < windows; w++) {
+    const active = [...trim.active]
+    const ms = 8 / rateOf(trim.active)
+    // one chunk of 1 MiB at a time, in turn from each active provider
+    for (let i = 0; i < 8; i++) {
+      now += ms / 8
+      const decision = trim.delivered(active[i % active.length]!, MiB, now)
+      if (decision?.rest != null) log.push(`rest ${decision.rest}`)
+      if (decision?.recall != null) log.push(`recall ${decision.recall}`)
+    }
+  }
+  return { trim, log }
+}
+
+describe('which providers a download keeps', () => {
+  it('keeps every provider while each one adds rate (providers limited by their own uplinks)', () => {
+    const { trim, log } = run(['a', 'b', 'c'], active => active.size * 10)
+    assert.deepEqual([...trim.active].sort(), ['a', 'b', 'c'])
+    assert.deepEqual(log, ['rest c', 'recall c'])
+  })
+
+  it('rests providers down to the one the buyer can use when more only compete for its CPU', () => {
+    const { trim, log } = run(['a', 'b', 'c'], active => 30 / (1 + 0.3 * (active.size - 1)))
+    assert.equal(trim.active.size, 1)
+    assert.equal(log.length, 2)
+    assert.ok(log.every(l => l.startsWith('rest ')), log.join(', '))
+  })
+
+  it('stops at the best number of providers, whatever it is', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), (n, best) => {
+      const providers = Array.from({ length: n }, (_, i) => `p${i}`)
+      // the rate grows with each provider up to `best`, then falls
+      const rate = (k: number): number => k <= best ? k * 10 : best * 10 - (k - best) * 3
+      const { trim } = run(providers, active => Math.max(1, rate(active.size)), 20)
+      assert.equal(trim.active.size, Math.min(n, best))
+    }))
+  })
+
+  it('never rests the last provider, and a failed one is dropped from the set', () => {
+    const trim = new ProviderTrim({ providers: ['a', 'b'], windowBytes: MiB, now: 0 })
+    trim.remove('b')
+    assert.deepEqual([...trim.active], ['a'])
+    assert.equal(trim.delivered('a', 2 * MiB, 1), undefined)
+    trim.remove('a')
+    assert.equal(trim.active.size, 0)
+    trim.recallAll(['a', 'b'])
+    assert.deepEqual([...trim.active].sort(), ['a', 'b'])
+  })
+
+  it('keeps a single provider without measuring', () => {
+    const trim = new ProviderTrim({ providers: ['a'], windowBytes: MiB, now: 0 })
+    for (let t = 1; t < 10; t++) assert.equal(trim.delivered('a', MiB, t), undefined)
+    assert.deepEqual([...trim.active], ['a'])
+  })
+})
