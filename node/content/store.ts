@@ -155,18 +155,8 @@ export class ContentStore {
   }
 
   async readChunk (cid: string, index: number): Promise<Uint8Array> {
-    const manifest = await this.requireManifest(cid)
-    if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount) throw new ContentError(`no chunk ${index} in ${cid}`, 'ERR_BAD_RANGE')
-    const length = storedChunkLength(manifest, index)
-    const data = new Uint8Array(length)
-    const handle = await open(this.dataFile(cid), 'r')
-    try {
-      const { bytesRead } = await handle.read(data, 0, length, chunkOffset(manifest, index))
-      if (bytesRead !== length) throw new UnknownContentError(cid)
-    } finally {
-      await handle.close()
-    }
-    return data
+    for await (const chunk of this.readChunks(cid, index, index + 1)) return chunk
+    throw new ContentError(`no chunk ${index} in ${cid}`, 'ERR_BAD_RANGE')
   }
 
   /** Chunks from..to−1 of a complete content, in order, through one open file */
