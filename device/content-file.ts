@@ -7,6 +7,7 @@ import { open, rename, rm } from 'node:fs/promises'
 import { decryptContent, encryptContent, storedChunkLength, TruncatedError, validateManifest } from './crypto/index.ts'
 import type { ContentManifest, ContentSecrets, StoredChunk } from './crypto/index.ts'
 import { StreamSweeper } from './sweeper.ts'
+import type { ChunkFeed } from './chunk-feed.ts'
 import type { FileHandle } from 'node:fs/promises'
 
 export interface Progress {
@@ -18,6 +19,11 @@ export interface Progress {
 export interface FileOptions {
   onProgress?: (progress: Progress) => void
   signal?: AbortSignal
+}
+
+export interface DecryptOptions extends FileOptions {
+  /** the input is still being written, in order: each chunk is read once the feed has it */
+  feed?: ChunkFeed
 }
 
 /** Splits a byte stream into the stored chunks the manifest describes */
@@ -80,11 +86,12 @@ export async function encryptFile (input: string, output: string, secrets: Conte
  * consumer is done with a chunk when it asks for the next): no allocation per chunk.
  * Bytes past the final chunk are handed on for the decryptor to name the error.
  */
-async function * fileChunksOf (input: FileHandle, manifest: ContentManifest, signal?: AbortSignal): AsyncGenerator<StoredChunk, void, undefined> {
+async function * fileChunksOf (input: FileHandle, manifest: ContentManifest, signal?: AbortSignal, feed?: ChunkFeed): AsyncGenerator<StoredChunk, void, undefined> {
   const buffer = new Uint8Array(storedChunkLength(manifest, 0))
   let position = 0
   for (let index = 0; index < manifest.chunkCount; index++) {
     signal?.throwIfAborted()
+    await feed?.reach(index, signal)
     const data = buffer.subarray(0, storedChunkLength(manifest, index))
     const { bytesRead } = await input.read(data, 0, data.length, position)
     if (bytesRead !== data.length) throw new TruncatedError(`content ended inside chunk ${index}`)
@@ -99,7 +106,7 @@ async function * fileChunksOf (input: FileHandle, manifest: ContentManifest, sig
  * Decrypts a ciphertext file to `output` under K; each chunk is checked against
  * the manifest and authenticated before its plaintext is written.
  */
-export async function decryptFile (input: string, output: string, manifest: ContentManifest, key: Uint8Array, options: FileOptions = {}): Promise<number> {
+export async function decryptFile (input: string, output: string, manifest: ContentManifest, key: Uint8Array, options: DecryptOptions = {}): Promise<number> {
   validateManifest(manifest)
   const partial = `${output}.partial`
   const source = await open(input, 'r')
@@ -109,7 +116,7 @@ export async function decryptFile (input: string, output: string, manifest: Cont
   try {
     out = await open(partial, 'w', 0o600)
     const sweeper = new StreamSweeper()
-    for await (const plaintext of decryptContent(fileChunksOf(source, manifest, options.signal), manifest, key)) {
+    for await (const plaintext of decryptContent(fileChunksOf(source, manifest, options.signal, options.feed), manifest, key)) {
       await out.write(plaintext)
       bytes += plaintext.length
       plaintext.fill(0)

@@ -62,12 +62,25 @@ export async function dispatch (device: SealedDevice, op: string, rawArgs: unkno
     }
     case 'purchases': return device.purchases()
     case 'library': return device.library()
-    case 'play': return device.play({
-      content: check.expectString(args.content, 'content', 200),
-      manifest: check.expectBytes(args.manifest, 'manifest', MAX_MANIFEST, 1),
-      input: check.expectString(args.input, 'input', MAX_PATH),
-      output: check.expectString(args.output, 'output', MAX_PATH)
-    }, onProgress)
+    case 'play': {
+      const play: Parameters<SealedDevice['play']>[0] = {
+        content: check.expectString(args.content, 'content', 200),
+        manifest: check.expectBytes(args.manifest, 'manifest', MAX_MANIFEST, 1),
+        input: check.expectString(args.input, 'input', MAX_PATH),
+        output: check.expectString(args.output, 'output', MAX_PATH)
+      }
+      if (args.available !== undefined) play.available = check.expectUint(args.available, 'available', 2 ** 32 - 1)
+      return device.play(play, onProgress)
+    }
+    case 'playFeed': {
+      const feed: Parameters<SealedDevice['playFeed']>[0] = { content: check.expectString(args.content, 'content', 200) }
+      if (args.available !== undefined) feed.available = check.expectUint(args.available, 'available', 2 ** 32 - 1)
+      if (args.stopped !== undefined) {
+        if (typeof args.stopped !== 'boolean') throw new BadDeviceRequestError('stopped must be a boolean')
+        feed.stopped = args.stopped
+      }
+      return device.playFeed(feed)
+    }
     default: throw new BadDeviceRequestError(`unknown device operation ${JSON.stringify(op).slice(0, 64)}`)
   }
 }

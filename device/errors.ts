@@ -29,3 +29,6 @@ export const WrongDeviceError = deviceError('ERR_WRONG_DEVICE', 'WrongDeviceErro
 export const BadDeviceRequestError = deviceError('ERR_BAD_DEVICE_REQUEST', 'BadDeviceRequestError', 'malformed request to the device')
 export const DeviceClosedError = deviceError('ERR_DEVICE_CLOSED', 'DeviceClosedError', 'the device process is not running')
 export const DeviceTimeoutError = deviceError('ERR_DEVICE_TIMEOUT', 'DeviceTimeoutError', 'the device did not answer in time')
+export const PlayBusyError = deviceError('ERR_PLAY_BUSY', 'PlayBusyError', 'a play of this content is already following its download')
+export const FeedStoppedError = deviceError('ERR_FEED_STOPPED', 'FeedStoppedError', 'the download this play followed stopped')
+export const FeedTimeoutError = deviceError('ERR_FEED_TIMEOUT', 'FeedTimeoutError', 'no chunk of the download this play follows arrived in time')

@@ -88,14 +88,20 @@ export interface SealedDevice {
   dispute: (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }) => Promise<{ dispute: Uint8Array }>
   purchases: () => Promise<PurchaseInfo[]>
   library: () => Promise<LicenceInfo[]>
-  /** Decrypts a ciphertext file to `output` with a sealed licence; plaintext never crosses the interface */
-  play: (args: { content: string, manifest: Uint8Array, input: string, output: string }, onProgress?: (p: PlayProgress) => void) => Promise<{ bytes: number }>
+  /**
+   * Decrypts a ciphertext file to `output` with a sealed licence; plaintext never crosses
+   * the interface. With `available` below the chunk count it follows a download still
+   * writing the file, in order, fed by `playFeed`.
+   */
+  play: (args: { content: string, manifest: Uint8Array, input: string, output: string, available?: number }, onProgress?: (p: PlayProgress) => void) => Promise<{ bytes: number }>
+  /** Tells a following play that `available` chunks are on disk, or that its download stopped */
+  playFeed: (args: { content: string, available?: number, stopped?: boolean }) => Promise<void>
 }
 
 export const DEVICE_OPERATIONS = [
   'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
   'beginPurchase', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
-  'purchases', 'library', 'play'
+  'purchases', 'library', 'play', 'playFeed'
 ] as const satisfies ReadonlyArray<keyof SealedDevice>
 
 export type DeviceOperation = typeof DEVICE_OPERATIONS[number]

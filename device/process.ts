@@ -20,9 +20,10 @@ if (values.store == null) {
 const device = new SoftDevice({ store: new KeyStore(values.store) })
 const decoder = new FrameDecoder()
 // operations run one at a time, so a purchase record is never written by two at once;
-// status and play run beside them (play only reads, and may take minutes)
+// status and play run beside them (play only reads, and may take minutes), and so does
+// playFeed, which a following play waits on
 let queue: Promise<unknown> = Promise.resolve()
-const CONCURRENT = new Set(['status', 'play'])
+const CONCURRENT = new Set(['status', 'play', 'playFeed'])
 
 function send (reply: DeviceReply): void {
   process.stdout.write(encodeFrame(reply))

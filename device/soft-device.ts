@@ -7,10 +7,11 @@ import {
   BlindCheckError, blind, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
   openOfferDeviceKey, os2ip, priceExponent, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
 } from './crypto/index.ts'
+import { ChunkFeed } from './chunk-feed.ts'
 import { decryptFile } from './content-file.ts'
 import {
   BadDeviceRequestError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
-  NoLicenceError, NotEnrolledError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
+  NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
 } from './errors.ts'
 import { decodeObject, encodeObject } from './objects/codec.ts'
 import { contentIdOf, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
@@ -92,6 +93,8 @@ export class SoftDevice implements SealedDevice {
   private readonly openPurchases = new Map<string, OpenPurchase>()
   /** what `purchases` lists, kept for every record read or written this session */
   private readonly purchaseInfos = new Map<string, PurchaseInfo>()
+  /** plays following a download still under way, by content */
+  private readonly feeds = new Map<string, ChunkFeed>()
 
   constructor (init: SoftDeviceInit) {
     this.store = init.store
@@ -448,19 +451,43 @@ export class SoftDevice implements SealedDevice {
     return out
   }
 
-  async play (args: { content: string, manifest: Uint8Array, input: string, output: string }, onProgress?: (p: PlayProgress) => void): Promise<{ bytes: number }> {
+  /**
+   * With `available` below the chunk count, the play follows a download still writing
+   * `input` in order: `playFeed` tells it of each further chunk on disk.
+   */
+  async play (args: { content: string, manifest: Uint8Array, input: string, output: string, available?: number }, onProgress?: (p: PlayProgress) => void): Promise<{ bytes: number }> {
     const secrets = this.unlocked()
     const manifest = parseManifest(decodeObject(args.manifest))
     if (contentIdOf(manifest).toString() !== args.content) throw new BadDeviceRequestError('the manifest is not that of this content')
-    const record = await this.store.getRecord(secrets, 'licence', args.content)
-    if (record === undefined) throw new NoLicenceError()
-    const key = check.expectBytes(check.expectRecord(record, 'licence').key, 'key', 32, 32)
-    try {
-      const bytes = await decryptFile(args.input, args.output, manifest, key, { onProgress })
-      return { bytes }
-    } finally {
-      key.fill(0)
+    let feed: ChunkFeed | undefined
+    if (args.available != null && args.available < manifest.chunkCount) {
+      if (this.feeds.has(args.content)) throw new PlayBusyError()
+      // registered before the first await: the node's next message may already feed it
+      feed = new ChunkFeed(args.available)
+      this.feeds.set(args.content, feed)
     }
+    try {
+      const record = await this.store.getRecord(secrets, 'licence', args.content)
+      if (record === undefined) throw new NoLicenceError()
+      const key = check.expectBytes(check.expectRecord(record, 'licence').key, 'key', 32, 32)
+      try {
+        const bytes = await decryptFile(args.input, args.output, manifest, key, { onProgress, feed })
+        return { bytes }
+      } finally {
+        key.fill(0)
+      }
+    } finally {
+      if (feed != null) this.feeds.delete(args.content)
+    }
+  }
+
+  /** More of a followed download is on disk (`available` chunks from the first), or it stopped */
+  async playFeed (args: { content: string, available?: number, stopped?: boolean }): Promise<void> {
+    const feed = this.feeds.get(args.content)
+    // the play may have ended (failed) already: nothing is following this content
+    if (feed == null) return
+    if (args.stopped === true) feed.stop()
+    else if (args.available != null) feed.advance(args.available)
   }
 
   /** Drops the secrets; KeyObjects cannot be wiped from JS, so they are only released */

@@ -303,15 +303,20 @@ function addMarketCommands (program: Command): void {
     .action(async (offer: string, opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const bar = progressBar(options, 'downloading')
-      let escrowNote = ''
+      // payment and play run during the download: the bar counts chunks, the note the rest
+      const state = { chunks: 0, chunkCount: 0, providers: 0, escrows: '', played: 0 }
+      const show = (): void => {
+        const notes = [`${state.providers} provider(s)`, state.escrows, state.played > 0 ? `${(state.played / 1e6).toFixed(0)} MB played` : '']
+        bar.update(state.chunks, state.chunkCount, notes.filter(n => n !== '').join(', '))
+      }
       try {
         const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, (event: BuyProgress) => {
-          if (event.phase === 'manifest') bar.update(event.have, event.chunkCount, `from ${event.providers} provider(s)`)
-          if (event.phase === 'download') bar.update(event.chunks, event.chunkCount, 'chunks verified')
-          if (event.phase === 'escrow') {
-            escrowNote = `escrows ${event.have}/${event.need}`
-            bar.update(event.have, event.need, escrowNote)
-          }
+          if (event.phase === 'manifest') Object.assign(state, { chunks: event.have, chunkCount: event.chunkCount, providers: event.providers })
+          else if (event.phase === 'download') Object.assign(state, { chunks: event.chunks, chunkCount: event.chunkCount })
+          else if (event.phase === 'escrow') state.escrows = `escrows paid ${event.have}/${event.need}`
+          else if (event.phase === 'play') state.played = event.bytes
+          else return
+          show()
         })
         bar.stop()
         print(options, r, () => [

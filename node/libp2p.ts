@@ -36,6 +36,9 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
  * server mode under keyfair's private DHT protocol. Built stopped; the caller
  * starts it so listen errors surface from `start()`.
  */
+/** Per-stream receive window: 4 MiB still fills a 300 MB/s link at up to ~13 ms round trip */
+export const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+
 export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const bootstrap = init.bootstrap.map(parseBootstrapAddress)
@@ -45,7 +48,11 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({
+      // a provider may run at most this far ahead of what the buyer has hashed and written;
+      // yamux's 16 MiB default let two chunk streams hold ~30 MB more at a buyer's peak
+      streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES }
+    })],
     connectionManager: {
       // every keyfair peer of a local swarm shares 127.0.0.1: without this the
       // per-host inbound rate limit (5/s) refuses a swarm's parallel joins

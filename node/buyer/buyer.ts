@@ -17,6 +17,7 @@ import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
+import { StoredOrder } from './stored-order.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { DeviceClient } from '../device/client.ts'
@@ -72,18 +73,18 @@ export interface BuyResult {
   output?: string
   bytes?: number
   seeding: boolean
-  /** where the time went, in milliseconds */
   timings: BuyTimings
 }
 
+/** Where the time went, in milliseconds; payment and play run during the download */
 export interface BuyTimings {
-  /** manifest and every missing chunk, verified and on disk */
+  /** from the start of the buy to the manifest and every missing chunk verified and on disk */
   download: number
   /** the seller's device-bound licence (or learning there is none) */
   licence: number
   /** from the device's first request to the key rebuilt inside it (t escrows paid) */
   keyRelease: number
-  /** decrypting to the output, when one was asked for */
+  /** from the end of the download to the end of decrypting to the output (when one was asked for) */
   play: number
   total: number
 }
@@ -161,12 +162,14 @@ export class Buyer {
     return listings
   }
 
-  /** The whole purchase; every step resumes where it stopped when run again */
+  /**
+   * The whole purchase; every step resumes where it stopped when run again. The steps
+   * overlap: payment starts once a provider has served a chunk that verifies, and the
+   * device decrypts each chunk as soon as it and all before it are on disk.
+   */
   async buy (offerId: string, options: BuyOptions): Promise<BuyResult> {
     const { market } = this.init
     const started = performance.now()
-    let mark = started
-    const lap = (): number => { const now = performance.now(); const ms = now - mark; mark = now; return ms }
     const progress = options.onProgress ?? (() => {})
     const offer = await market.knownOffer(offerId)
     if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
@@ -175,33 +178,113 @@ export class Buyer {
     if (!status.unlocked) throw new BuyError('unlock the sealed device first (keyfair device unlock)', 'ERR_DEVICE_LOCKED')
     if (!status.enrolled) throw new BuyError('enroll the sealed device with an agency first (keyfair device enroll)', 'ERR_NOT_ENROLLED')
     const cid = offer.body.terms.content.toString()
-    lap()
-    const { resumedFrom, dropped } = await this.download(offer, progress, options.from, options.signal)
-    const timings: BuyTimings = { download: lap(), licence: 0, keyRelease: 0, play: 0, total: 0 }
+    const timings: BuyTimings = { download: 0, licence: 0, keyRelease: 0, play: 0, total: 0 }
 
-    // an open purchase of this offer (an earlier, interrupted run) is continued, not paid again
-    const open = (await device.purchases()).find(p => p.offer === offerId && p.state === 'open')
+    // the download stops with the buy: a failed payment leaves what it fetched, for next time
+    const stop = new AbortController()
+    const signal = options.signal == null ? stop.signal : AbortSignal.any([stop.signal, options.signal])
+    const order = new StoredOrder()
+    const downloading = this.download(offer, progress, options.from, signal, order).then(result => {
+      timings.download = performance.now() - started
+      return result
+    })
+    downloading.catch(() => {}) // awaited below, after the payment
+    let playing: Promise<{ bytes: number }> | undefined
+    try {
+      // a provider must first prove it serves this content: one chunk that verifies
+      await Promise.race([order.firstStored, downloading])
+      const { purchase, bound, escrows } = await this.pay(offer, progress, timings, signal)
+      if (options.output != null) {
+        playing = this.followPlay(cid, options.output, order, n => { progress({ phase: 'play', bytes: n }) })
+        playing.catch(() => {}) // awaited once the download is done
+      }
+      const { resumedFrom, dropped } = await downloading
+      const downloaded = performance.now()
+      const bytes = (await playing)?.bytes
+      if (playing != null) timings.play = performance.now() - downloaded
+      await market.content.setPaidPurchase(cid, undefined)
+      if (options.seed === true) await this.seed(offer)
+      timings.total = performance.now() - started
+      return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
+    } catch (err) {
+      stop.abort()
+      await downloading.catch(() => {})
+      // a play waiting for chunks that will not come ends now, its partial output removed
+      if (playing != null) await device.playFeed({ content: cid, stopped: true }).catch(() => {})
+      await playing?.catch(() => {})
+      throw err
+    }
+  }
+
+  /**
+   * Pays for the offer, unless a paid buy of it is still unfinished on this node: an open
+   * purchase (payment interrupted) is continued, a complete one is reused, never paid twice.
+   */
+  private async pay (offer: Signed<Offer>, progress: (p: BuyProgress) => void, timings: BuyTimings, signal: AbortSignal): Promise<{ purchase: string, bound: boolean, escrows: BuyResult['escrows'] }> {
+    const { market } = this.init
+    const device = this.init.device()
+    const offerId = signedId(offer).toString()
+    const cid = offer.body.terms.content.toString()
+    const purchases = await device.purchases()
+    const paid = await market.content.paidPurchase(cid)
+    const unfinished = purchases.find(p => p.purchase === paid && p.offer === offerId && p.state === 'complete')
+    if (unfinished != null) {
+      const escrows = unfinished.accepted.map(j => ({ j, peer: offer.body.terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
+      return { purchase: unfinished.purchase, bound: unfinished.bound, escrows }
+    }
+    let mark = performance.now()
+    const open = purchases.find(p => p.offer === offerId && p.state === 'open')
     let purchase = open?.purchase
     let bound = open?.bound ?? false
     if (purchase == null) {
       const licence = await this.fetchLicence(offer)
       bound = licence != null
       progress({ phase: 'licence', bound })
-      timings.licence = lap()
       const info = await device.beginPurchase({ offer: encodeObject(offer), manifest: (await market.content.manifestBytes(cid))!, licence, buyer: this.init.peerId })
       purchase = info.purchase
+      timings.licence = performance.now() - mark
+      mark = performance.now()
     }
-    const escrows = await this.payEscrows(offer, purchase, progress, options.signal)
+    const escrows = await this.payEscrows(offer, purchase, progress, signal)
     await device.completePurchase({ purchase })
-    timings.keyRelease = lap()
-    let bytes: number | undefined
-    if (options.output != null) {
-      bytes = (await this.play(cid, options.output, n => { progress({ phase: 'play', bytes: n }) })).bytes
-      timings.play = lap()
+    // until the buy finishes, running it again reuses this purchase
+    await market.content.setPaidPurchase(cid, purchase)
+    timings.keyRelease = performance.now() - mark
+    return { purchase, bound, escrows }
+  }
+
+  /**
+   * Plays behind the download: the device reads each chunk once it and every chunk
+   * before it are on disk. The device is told of progress one message at a time, with
+   * the latest count, so a fast download does not queue a message per chunk.
+   */
+  private async followPlay (cid: string, output: string, order: StoredOrder, onBytes: (bytes: number) => void): Promise<{ bytes: number }> {
+    const { market } = this.init
+    const device = this.init.device()
+    const manifest = (await market.content.manifestBytes(cid))!
+    let told = order.contiguous
+    let telling = false
+    const tell = async (): Promise<void> => {
+      if (telling) return
+      telling = true
+      try {
+        while (order.contiguous > told) {
+          told = order.contiguous
+          await device.playFeed({ content: cid, available: told })
+        }
+      } catch (err: any) {
+        this.init.log('telling the device of chunk %d failed: %s', told, err.code ?? err.message)
+      } finally {
+        telling = false
+      }
     }
-    if (options.seed === true) await this.seed(offer)
-    timings.total = performance.now() - started
-    return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
+    const playing = device.play({ content: cid, manifest, input: market.content.dataFile(cid), output, available: told }, p => { onBytes(p.bytes) })
+    order.onAdvance = () => { void tell() }
+    try {
+      return await playing
+    } finally {
+      order.onAdvance = undefined
+    }
   }
 
   async play (content: string, output: string, onBytes?: (bytes: number) => void): Promise<{ bytes: number }> {
@@ -341,12 +424,16 @@ export class Buyer {
   }
 
   /** Manifest, then every missing chunk from the content's providers in parallel */
-  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from?: string[], signal?: AbortSignal): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from: string[] | undefined, signal: AbortSignal, order: StoredOrder): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
     const { market, discovery } = this.init
     const cid = offer.body.terms.content
     const content = cid.toString()
     const dropped: BuyResult['dropped'] = []
-    if (await market.content.isComplete(content)) return { resumedFrom: (await market.content.manifest(content))!.chunkCount, dropped }
+    if (await market.content.isComplete(content)) {
+      const chunkCount = (await market.content.manifest(content))!.chunkCount
+      order.begin(chunkCount, [])
+      return { resumedFrom: chunkCount, dropped }
+    }
     const providers: Array<{ id: string, address: PeerId | Multiaddr[] }> = []
     if (from != null && from.length > 0) {
       // the buyer named its providers: dialled by peer id, the peer store knows their addresses
@@ -373,6 +460,7 @@ export class Buyer {
     }
     const manifest = (await market.content.manifest(content))!
     const missing = await market.content.missing(content)
+    order.begin(manifest.chunkCount, missing)
     progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
     const ranges: Array<{ from: number, count: number }> = []
     // small enough that every stream of every provider gets a share of the work, at most RANGE chunks
@@ -401,6 +489,7 @@ export class Buyer {
         try {
           await fetchChunks(streams, p.address, cid, range, async (index, data) => {
             await market.content.writeChunk(content, index, data)
+            order.add(index)
             got++
             progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
             const decision = trim.delivered(p.id, data.reduce((n, piece) => n + piece.length, 0), performance.now())

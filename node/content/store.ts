@@ -1,9 +1,10 @@
 // Ciphertext a node holds, by content id, in `<repo>/content/<cid>/`: the manifest
 // (`manifest.cbor`, whose CID is the content id), the stored chunks back to back
-// (`data.kf`), the signed offers known for it (`offers/`), and `complete` once every
-// chunk verified. A download writes each verified chunk at its offset; after an
-// interruption, resuming re-hashes what is on disk (all but the chunks this same process
-// verified before writing them), so no bookkeeping from another run is trusted.
+// (`data.kf`), the signed offers known for it (`offers/`), `complete` once every chunk
+// verified, and `paid` while a paid buy has not finished. A download writes each
+// verified chunk at its offset; after an interruption, resuming re-hashes what is on
+// disk (all but the chunks this same process verified before writing them), so no
+// bookkeeping from another run is trusted.
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
@@ -239,6 +240,25 @@ export class ContentStore {
     }
     await writeFileAtomic(this.pathOf(cid, 'complete'), '', 0o644)
     return cid
+  }
+
+  /**
+   * The purchase already paid for this content while its buy had not finished (the
+   * download or the play still under way): buying again finishes it without paying again
+   */
+  async paidPurchase (cid: string): Promise<string | undefined> {
+    try {
+      const id = (await readFile(this.pathOf(cid, 'paid'), 'utf8')).trim()
+      return /^[0-9a-f]{1,64}$/.test(id) ? id : undefined
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async setPaidPurchase (cid: string, purchase: string | undefined): Promise<void> {
+    if (purchase != null) await writeFileAtomic(this.pathOf(cid, 'paid'), purchase, 0o644)
+    else await rm(this.pathOf(cid, 'paid'), { force: true })
   }
 
   /** Whether this node serves the content (it published it, or seeds it) */

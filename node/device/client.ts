@@ -152,9 +152,11 @@ export class DeviceClient implements SealedDevice {
   async dispute (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }): Promise<{ dispute: Uint8Array }> { return this.call('dispute', args) }
   async purchases (): Promise<PurchaseInfo[]> { return this.call('purchases') }
   async library (): Promise<LicenceInfo[]> { return this.call('library') }
-  async play (args: { content: string, manifest: Uint8Array, input: string, output: string }, onProgress?: (p: PlayProgress) => void, options: CallOptions = {}): Promise<{ bytes: number }> {
+  async play (args: { content: string, manifest: Uint8Array, input: string, output: string, available?: number }, onProgress?: (p: PlayProgress) => void, options: CallOptions = {}): Promise<{ bytes: number }> {
     return this.call('play', args, { timeoutMs: 0, ...options, onProgress })
   }
+
+  async playFeed (args: { content: string, available?: number, stopped?: boolean }): Promise<void> { await this.call('playFeed', args) }
 
   private onReply (reply: DeviceReply): void {
     const p = this.pending.get(reply.id)

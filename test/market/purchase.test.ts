@@ -2,10 +2,11 @@
 // child process): publish 3-of-5, search, buy, play, confirm, and the money moved.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { open, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { initAgency } from '../../node/agency/agency.ts'
 import { EscrowFiles } from '../../node/escrow/state.ts'
+import { chunkOffset } from '../../node/content/store.ts'
 import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
 import { AgencyRole } from '../../node/roles/agency.ts'
@@ -143,5 +144,67 @@ describe('a marketplace purchase between in-process nodes', function () {
     assert.equal(await sha(out3), await sha(plain))
     assert.equal(bought3.resumedFrom, 4, 'nothing downloaded: every chunk came from the media')
     assert.equal(events3.filter(e => e.phase === 'download').length, 0)
+  })
+
+  it('pays once a chunk verifies, plays behind the download, and a download that fails after payment resumes unpaid', async function () {
+    const agency = await start('agency-p', ['agency'], [], async repo => { await initAgency(repo.path, { bits: 2048 }) })
+    const agencyAddr = agency.status().addresses[0]!
+    const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
+    const escrowNode = await start('escrow-p', ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ bits: 2048 }) })
+    const escrow = escrowNode.roles.find(r => r instanceof EscrowRole) as EscrowRole
+    await escrow.enroll(agencyAddr, agencyRole.agency.createEnrollmentCode({ kind: 'escrow', ttlMs: 60_000 }).code)
+    const sellerNode = await start('seller-p', ['seller'], [agencyAddr])
+    await sellerNode.market.trust.set(agencyAddr)
+    const buyerNode = await start('buyer-p', ['buyer'], [agencyAddr])
+    await buyerNode.device.initialise({ passphrase: 'a long passphrase', bits: 2048, kdf: { N: 2 ** 14, r: 8, p: 1 } })
+    const csrs = await buyerNode.device.certificateRequests()
+    const enrolled = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs.signing, encryption: csrs.encryption }, remotePeer: buyerNode.status().peerId })
+    await buyerNode.device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
+    await buyerNode.market.trust.set(agencyAddr, enrolled.root)
+    const buyerId = buyerNode.status().peerId
+    escrow.ledger.deposit(buyerId, 1000)
+
+    const plain = join(dir, 'album.bin')
+    await writeFile(plain, randomBytes(12 * 64 * 1024 + 5))
+    const seller = (sellerNode.roles.find(r => r instanceof SellerRole) as SellerRole).seller
+    const published = await seller.publish(plain, { title: 'Kind of Blue', tags: ['modal'], price: 40, t: 1, n: 1, escrows: [escrowNode.status().peerId], chunkSize: 64 * 1024 })
+    const buyer = (buyerNode.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer
+    assert.equal((await buyer.search(['modal'])).length, 1)
+
+    // the only provider serves a damaged last chunk: the download fails after the payment
+    const manifest = (await sellerNode.market.content.manifest(published.content))!
+    const stored = sellerNode.market.content.dataFile(published.content)
+    const last = chunkOffset(manifest, manifest.chunkCount - 1) + 10
+    const data = await readFile(stored)
+    const good = data[last]!
+    const damage = async (value: number): Promise<void> => {
+      const handle = await open(stored, 'r+')
+      await handle.write(Uint8Array.of(value), 0, 1, last)
+      await handle.close()
+    }
+    await damage(good ^ 0xff)
+    const out = join(dir, 'album.out')
+    const events: any[] = []
+    await assert.rejects(buyer.buy(published.offer, { output: out, onProgress: e => events.push(e) }), { code: 'ERR_NO_PROVIDERS' })
+    const paidAt = events.findIndex(e => e.phase === 'escrow' && e.outcome === 'accepted')
+    assert.ok(paidAt > 0 && events.slice(0, paidAt).some(e => e.phase === 'download'), 'paid after a verified chunk')
+    assert.equal(escrow.ledger.balance(buyerId), 960, 'paid once')
+    const purchases = await buyerNode.device.purchases()
+    assert.deepEqual(purchases.map(p => p.state), ['complete'])
+    for (const file of [out, `${out}.partial`]) await assert.rejects(stat(file), { code: 'ENOENT' }, 'no output from a failed download')
+
+    // the provider mends its copy: buying again finishes the same purchase, paying nothing more
+    await damage(good)
+    const bought = await buyer.buy(published.offer, { output: out })
+    assert.equal(bought.purchase, purchases[0]!.purchase)
+    assert.ok(bought.resumedFrom >= 1 && bought.resumedFrom < manifest.chunkCount, `resumed from ${bought.resumedFrom}`)
+    assert.equal(await sha(out), await sha(plain))
+    assert.equal(escrow.ledger.balance(buyerId), 960, 'still paid once')
+    assert.equal(await buyerNode.market.content.paidPurchase(published.content), undefined, 'the finished buy leaves no unfinished payment behind')
+    // a later buy of the same offer is a new purchase, paid again
+    const again = await buyer.buy(published.offer, {})
+    assert.notEqual(again.purchase, bought.purchase)
+    assert.equal(escrow.ledger.balance(buyerId), 920)
+    assert.deepEqual(escrow.ledger.audit().violations, [])
   })
 })

@@ -169,7 +169,11 @@ describe('marketplace faults on a 10-process swarm', function () {
     assert.ok(refund.escrows.every((e: any) => e.state === 'refunded' && e.refused === false), JSON.stringify(refund))
     assert.deepEqual(await Promise.all([e3!, e4!, e5!].map(async e => balance(e, c!.peerId))), cBefore, 'C got every share back')
 
-    // 6. lending: A's licence copied into C's device decrypts nothing
+    // 6. lending: A's licence copied into C's device decrypts nothing (C takes the
+    // ciphertext from B on portable media: the failed buy above stopped its download)
+    const lentMedia = join(dir, 'lent-media')
+    await cli(b!, 'export', pub1.content, lentMedia)
+    await cli(c!, 'import', lentMedia)
     await copyFile(join(a!.repo, 'device', 'licence', pub1.content), join(c!.repo, 'device', 'licence', pub1.content))
     await assert.rejects(cli(c!, 'play', pub1.content, '--out', join(dir, 'lent.out')), { code: 'ERR_RECORD_UNREADABLE' })
 
