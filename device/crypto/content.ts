@@ -207,6 +207,16 @@ function openChecked (manifest: ContentManifest, key: Uint8Array, index: number,
   })
 }
 
+function openAuthenticated (manifest: ContentManifest, key: Uint8Array, index: number, data: Uint8Array): Uint8Array {
+  if (data.length !== storedChunkLength(manifest, index)) throw new ChunkHashError(`chunk ${index} does not match the manifest`)
+  try {
+    return openChunk({ key, salt: manifest.salt, noncePrefix: manifest.noncePrefix, index, last: index === manifest.chunkCount - 1, data })
+  } catch (err) {
+    if (err instanceof ChunkAuthError && !chunkMatches(manifest, index, data)) throw new ChunkHashError(`chunk ${index} does not match the manifest`)
+    throw err
+  }
+}
+
 /**
  * Checks one stored chunk against the manifest, then opens it under K. For a dispute:
  * ChunkHashError blames whoever served the chunk, ChunkAuthError the key or the seller.
@@ -293,9 +303,12 @@ export function encryptContent (
 }
 
 /**
- * Decrypts stored chunks in order, yielding each chunk's plaintext only after that
- * chunk matched the manifest and authenticated. Throws on a chunk out of order,
- * a chunk after the last, and, at the end, on a missing final chunk.
+ * Decrypts stored chunks in order, yielding each chunk's plaintext only after it
+ * authenticated under K (GCM binds it to its index, its place as last or not, and the
+ * work's salt). Only a chunk that fails is hashed against the manifest, to name whose
+ * fault it is; one that authenticates was sealed by the holder of K, so hashing it too
+ * would add a second full pass for nothing. Throws on a chunk out of order, a chunk
+ * after the last, and, at the end, on a missing final chunk.
  */
 export async function * decryptContent (
   chunks: AsyncIterable<StoredChunk> | Iterable<StoredChunk>,
@@ -308,7 +321,7 @@ export async function * decryptContent (
   for await (const chunk of chunks) {
     if (expected >= manifest.chunkCount) throw new ExtraChunkError(`chunk after the final chunk ${manifest.chunkCount - 1}`)
     if (chunk == null || chunk.index !== expected) throw new ChunkOrderError(`expected chunk ${expected}`)
-    const plaintext = openChecked(manifest, key, expected, chunk.data)
+    const plaintext = openAuthenticated(manifest, key, expected, chunk.data)
     expected++
     yield plaintext
   }
