@@ -93,3 +93,12 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
     apiPort: parsePort(raw.apiPort ?? 0, `${file}: apiPort`)
   }
 }
+
+/**
+ * Node flags that NODE_OPTIONS refuses (`--cpu-prof`, `--trace-gc`, ...) for the node and
+ * device processes keyfair starts, from KEYFAIR_NODE_FLAGS: for profiling a swarm
+ */
+export function extraNodeFlags (env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.KEYFAIR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
+}
+

@@ -39,6 +39,9 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
 /** Per-stream receive window: 4 MiB still fills a 300 MB/s link at up to ~13 ms round trip */
 export const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
+/** How often libp2p checks each open connection with a ping */
+export const CONNECTION_PING_INTERVAL_MS = 60_000
+
 export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const bootstrap = init.bootstrap.map(parseBootstrapAddress)
@@ -53,6 +56,12 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
       // yamux's 16 MiB default let two chunk streams hold ~30 MB more at a buyer's peak
       streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES }
     })],
+    connectionMonitor: {
+      // libp2p pings every connection every 10 s; a swarm node holds a connection to most
+      // peers, and those pings (a stream each: multistream-select, window updates, close)
+      // were most of an idle node's CPU. A dead TCP peer is still found within a minute.
+      pingInterval: CONNECTION_PING_INTERVAL_MS
+    },
     connectionManager: {
       // every keyfair peer of a local swarm shares 127.0.0.1: without this the
       // per-host inbound rate limit (5/s) refuses a swarm's parallel joins

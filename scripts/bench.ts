@@ -30,11 +30,13 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: '.bench' },
     only: { type: 'string' },
+    nodes: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
 if (args.help) {
-  process.stdout.write('usage: npm run bench -- [--quick] [--only P1,P2,...] [--out <dir>]\n')
+  process.stdout.write('usage: npm run bench -- [--quick] [--only P1,P2,...] [--nodes N] [--out <dir>]\n' +
+    '  --nodes N  swarm size of the market rows (default 50, 12 with --quick; P6 is specified at 50)\n')
   process.exit(0)
 }
 const only = args.only?.split(',').map(s => s.trim().toUpperCase())
@@ -43,13 +45,18 @@ if (unknown.length > 0) {
   process.stderr.write(`bench: unknown rows ${unknown.join(', ')} (rows: ${ROWS.join(', ')})\n`)
   process.exit(2)
 }
+const nodes = args.nodes == null ? undefined : Number(args.nodes)
+if (nodes != null && (!Number.isInteger(nodes) || nodes < 12 || nodes > 200)) {
+  process.stderr.write('bench: --nodes must be an integer 12..200\n')
+  process.exit(2)
+}
 const wanted = (...ids: string[]): boolean => only == null || ids.some(id => only.includes(id))
 
 const started = Date.now()
 const log = (line: string): void => { process.stderr.write(`bench ${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s: ${line}\n`) }
 const rows: Row[] = []
 if (wanted('P2')) rows.push(await benchUnblind({ quick: args.quick, log }))
-if (wanted('P1', 'P3', 'P4', 'P5', 'P6')) rows.push(...await benchMarket({ quick: args.quick, log, only }))
+if (wanted('P1', 'P3', 'P4', 'P5', 'P6')) rows.push(...await benchMarket({ quick: args.quick, log, only, nodes }))
 rows.sort((a, b) => a.id.localeCompare(b.id))
 
 process.stdout.write(table(rows))

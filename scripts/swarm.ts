@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ControlClient } from '../node/control/client.ts'
+import { extraNodeFlags } from '../node/config.ts'
 import { Repo } from '../node/repo.ts'
 import type { ChildProcess } from 'node:child_process'
 
@@ -169,9 +170,10 @@ export class Swarm {
       args.push('--bootstrap', address)
     }
     // the young-generation size keyfair.js gives a node it starts itself (it cannot re-exec one with an IPC channel)
-    const child = spawn(process.execPath, ['--max-semi-space-size=1', ...args], {
+    const env = { ...process.env, ...options.env }
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', ...extraNodeFlags(env), ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ...options.env }
+      env
     })
     this.children.push(child)
     const stderr: string[] = []

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { FrameDecoder, encodeFrame } from '../../device/wire.ts'
+import { extraNodeFlags } from '../config.ts'
 import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, SealedDevice } from '../../device/interface.ts'
 import type { KdfParams } from '../../device/store/keystore.ts'
 import type { DeviceReply } from '../../device/wire.ts'
@@ -70,7 +71,7 @@ export class DeviceClient implements SealedDevice {
     const cache = getCompileCacheDir()
     const env = cache != null ? { ...process.env, NODE_COMPILE_CACHE: cache } : process.env
     // a small young generation: played chunks are freed as they go instead of piling up
-    const child = spawn(process.execPath, ['--max-semi-space-size=1', DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
+    const child = spawn(process.execPath, ['--max-semi-space-size=1', ...extraNodeFlags(), DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
     this.child = child
     const decoder = new FrameDecoder()
     child.stdout.on('data', (piece: Buffer) => {

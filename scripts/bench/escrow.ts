@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process'
 import { constants as cryptoConstants, generateKeyPair as generateRsa, privateDecrypt, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { unblindWorkerCount } from '../../node/escrow/pool.ts'
 import { Swarm } from '../swarm.ts'
+import { cpuMsOf } from './proc.ts'
 import { fmt, median, paired, row } from './report.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { KeyObject } from 'node:crypto'
@@ -31,18 +32,6 @@ import type { BatchResult, LoadInput } from './unblind-load.ts'
 const LOAD_SCRIPT = fileURLToPath(new URL('./unblind-load.ts', import.meta.url))
 const PRICE = 1
 const BITS = 3072
-
-/** user + system CPU of a process (every thread), ms; undefined where /proc is missing */
-async function cpuMsOf (pid: number): Promise<number | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields 14 and 15 of stat (utime, stime), counted from the state field (3)
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return undefined
-  }
-}
 
 /** The load generator: JSON lines out, commands in */
 class LoadProcess {
@@ -116,9 +105,8 @@ export async function benchUnblind (options: { quick: boolean, log: (line: strin
         { roles: ['escrow'], prepare: [['escrow', 'init', '--bits', String(BITS)]] }
       ],
       topology: 'star',
-      baseDir: dir,
-      // e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the nodes
-      env: process.env.KEYFAIR_BENCH_NODE_OPTIONS != null ? { NODE_OPTIONS: process.env.KEYFAIR_BENCH_NODE_OPTIONS } : undefined
+      // KEYFAIR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=<dir>' profiles the escrow (scripts/swarm.ts)
+      baseDir: dir
     })
     const [agency, escrow] = swarm.nodes as [SwarmNode, SwarmNode]
     const agencyAddr = agency.addresses.find(a => a.startsWith('/ip4/127.0.0.1/'))!

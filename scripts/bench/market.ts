@@ -8,14 +8,15 @@
  */
 import { fork } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Swarm } from '../swarm.ts'
-import { paired, row } from './report.ts'
+import { childrenOf, cpuMeter, peakRss, resetPeakRss } from './proc.ts'
+import { median, paired, row } from './report.ts'
 import type { Row } from './report.ts'
 import type { SwarmNode } from '../swarm.ts'
 import type { ChildProcess } from 'node:child_process'
@@ -30,6 +31,8 @@ export interface MarketBenchOptions {
   log: (line: string) => void
   /** rows to run (all when not given) */
   only?: string[]
+  /** swarm size (default 50, 12 in a quick run) */
+  nodes?: number
 }
 
 interface Work { content: string, offer: string, size: number }
@@ -49,6 +52,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     ? { transfer: 32 * MiB, memory: 64 * MiB, nodes: 12, repeats: 3, latencyRepeats: 5 }
     : { transfer: 256 * MiB, memory: 1024 * MiB, nodes: 50, repeats: 5, latencyRepeats: 15 }
   // smaller keys only in the smoke run: key generation is most of a quick run's setup
+  if (options.nodes != null) sizes.nodes = options.nodes
   const bits = quick ? '2048' : '3072'
   const dir = await mkdtemp(join(tmpdir(), 'keyfair-bench-market-'))
   const roles = {
@@ -102,25 +106,29 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
       await rm(file)
       return { content: published.content, offer: published.offer, size }
     }
+    // only the works the asked rows use (P6 searches for the transfer work)
     const transferWork = await publish('transfer', sizes.transfer, 1, 1, ['benchtransfer'])
-    const oneOfOne = await publish('latency-1-of-1', 64 * 1024, 1, 1, ['benchlatency'])
-    const threeOfFive = await publish('latency-3-of-5', 64 * 1024, 3, 5, ['benchlatency'])
-    const memoryWork = await publish('memory', sizes.memory, 1, 1, ['benchmemory'])
-    // the seeders take the transfer work from portable media and announce it
-    const media = join(dir, 'media')
-    await seller.client.call('export', { content: transferWork.content, path: media }, LONG)
+    const latency = wanted('P3')
+      ? { oneOfOne: await publish('latency-1-of-1', 64 * 1024, 1, 1, ['benchlatency']), threeOfFive: await publish('latency-3-of-5', 64 * 1024, 3, 5, ['benchlatency']) }
+      : undefined
+    const memoryWork = wanted('P5') ? await publish('memory', sizes.memory, 1, 1, ['benchmemory']) : undefined
     const seeders = roles.seeders.map(node)
-    for (const s of seeders) await s.client.call('import', { path: media, seed: true }, LONG)
-    await rm(media, { recursive: true, force: true })
+    if (wanted('P4')) {
+      // the seeders take the transfer work from portable media and announce it
+      const media = join(dir, 'media')
+      await seller.client.call('export', { content: transferWork.content, path: media }, LONG)
+      for (const s of seeders) await s.client.call('import', { path: media, seed: true }, LONG)
+      await rm(media, { recursive: true, force: true })
+    }
     // buyers learn offers by searching, as users do
     const find = async (b: SwarmNode, word: string, works: Work[]): Promise<void> => {
       const { offers } = await b.client.call('search', { words: [word] }, LONG)
       for (const w of works) if (!offers.some((o: any) => o.offer === w.offer)) throw new Error(`search '${word}' did not find ${w.offer}`)
     }
     await find(buyer, 'benchtransfer', [transferWork])
-    await find(buyer, 'benchlatency', [oneOfOne, threeOfFive])
-    await find(fresh, 'benchmemory', [memoryWork])
-    log(`market: published ${sizes.transfer / MiB} MiB, 2 × 64 KiB and ${sizes.memory / MiB} MiB works; 3 providers of the first`)
+    if (latency != null) await find(buyer, 'benchlatency', [latency.oneOfOne, latency.threeOfFive])
+    if (memoryWork != null) await find(fresh, 'benchmemory', [memoryWork])
+    log(`market: published a ${sizes.transfer / MiB} MiB work${latency != null ? ', 2 × 64 KiB' : ''}${memoryWork != null ? `, ${sizes.memory / MiB} MiB` : ''}${wanted('P4') ? '; 3 providers of the first' : ''}`)
 
     const buy = async (b: SwarmNode, work: Work, body: Record<string, unknown> = {}): Promise<Bought> => {
       // every run downloads again: the previous copy is removed first
@@ -133,18 +141,26 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     // P1: buy + download + decrypt + verify from one provider vs a raw libp2p stream
     const server = await startRawPeer(['--serve'], raw)
     const rawAddress = (server.first.addresses as string[])[0]!
+    // CPU per process per run: where a purchase's work goes, against what the raw stream costs
+    const rawCpu: Array<Record<string, number>> = []
     const rawFetch = async (): Promise<number> => {
+      const spent = await cpuMeter({ server: server.pid })
       const fetcher = await startRawPeer(['--fetch', rawAddress, '--bytes', String(transferWork.size)], raw)
       const ms = fetcher.first.ms as number
       await fetcher.exited
+      rawCpu.push({ ...await spent(), fetcher: fetcher.first.cpuMs as number })
       return transferWork.size / MiB / (ms / 1000)
     }
     const output = join(dir, 'played')
     const p1Timings: Bought['timings'][] = []
+    const p1Cpu: Array<Record<string, number>> = []
     const buyAndPlay = async (): Promise<number> => {
+      const [device] = await childrenOf(buyer.pid)
+      const spent = await cpuMeter({ buyer: buyer.pid, ...(device != null ? { device } : {}), seller: seller.pid })
       const t0 = performance.now()
       const r = await buy(buyer, transferWork, { output, from: [seller.peerId] })
       const ms = performance.now() - t0
+      p1Cpu.push(await spent())
       if (r.bytes !== transferWork.size || (await stat(output)).size !== transferWork.size) throw new Error('the played output has the wrong size')
       await rm(output)
       p1Timings.push(r.timings)
@@ -158,7 +174,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
       samples: await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => { log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s`) }),
       higherIsBetter: true,
       target: 0.85,
-      details: { timingsMs: p1Timings }
+      details: { timingsMs: p1Timings, cpuMsPerRun: { purchase: medianOf(p1Cpu), raw: medianOf(rawCpu) } }
     }))
 
     // P4: the same download from 3 providers vs from 1
@@ -179,7 +195,8 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
 
     // P3: key release of a 3-of-5 purchase vs a 1-of-1 (the ciphertext is on disk after the first)
     const release = async (work: Work): Promise<number> => (await buyer.client.call<Bought>('buy', { offer: work.offer }, LONG)).timings.keyRelease
-    if (wanted('P3')) {
+    if (latency != null) {
+      const { oneOfOne, threeOfFive } = latency
       // one unmeasured purchase of each first: the ciphertext comes to disk, connections open
       await release(oneOfOne)
       await release(threeOfFive)
@@ -196,7 +213,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     // P5: peak RSS of the buyer's node process and of its sealed device process while
     // buying and playing; the peaks are reset first, so unlocking the device (scrypt's
     // 128 MiB) and starting up are not counted. The row's value is the larger process.
-    if (wanted('P5')) {
+    if (memoryWork != null) {
       await resetPeakRss(fresh.pid)
       const idle = await peakRss(fresh.pid)
       await fresh.client.call('buy', { offer: memoryWork.offer, output }, LONG)
@@ -259,8 +276,14 @@ async function writeRandomFile (file: string, size: number): Promise<void> {
   await new Promise<void>((resolve, reject) => { out.end((err?: Error | null) => { if (err != null) reject(err); else resolve() }) })
 }
 
+/** The median of each key over a list of records */
+function medianOf (runs: Array<Record<string, number>>): Record<string, number> {
+  const keys = [...new Set(runs.flatMap(r => Object.keys(r)))]
+  return Object.fromEntries(keys.map(k => [k, median(runs.flatMap(r => r[k] ?? []))]))
+}
+
 /** A raw-peer process; resolves with its first JSON event */
-async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ first: Record<string, unknown>, exited: Promise<void> }> {
+async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ pid: number, first: Record<string, unknown>, exited: Promise<void> }> {
   // the same V8 young-generation size as a keyfair node
   const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...process.execArgv, '--max-semi-space-size=1'] })
   children.push(child)
@@ -274,29 +297,5 @@ async function startRawPeer (args: string[], children: ChildProcess[]): Promise<
     createInterface({ input: child.stdout! }).once('line', line => { resolve(JSON.parse(line)) })
     exited.then(() => { reject(new Error(`raw-peer ended without output: ${stderr.join('').slice(-500)}`)) }, reject)
   })
-  return { first, exited }
-}
-
-/** Resets VmHWM of a process and its children to their current RSS (Linux clear_refs 5) */
-async function resetPeakRss (pid: number): Promise<void> {
-  for (const p of [pid, ...await childrenOf(pid)]) await writeFile(`/proc/${p}/clear_refs`, '5')
-}
-
-async function childrenOf (pid: number): Promise<number[]> {
-  return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number)
-}
-
-/** VmHWM of a node process and of each of its children (the sealed device), in MB */
-async function peakRss (pid: number): Promise<{ node: number, children: number, total: number }> {
-  const hwm = async (p: number): Promise<number> => {
-    const status = await readFile(`/proc/${p}/status`, 'utf8')
-    const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1])
-    if (!Number.isFinite(kb)) throw new Error(`no VmHWM for pid ${p}`)
-    return kb / 1024
-  }
-  const children = await childrenOf(pid)
-  const own = await hwm(pid)
-  let rest = 0
-  for (const c of children) rest += await hwm(c)
-  return { node: own, children: rest, total: own + rest }
+  return { pid: child.pid!, first, exited }
 }

@@ -47,6 +47,7 @@ if (values.serve) {
   await node.dial(target, { signal: AbortSignal.timeout(TIMEOUT_MS) })
   for (let i = 0; i < Number(values.repeat); i++) {
     const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
     const stream = await node.dialProtocol(target, PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
     const ask = new Uint8Array(8)
     new DataView(ask.buffer).setFloat64(0, bytes)
@@ -54,7 +55,8 @@ if (values.serve) {
     let got = 0
     for await (const buf of stream) got += buf.byteLength
     if (got !== bytes) throw new Error(`received ${got} of ${bytes} bytes`)
-    print({ event: 'fetched', bytes, ms: performance.now() - t0 })
+    const cpu = process.cpuUsage(cpu0)
+    print({ event: 'fetched', bytes, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 })
   }
   await stop()
   // the IPC channel would keep this process alive after its work is done

@@ -1,0 +1,55 @@
+/**
+ * What the bench reads of other processes from Linux's /proc: CPU time (to say where a
+ * row's time went) and peak resident memory.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+
+/** user + system CPU of a process (every thread), ms; undefined where /proc is missing */
+export async function cpuMsOf (pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields 14 and 15 of stat (utime, stime), counted from the state field (3)
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU ms of each named process from now until the returned function is called */
+export async function cpuMeter (pids: Record<string, number>): Promise<() => Promise<Record<string, number>>> {
+  const before = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([name, pid]) => [name, await cpuMsOf(pid)] as const)))
+  return async () => {
+    const spent: Record<string, number> = {}
+    for (const [name, pid] of Object.entries(pids)) {
+      const a = before[name]
+      const b = await cpuMsOf(pid)
+      if (a != null && b != null) spent[name] = b - a
+    }
+    return spent
+  }
+}
+
+export async function childrenOf (pid: number): Promise<number[]> {
+  return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number)
+}
+
+/** Resets VmHWM of a process and its children to their current RSS (Linux clear_refs 5) */
+export async function resetPeakRss (pid: number): Promise<void> {
+  for (const p of [pid, ...await childrenOf(pid)]) await writeFile(`/proc/${p}/clear_refs`, '5')
+}
+
+/** VmHWM of a node process and of each of its children (the sealed device), in MB */
+export async function peakRss (pid: number): Promise<{ node: number, children: number, total: number }> {
+  const hwm = async (p: number): Promise<number> => {
+    const status = await readFile(`/proc/${p}/status`, 'utf8')
+    const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1])
+    if (!Number.isFinite(kb)) throw new Error(`no VmHWM for pid ${p}`)
+    return kb / 1024
+  }
+  const children = await childrenOf(pid)
+  const own = await hwm(pid)
+  let rest = 0
+  for (const c of children) rest += await hwm(c)
+  return { node: own, children: rest, total: own + rest }
+}
