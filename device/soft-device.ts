@@ -4,7 +4,7 @@
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import {
-  BlindCheckError, blind, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
+  BlindCheckError, blind, blindingInverse, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
   openOfferDeviceKey, os2ip, priceExponent, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
 } from './crypto/index.ts'
 import { ChunkFeed } from './chunk-feed.ts'
@@ -95,6 +95,8 @@ export class SoftDevice implements SealedDevice {
   private readonly purchaseInfos = new Map<string, PurchaseInfo>()
   /** plays following a download still under way, by content */
   private readonly feeds = new Map<string, ChunkFeed>()
+  /** r_j^-1 of shares whose requests are out, computed while the escrows work */
+  private blindingInverses = new WeakMap<ShareState, bigint>()
 
   constructor (init: SoftDeviceInit) {
     this.store = init.store
@@ -252,8 +254,21 @@ export class SoftDevice implements SealedDevice {
       p.record.shares.push(...made)
       // every r is sealed to disk (one write for all) before a request leaves: a crash cannot orphan a paid share
       await this.savePurchase(secrets, p)
+      // after the requests are answered to the node, while they travel to the escrows
+      setImmediate(() => { this.precomputeInverses(p, made) })
     }
     return { requests }
+  }
+
+  private precomputeInverses (p: OpenPurchase, shares: ShareState[]): void {
+    for (const share of shares) {
+      if (share.r.length === 0 || share.accepted === true || this.blindingInverses.has(share)) continue
+      try {
+        this.blindingInverses.set(share, blindingInverse(os2ip(share.r), os2ip(p.offer.body.terms.escrows[share.j - 1]!.n)))
+      } catch {
+        // acceptAnswer computes it again and reports the error
+      }
+    }
   }
 
   async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> {
@@ -279,7 +294,8 @@ export class SoftDevice implements SealedDevice {
     let x: bigint | undefined
     try {
       if (z >= n) throw new BlindCheckError()
-      x = unblind(z, os2ip(share.r), n)
+      x = unblind(z, os2ip(share.r), n, this.blindingInverses.get(share))
+      this.blindingInverses.delete(share)
       checkUnblinded(x, c, p.eT, n)
     } catch (err) {
       if (!(err instanceof BlindCheckError)) throw err
@@ -495,6 +511,7 @@ export class SoftDevice implements SealedDevice {
     if (this.secrets != null) this.secrets.recordKey.fill(0)
     this.secrets = undefined
     this.exponents.clear()
+    this.blindingInverses = new WeakMap()
     // opened records hold blinding factors and unblinded shares
     for (const p of this.openPurchases.values()) {
       for (const share of p.record.shares) {

@@ -31,18 +31,28 @@ export function blind (c: bigint, eT: bigint, n: bigint, r?: bigint): Blinded {
   return { b: (c * rawPublic(r, eT, n)) % n, r }
 }
 
-/** x = z·r^-1 mod n */
-export function unblind (z: bigint, r: bigint, n: bigint): bigint {
+/**
+ * r^-1 mod n. A device computes it while the escrow works on the request (1.8 ms in
+ * BigInt at 3072 bits), so the answer unblinds with one multiplication.
+ */
+export function blindingInverse (r: bigint, n: bigint): bigint {
   checkModulus(n)
-  if (typeof z !== 'bigint' || z < 0n || z >= n) throw new OutOfRangeError('z not in [0, n - 1]')
   if (typeof r !== 'bigint' || r < 1n || r >= n) throw new OutOfRangeError('r not in Z*_n')
-  let rInv: bigint
   try {
-    rInv = modInverse(r, n)
+    return modInverse(r, n)
   } catch {
     throw new OutOfRangeError('r not in Z*_n')
   }
-  return (z * rInv) % n
+}
+
+/** x = z·r^-1 mod n; `rInv` is blindingInverse(r, n) when computed ahead */
+export function unblind (z: bigint, r: bigint, n: bigint, rInv?: bigint): bigint {
+  checkModulus(n)
+  if (typeof z !== 'bigint' || z < 0n || z >= n) throw new OutOfRangeError('z not in [0, n - 1]')
+  if (typeof r !== 'bigint' || r < 1n || r >= n) throw new OutOfRangeError('r not in Z*_n')
+  // a wrong inverse would blame a correct escrow for fraud: it is checked (one multiply)
+  const inverse = rInv != null && (r * rInv) % n === 1n ? rInv : blindingInverse(r, n)
+  return (z * inverse) % n
 }
 
 /** Throws BlindCheckError unless x^e_T mod n == c: a wrong answer is the escrow's fault */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { checkPrimeSync, createHash, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import {
-  base64urlToBigint, bigintToBase64url, blind, carmichael, checkUnblinded, combineDeviceBound,
+  base64urlToBigint, bigintToBase64url, blind, blindingInverse, carmichael, checkUnblinded, combineDeviceBound,
   combineShares, decryptContent, encryptContent, escrowKeyForTerms, generateContentSecrets,
   i2osp, i2ospMod, importRsaPrivateKey, importRsaPublicKey, keyCommitment, modInverse, modPow,
   openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rawPublicBigInt, rsaPrivateParams,
@@ -178,6 +178,28 @@ describe('RSA: price exponent, share wrap, blinding, device-bound', function () 
       assert.throws(() => { checkUnblinded(unblind((z + 1n) % n, r, n), c, eT, n) }, { code: 'ERR_BLIND_CHECK' })
       assert.throws(() => { checkUnblinded(unblind(z, (r + 1n) % n, n), c, eT, n) }, { code: 'ERR_BLIND_CHECK' })
       assert.throws(() => { checkUnblinded(n, c, eT, n) }, { code: 'ERR_BLIND_CHECK' })
+    })
+
+    it('an inverse computed ahead unblinds the same x, and a wrong one is not used', () => {
+      fc.assert(fc.property(escrowArb(), cidArb, fc.bigInt({ min: 2n, max: (1n << 1000n) }), fc.bigInt({ min: 2n, max: (1n << 1000n) }), (k, cid, x0, junk) => {
+        const { n } = k.params
+        const eT = priceExponent(cid)
+        const x = x0 % (n - 3n) + 2n
+        const c = rawPublic(x, eT, n)
+        const { b, r } = blind(c, eT, n)
+        const rInv = blindingInverse(r, n)
+        assert.equal((r * rInv) % n, 1n)
+        const z = rawPrivate(termsKey(k, eT), b, n)
+        assert.equal(unblind(z, r, n, rInv), x)
+        // an inverse of another r (a stale cache) would blame a correct escrow: it is ignored
+        const wrong = junk % (n - 1n) + 1n
+        fc.pre((r * wrong) % n !== 1n)
+        assert.equal(unblind(z, r, n, wrong), x)
+        checkUnblinded(unblind(z, r, n, wrong), c, eT, n)
+      }), { numRuns: 20 })
+      const { n, p } = (escrows[0] as TestKey).params
+      assert.throws(() => blindingInverse(p, n), { code: 'ERR_OUT_OF_RANGE' })
+      assert.throws(() => blindingInverse(0n, n), { code: 'ERR_OUT_OF_RANGE' })
     })
 
     it('rejects r outside Z*_n and c outside [1, n − 1]', () => {
