@@ -31,6 +31,10 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
         assert.equal(typeof r.pass, 'boolean')
         assert.match(stdout, new RegExp(`^${r.id} .*(pass|MISS)`, 'm'))
       }
+      // where P1's time goes: CPU of each process of the purchase and of the raw transfer
+      const cpu = results.rows.find((r: any) => r.id === 'P1').details.cpuMsPerRun
+      for (const name of ['buyer', 'device', 'seller']) assert.ok(cpu.purchase[name] > 0, `P1 CPU of the ${name}`)
+      for (const name of ['server', 'fetcher']) assert.ok(cpu.raw[name] > 0, `raw CPU of the ${name}`)
       assert.match(stdout, /results in /)
       // the issue asks for under a minute; CI machines are shared, so only a loose bound here
       assert.ok(seconds < 150, `the quick run took ${seconds} s`)
