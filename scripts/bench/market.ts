@@ -51,8 +51,8 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
   const sizes = quick
     ? { transfer: 32 * MiB, memory: 64 * MiB, nodes: 12, repeats: 3, latencyRepeats: 5 }
     : { transfer: 256 * MiB, memory: 1024 * MiB, nodes: 50, repeats: 5, latencyRepeats: 15 }
-  // smaller keys only in the smoke run: key generation is most of a quick run's setup
   if (options.nodes != null) sizes.nodes = options.nodes
+  // smaller keys only in the smoke run: key generation is most of a quick run's setup
   const bits = quick ? '2048' : '3072'
   const dir = await mkdtemp(join(tmpdir(), 'keyfair-bench-market-'))
   const roles = {
