@@ -6,6 +6,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { BootstrapDialer } from './bootstrap.ts'
+import { keyedNoiseCrypto } from './noise-crypto.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -50,7 +51,7 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
     privateKey: init.privateKey,
     addresses: { listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: keyedNoiseCrypto() })],
     streamMuxers: [yamux({
       // a provider may run at most this far ahead of what the buyer has hashed and written;
       // yamux's 16 MiB default let two chunk streams hold ~30 MB more at a buyer's peak

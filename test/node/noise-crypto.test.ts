@@ -1,0 +1,59 @@
+// keyfair's noise crypto (keys imported once) against libp2p-noise's default: the same
+// ciphertexts, each opens the other's, and a forged message is refused
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import fc from 'fast-check'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { keyedNoiseCrypto } from '../../node/noise-crypto.ts'
+
+/** a plain copy (a Buffer's slice() is a view, not a copy) */
+const bytesOf = (x: Uint8Array | { subarray: () => Uint8Array }): Uint8Array => new Uint8Array(x instanceof Uint8Array ? x : x.subarray())
+/** the message as one array or as the pieces a stream delivered it in */
+const asPieces = (data: Uint8Array, cuts: number[]): any => {
+  const list = new Uint8ArrayList()
+  let at = 0
+  for (const cut of [...cuts.map(c => c % (data.length + 1))].sort((a, b) => a - b)) {
+    list.append(data.subarray(at, cut))
+    at = cut
+  }
+  list.append(data.subarray(at))
+  return list
+}
+
+describe('noise crypto with keys imported once', () => {
+  it('seals exactly as the default and each opens the other\'s messages, small and large, whole or in pieces', () => {
+    const keyed = keyedNoiseCrypto()
+    const key = new Uint8Array(randomBytes(32))
+    fc.assert(fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 70_000 }), fc.uint8Array({ minLength: 12, maxLength: 12 }), fc.uint8Array({ maxLength: 40 }),
+      fc.array(fc.nat(), { maxLength: 4 }), fc.boolean(),
+      (plaintext, nonce, ad, cuts, whole) => {
+        const input = whole ? plaintext : asPieces(plaintext, cuts)
+        const sealed = bytesOf(keyed.chaCha20Poly1305Encrypt(input, nonce, ad, key))
+        assert.deepEqual(sealed, bytesOf(defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, key)))
+        const sealedInput = whole ? sealed.slice() : asPieces(sealed.slice(), cuts)
+        assert.deepEqual(bytesOf(keyed.chaCha20Poly1305Decrypt(sealedInput, nonce, ad, key)), plaintext)
+        assert.deepEqual(bytesOf(defaultCrypto.chaCha20Poly1305Decrypt(sealed.slice(), nonce, ad, key)), plaintext)
+      }), { numRuns: 60 })
+  })
+
+  it('refuses a message with a flipped bit, another key, nonce or associated data', () => {
+    const keyed = keyedNoiseCrypto()
+    const key = new Uint8Array(randomBytes(32))
+    const nonce = new Uint8Array(12)
+    const ad = Uint8Array.of(1, 2, 3)
+    for (const size of [100, 1200, 65_519]) {
+      const plaintext = new Uint8Array(randomBytes(size))
+      const sealed = bytesOf(keyed.chaCha20Poly1305Encrypt(plaintext, nonce, ad, key))
+      const flipped = sealed.slice()
+      flipped[Math.floor(size / 2)]! ^= 1
+      assert.throws(() => keyed.chaCha20Poly1305Decrypt(flipped, nonce, ad, key))
+      assert.throws(() => keyed.chaCha20Poly1305Decrypt(sealed.slice(), nonce, ad, new Uint8Array(randomBytes(32))))
+      assert.throws(() => keyed.chaCha20Poly1305Decrypt(sealed.slice(), Uint8Array.of(...nonce.subarray(0, 11), 1), ad, key))
+      assert.throws(() => keyed.chaCha20Poly1305Decrypt(sealed.slice(), nonce, Uint8Array.of(1, 2, 4), key))
+      // the cached key is the one its array holds: a second key of the same bytes opens it too
+      assert.deepEqual(bytesOf(keyed.chaCha20Poly1305Decrypt(sealed.slice(), nonce, ad, key.slice())), plaintext)
+    }
+  })
+})
