@@ -101,4 +101,3 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
 export function extraNodeFlags (env: NodeJS.ProcessEnv = process.env): string[] {
   return (env.KEYFAIR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
 }
-

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { unblindWorkerCount } from '../../node/escrow/pool.ts'
 import { Swarm } from '../swarm.ts'
-import { cpuMsOf } from './proc.ts'
+import { cpuMeter } from './proc.ts'
 import { fmt, median, paired, row } from './report.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { KeyObject } from 'node:crypto'
@@ -138,12 +138,12 @@ export async function benchUnblind (options: { quick: boolean, log: (line: strin
     const batches: BatchResult[] = []
     const escrowCpu: number[] = []
     const subject = async (): Promise<number> => {
-      const cpu0 = await cpuMsOf(escrow.pid)
+      const spent = await cpuMeter({ escrow: escrow.pid })
       const result = await load!.batch('go', batch)
-      const cpu1 = await cpuMsOf(escrow.pid)
+      const { escrow: cpu } = await spent()
       if (result.failures > 0) throw new Error(`P2: ${result.failures} of ${batch} requests failed: ${result.errors.join('; ')}`)
       batches.push(result)
-      if (cpu0 != null && cpu1 != null) escrowCpu.push((cpu1 - cpu0) / batch)
+      if (cpu != null) escrowCpu.push(cpu / batch)
       return result.rps
     }
     const samples = await paired(repeats, subject, raw, (i, value, base) => {

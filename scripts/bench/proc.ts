@@ -5,7 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 
 /** user + system CPU of a process (every thread), ms; undefined where /proc is missing */
-export async function cpuMsOf (pid: number): Promise<number | undefined> {
+async function cpuMsOf (pid: number): Promise<number | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
