@@ -41,6 +41,7 @@ export async function dispatch (device: SealedDevice, op: string, rawArgs: unkno
       if (args.licence !== undefined) begin.licence = check.expectBytes(args.licence, 'licence', MAX_OBJECT, 1)
       return device.beginPurchase(begin)
     }
+    case 'prepareShares': return device.prepareShares({ offer: check.expectBytes(args.offer, 'offer', MAX_OBJECT, 1) })
     case 'requestShare': return device.requestShare({ purchase: purchase(), j: check.expectUint(args.j, 'j', 0xffff) })
     case 'requestShares': return device.requestShares({ purchase: purchase(), js: check.expectArray(args.js, 'js', 64).map(j => check.expectUint(j, 'j', 0xffff)) })
     case 'acceptAnswer': return device.acceptAnswer({

@@ -76,6 +76,11 @@ export interface SealedDevice {
   certificates: () => Promise<DeviceCertificates>
   /** Opens a purchase of a signed offer (and a device-bound licence, if any) for content with this manifest */
   beginPurchase: (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }) => Promise<PurchaseInfo>
+  /**
+   * Draws the blinding factors of the offer's first t shares in the background, so the
+   * requests of a purchase of it need only be signed; answers at once
+   */
+  prepareShares: (args: { offer: Uint8Array }) => Promise<{ preparing: number }>
   /** A device-signed unblind request for share j; asking again returns the same request */
   requestShare: (args: { purchase: string, j: number }) => Promise<{ request: Uint8Array }>
   /** Requests for several shares at once, sealed to disk in one write (the t escrows a purchase starts with) */
@@ -100,7 +105,7 @@ export interface SealedDevice {
 
 export const DEVICE_OPERATIONS = [
   'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
-  'beginPurchase', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
+  'beginPurchase', 'prepareShares', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
   'purchases', 'library', 'play', 'playFeed'
 ] as const satisfies ReadonlyArray<keyof SealedDevice>
 

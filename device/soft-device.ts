@@ -4,8 +4,8 @@
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import {
-  BlindCheckError, blind, blindingInverse, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
-  openOfferDeviceKey, os2ip, priceExponent, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
+  BlindCheckError, blindWith, blindingFactor, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
+  openOfferDeviceKey, os2ip, priceExponent, rawPublicKey, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
 } from './crypto/index.ts'
 import { ChunkFeed } from './chunk-feed.ts'
 import { decryptFile } from './content-file.ts'
@@ -13,7 +13,7 @@ import {
   BadDeviceRequestError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
   NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
 } from './errors.ts'
-import { decodeObject, encodeObject } from './objects/codec.ts'
+import { cidOfBytes, decodeObject, encodeObject } from './objects/codec.ts'
 import { contentIdOf, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
 import { signWithDeviceKey, signedId, verifyPeerSigned } from './objects/signed.ts'
 import { createShapeChecks } from './objects/validate.ts'
@@ -24,7 +24,7 @@ import type {
   AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceStatus, LicenceInfo, PlayProgress,
   PurchaseInfo, PurchaseState, SealedDevice
 } from './interface.ts'
-import type { ContentManifest } from './crypto/index.ts'
+import type { BlindingFactor, ContentManifest, RawPublicKey } from './crypto/index.ts'
 import type { Licence, Offer, UnblindRequest, WrappedShareRef } from './objects/market.ts'
 import type { Signed } from './objects/signed.ts'
 import type { DeviceSecrets, KdfParams } from './store/keystore.ts'
@@ -82,6 +82,10 @@ export interface SoftDeviceInit {
 
 /** purchases kept opened in memory at once (a purchase takes a few of its steps in a row) */
 const MAX_OPEN_PURCHASES = 16
+/** blinding factors drawn ahead of requests, at most (a few purchases' worth) */
+const MAX_PREPARED_FACTORS = 64
+/** imported (n_j, e_T) keys kept, at most */
+const MAX_PUBLIC_KEYS = 64
 
 export class SoftDevice implements SealedDevice {
   private readonly store: KeyStore
@@ -95,8 +99,14 @@ export class SoftDevice implements SealedDevice {
   private readonly purchaseInfos = new Map<string, PurchaseInfo>()
   /** plays following a download still under way, by content */
   private readonly feeds = new Map<string, ChunkFeed>()
-  /** r_j^-1 of shares whose requests are out, computed while the escrows work */
+  /** r_j^-1 of shares whose requests are out, drawn with r_j */
   private blindingInverses = new WeakMap<ShareState, bigint>()
+  /** blinding factors drawn before a purchase asks, by offer id and share index; each blinds one request */
+  private readonly preparedFactors = new Map<string, BlindingFactor>()
+  /** the (n_j, e_T) keys of recent purchases, imported for OpenSSL once (null: BigInt only) */
+  private readonly publicKeys = new Map<string, RawPublicKey | null>()
+  /** the signing certificate's DER, read once per unlock (every request carries it) */
+  private signingCertificateDer?: Uint8Array
 
   constructor (init: SoftDeviceInit) {
     this.store = init.store
@@ -171,6 +181,7 @@ export class SoftDevice implements SealedDevice {
     await this.store.writePublic(CERT_FILES.root, root.toString())
     await this.store.writePublic(CERT_FILES.encryption, pairs[1]![0].toString())
     await this.store.writePublic(CERT_FILES.signing, pairs[0]![0].toString())
+    this.signingCertificateDer = undefined
     this.log('installed certificates for device %s', secrets.deviceId)
   }
 
@@ -235,7 +246,8 @@ export class SoftDevice implements SealedDevice {
       const escrow = p.offer.body.terms.escrows[j - 1]!
       const n = os2ip(escrow.n)
       const c = os2ip(sharesOf(p)[j - 1]!.c)
-      const { b, r } = blind(c, p.eT, n)
+      const factor = this.takePreparedFactor(p.offerId, j, n, p.eT) ?? blindingFactor(p.eT, n, undefined, this.publicKeyOf(n, p.eT))
+      const b = blindWith(c, factor, n)
       const body: UnblindRequest = {
         v: 1,
         purchase: p.record.purchase,
@@ -247,28 +259,63 @@ export class SoftDevice implements SealedDevice {
         at: this.now()
       }
       const request = encodeObject(signWithDeviceKey('unblind-request', body, secrets.signingKey, await this.signingCertificate()))
-      made.push({ j, r: i2ospMod(r, n), request })
+      const share: ShareState = { j, r: i2ospMod(factor.r, n), request }
+      this.blindingInverses.set(share, factor.rInv)
+      made.push(share)
       requests.push(request)
     }
     if (made.length > 0) {
       p.record.shares.push(...made)
       // every r is sealed to disk (one write for all) before a request leaves: a crash cannot orphan a paid share
       await this.savePurchase(secrets, p)
-      // after the requests are answered to the node, while they travel to the escrows
-      setImmediate(() => { this.precomputeInverses(p, made) })
     }
     return { requests }
   }
 
-  private precomputeInverses (p: OpenPurchase, shares: ShareState[]): void {
-    for (const share of shares) {
-      if (share.r.length === 0 || share.accepted === true || this.blindingInverses.has(share)) continue
+  /**
+   * Draws the blinding factors of an offer's first t shares (the escrows a purchase asks
+   * first) ahead of the purchase, one per turn of the event loop so that other calls are
+   * answered in between: the device does this work while the node fetches the licence,
+   * not while the escrows wait for requests. Nothing is sealed: a factor that is lost was
+   * never used.
+   */
+  async prepareShares (args: { offer: Uint8Array }): Promise<{ preparing: number }> {
+    this.unlocked()
+    const offer = parseSignedOffer(decodeObject(args.offer))
+    const offerId = signedId(offer).toString()
+    const { terms } = offer.body
+    const js = Array.from({ length: Math.min(terms.t, terms.escrows.length) }, (_, i) => i + 1)
+      .filter(j => !this.preparedFactors.has(`${offerId}/${j}`))
+    const draw = (i: number): void => {
+      const j = js[i]
+      if (j == null || this.secrets == null) return
       try {
-        this.blindingInverses.set(share, blindingInverse(os2ip(share.r), os2ip(p.offer.body.terms.escrows[share.j - 1]!.n)))
-      } catch {
-        // acceptAnswer computes it again and reports the error
+        const eT = this.exponentOf(offer.body)
+        const n = os2ip(terms.escrows[j - 1]!.n)
+        const id = `${offerId}/${j}`
+        if (!this.preparedFactors.has(id)) {
+          const factor = blindingFactor(eT, n, undefined, this.publicKeyOf(n, eT))
+          if (this.preparedFactors.size >= MAX_PREPARED_FACTORS) this.preparedFactors.delete(this.preparedFactors.keys().next().value!)
+          this.preparedFactors.set(id, factor)
+        }
+      } catch (err: any) {
+        // a request draws its own factor, and reports what is wrong with the offer
+        this.log('no blinding factor for share %d of %s: %s', j, offerId, err.code ?? err.message)
+        return
       }
+      setImmediate(draw, i + 1)
     }
+    setImmediate(draw, 0)
+    return { preparing: js.length }
+  }
+
+  /** A factor drawn ahead for this share of this offer, if any: removed, so it blinds one request only */
+  private takePreparedFactor (offerId: string, j: number, n: bigint, eT: bigint): BlindingFactor | undefined {
+    const id = `${offerId}/${j}`
+    const factor = this.preparedFactors.get(id)
+    if (factor == null) return undefined
+    this.preparedFactors.delete(id)
+    return factor.n === n && factor.eT === eT ? factor : undefined
   }
 
   async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> {
@@ -282,8 +329,8 @@ export class SoftDevice implements SealedDevice {
     const answer = parseSignedUnblindAnswer(decodeObject(args.answer))
     const signer = await verifyPeerSigned(answer, 'unblind-answer')
     if (signer !== escrow.peer) throw new BadDeviceRequestError(`answer is not signed by escrow ${args.j}`)
-    const request = decodeObject(share.request)
-    if (!answer.body.request.equals(signedId(request as Signed<unknown>)) || answer.body.purchase !== p.record.purchase || answer.body.j !== args.j) {
+    // the CID of the request is that of the bytes sent (the encoding is deterministic)
+    if (!answer.body.request.equals(cidOfBytes(share.request)) || answer.body.purchase !== p.record.purchase || answer.body.j !== args.j) {
       throw new BadDeviceRequestError('answer is for another request')
     }
     if (share.accepted === true) return { accepted: true, have: acceptedOf(p.record).length, need: p.offer.body.terms.t }
@@ -296,7 +343,7 @@ export class SoftDevice implements SealedDevice {
       if (z >= n) throw new BlindCheckError()
       x = unblind(z, os2ip(share.r), n, this.blindingInverses.get(share))
       this.blindingInverses.delete(share)
-      checkUnblinded(x, c, p.eT, n)
+      checkUnblinded(x, c, p.eT, n, this.publicKeyOf(n, p.eT))
     } catch (err) {
       if (!(err instanceof BlindCheckError)) throw err
       // a signed wrong answer: keep it as a fraud proof against that escrow
@@ -309,7 +356,7 @@ export class SoftDevice implements SealedDevice {
         offer: signedId(p.offer),
         reason: 'fraud',
         openings: [],
-        fraud: { request, answer },
+        fraud: { request: decodeObject(share.request), answer },
         at: this.now()
       }, secrets.signingKey, await this.signingCertificate())
       return { accepted: false, fraud: encodeObject(fraud) }
@@ -512,6 +559,8 @@ export class SoftDevice implements SealedDevice {
     this.secrets = undefined
     this.exponents.clear()
     this.blindingInverses = new WeakMap()
+    this.preparedFactors.clear()
+    this.signingCertificateDer = undefined
     // opened records hold blinding factors and unblinded shares
     for (const p of this.openPurchases.values()) {
       for (const share of p.record.shares) {
@@ -529,9 +578,25 @@ export class SoftDevice implements SealedDevice {
   }
 
   private async signingCertificate (): Promise<Uint8Array> {
+    if (this.signingCertificateDer != null) return this.signingCertificateDer
     const pem = await this.store.readPublic(CERT_FILES.signing)
     if (pem == null) throw new NotEnrolledError()
-    return new Uint8Array(new X509Certificate(pem).raw)
+    const der = new Uint8Array(new X509Certificate(pem).raw)
+    // only while unlocked: lock and unlock read it again
+    if (this.secrets != null) this.signingCertificateDer = der
+    return der
+  }
+
+  /** The (n, e_T) key imported for OpenSSL, kept for the purchase's next operations */
+  private publicKeyOf (n: bigint, eT: bigint): RawPublicKey | undefined {
+    const id = `${n.toString(36)}/${eT.toString(36)}`
+    let key = this.publicKeys.get(id)
+    if (key === undefined) {
+      key = rawPublicKey(n, eT) ?? null
+      if (this.publicKeys.size >= MAX_PUBLIC_KEYS) this.publicKeys.delete(this.publicKeys.keys().next().value!)
+      this.publicKeys.set(id, key)
+    }
+    return key ?? undefined
   }
 
   private async fail (secrets: DeviceSecrets, p: OpenPurchase): Promise<void> {

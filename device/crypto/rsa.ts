@@ -114,14 +114,38 @@ export function rsaPrivateParams (key: KeyObject): RsaPrivateParams {
 /** OpenSSL refuses public operations with a large e above this modulus size */
 export const OPENSSL_LARGE_E_MAX_BITS = 3072
 
-/** x^e mod n for x in [0, n − 1] (public exponent only: not constant-time) */
-export function rawPublic (x: bigint, e: bigint, n: bigint): bigint {
-  if (x < 0n || x >= n) throw new OutOfRangeError('input not in [0, n - 1]')
+/** An (n, e) public key imported once for OpenSSL's raw operation */
+export interface RawPublicKey {
+  n: bigint
+  e: bigint
+  key: KeyObject
+}
+
+/**
+ * The (n, e) key imported for OpenSSL, or undefined where OpenSSL will not take it (a
+ * 128-bit e above 3072 bits, an even or small modulus): rawPublic then computes in
+ * BigInt. Importing costs ~0.3 ms at 3072 bits, so callers that use a key often keep it.
+ */
+export function rawPublicKey (n: bigint, e: bigint): RawPublicKey | undefined {
   const bits = bitLength(n)
-  if (bits >= 1024 && bits <= OPENSSL_LARGE_E_MAX_BITS && (n & 1n) === 1n && e > 1n && e < n) {
+  if (bits < 1024 || bits > OPENSSL_LARGE_E_MAX_BITS || (n & 1n) !== 1n || e <= 1n || e >= n) return undefined
+  try {
+    return { n, e, key: createPublicKey({ key: rsaPublicJwk({ n, e }), format: 'jwk' }) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * x^e mod n for x in [0, n − 1] (public exponent only: not constant-time). `imported`,
+ * when given, is rawPublicKey(n, e) kept by the caller.
+ */
+export function rawPublic (x: bigint, e: bigint, n: bigint, imported: RawPublicKey | undefined = rawPublicKey(n, e)): bigint {
+  if (x < 0n || x >= n) throw new OutOfRangeError('input not in [0, n - 1]')
+  if (imported != null) {
+    if (imported.n !== n || imported.e !== e) throw new RsaKeyError('the key is not the (n, e) of this operation')
     try {
-      const key = createPublicKey({ key: rsaPublicJwk({ n, e }), format: 'jwk' })
-      return os2ip(publicEncrypt({ key, padding: constants.RSA_NO_PADDING }, i2ospMod(x, n)))
+      return os2ip(publicEncrypt({ key: imported.key, padding: constants.RSA_NO_PADDING }, i2ospMod(x, n)))
     } catch {
       // an exponent or modulus OpenSSL will not take: the BigInt path computes the same value
     }

@@ -84,9 +84,26 @@ export interface BuyTimings {
   licence: number
   /** from the device's first request to the key rebuilt inside it (t escrows paid) */
   keyRelease: number
+  /** each escrow's steps within the key release, as ms since its start: where a share's time went */
+  shares: ShareTimings[]
+  /** the device rebuilding the key from the checked shares, after the last one */
+  rebuild: number
   /** from the end of the download to the end of decrypting to the output (when one was asked for) */
   play: number
   total: number
+}
+
+/** Milliseconds since the key release began at which each step of one escrow's share ended */
+export interface ShareTimings {
+  j: number
+  /** the escrow's identity checked against the offer and the agency (for the first t, begun with the licence) */
+  checked?: number
+  /** the device's signed request in hand */
+  requested?: number
+  /** the escrow's answer received */
+  answered?: number
+  /** the device's verdict on the answer */
+  judged?: number
 }
 
 export interface BuyOptions {
@@ -178,7 +195,9 @@ export class Buyer {
     if (!status.unlocked) throw new BuyError('unlock the sealed device first (keyfair device unlock)', 'ERR_DEVICE_LOCKED')
     if (!status.enrolled) throw new BuyError('enroll the sealed device with an agency first (keyfair device enroll)', 'ERR_NOT_ENROLLED')
     const cid = offer.body.terms.content.toString()
-    const timings: BuyTimings = { download: 0, licence: 0, keyRelease: 0, play: 0, total: 0 }
+    // the device draws the blinding factors while the download starts and the licence is fetched
+    device.prepareShares({ offer: encodeObject(offer) }).catch((err: any) => { this.init.log('blinding factors not drawn ahead: %s', err.code ?? err.message) })
+    const timings: BuyTimings = { download: 0, licence: 0, keyRelease: 0, shares: [], rebuild: 0, play: 0, total: 0 }
 
     // the download stops with the buy: a failed payment leaves what it fetched, for next time
     const stop = new AbortController()
@@ -234,6 +253,16 @@ export class Buyer {
     }
     let mark = performance.now()
     const open = purchases.find(p => p.offer === offerId && p.state === 'open')
+    // the escrows asked first are checked while the licence is fetched and the purchase opened
+    const done = new Set([...(open?.accepted ?? []), ...(open?.faulty ?? [])])
+    const checks = new Map<number, Promise<void>>()
+    for (const [i] of offer.body.terms.escrows.entries()) {
+      if (checks.size + (open?.accepted.length ?? 0) >= offer.body.terms.t) break
+      if (done.has(i + 1)) continue
+      const check = this.checkEscrow(offer, i + 1, signal)
+      check.catch(() => {}) // its lane reports the failure
+      checks.set(i + 1, check)
+    }
     let purchase = open?.purchase
     let bound = open?.bound ?? false
     if (purchase == null) {
@@ -245,8 +274,10 @@ export class Buyer {
       timings.licence = performance.now() - mark
       mark = performance.now()
     }
-    const escrows = await this.payEscrows(offer, purchase, progress, signal)
+    const escrows = await this.payEscrows(offer, purchase, progress, checks, timings.shares, signal)
+    const sharesBought = performance.now()
     await device.completePurchase({ purchase })
+    timings.rebuild = performance.now() - sharesBought
     // until the buy finishes, running it again reuses this purchase
     await market.content.setPaidPurchase(cid, purchase)
     timings.keyRelease = performance.now() - mark
@@ -358,8 +389,9 @@ export class Buyer {
    * offer's order are asked at once; each one that is dead or answers wrongly (refunded
    * by its fraud proof) hands its place to the next escrow in that order.
    */
-  private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, signal?: AbortSignal): Promise<BuyResult['escrows']> {
+  private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, checks: Map<number, Promise<void>>, steps: ShareTimings[], signal?: AbortSignal): Promise<BuyResult['escrows']> {
     const device = this.init.device()
+    const began = performance.now()
     const { terms } = offer.body
     const state = (await device.purchases()).find(p => p.purchase === purchase)!
     const outcomes: BuyResult['escrows'] = state.accepted.map(j => ({ j, peer: terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
@@ -380,7 +412,10 @@ export class Buyer {
     const lane = async (): Promise<void> => {
       for (let next = candidates.shift(); next != null; next = candidates.shift()) {
         signal?.throwIfAborted()
-        const outcome = await this.buyShare(offer, purchase, next.j, prepared(next.j), signal)
+        const step: ShareTimings = { j: next.j }
+        steps.push(step)
+        const checked = checks.get(next.j) ?? this.checkEscrow(offer, next.j, signal)
+        const outcome = await this.buyShare(offer, purchase, next.j, checked, prepared(next.j), (name) => { step[name] = performance.now() - began }, signal)
         if (outcome.accepted != null) have = Math.max(have, outcome.accepted)
         outcomes.push({ j: next.j, peer: next.peer, outcome: outcome.outcome })
         progress({ phase: 'escrow', j: next.j, peer: next.peer, outcome: outcome.outcome, reason: outcome.reason, have, need: terms.t })
@@ -393,20 +428,29 @@ export class Buyer {
     return outcomes
   }
 
+  /** The escrow of share j is the one the offer names, with the key the share was wrapped for, certified by the agency */
+  private async checkEscrow (offer: Signed<Offer>, j: number, signal?: AbortSignal): Promise<void> {
+    const escrow = offer.body.terms.escrows[j - 1]!
+    const info = await requestEscrowInfo({ connectionManager: this.init.streams }, peerIdFromString(escrow.peer), { signal: timeoutSignal(ESCROW_TIMEOUT_MS, signal) })
+    if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
+    await this.init.market.trust.verifyEscrow(info)
+  }
+
   /** One escrow's share: its identity checked, the device's request, the answer judged by the device */
-  private async buyShare (offer: Signed<Offer>, purchase: string, j: number, prepared: Promise<Uint8Array | undefined>, signal?: AbortSignal): Promise<{ outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', accepted?: number, reason?: string }> {
+  private async buyShare (offer: Signed<Offer>, purchase: string, j: number, checked: Promise<void>, prepared: Promise<Uint8Array | undefined>, mark: (step: Exclude<keyof ShareTimings, 'j'>) => void, signal?: AbortSignal): Promise<{ outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', accepted?: number, reason?: string }> {
     const device = this.init.device()
     const escrow = offer.body.terms.escrows[j - 1]!
     const target = peerIdFromString(escrow.peer)
     const timeout = (): AbortSignal => timeoutSignal(ESCROW_TIMEOUT_MS, signal)
     try {
-      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: timeout() })
-      // the escrow must be the one the offer names, with the key the shares were wrapped for
-      if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
-      await this.init.market.trust.verifyEscrow(info)
+      await checked
+      mark('checked')
       const request = (await prepared) ?? (await device.requestShare({ purchase, j })).request
+      mark('requested')
       const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: timeout() })
+      mark('answered')
       const verdict = await device.acceptAnswer({ purchase, j, answer })
+      mark('judged')
       if (verdict.accepted) return { outcome: 'accepted', accepted: verdict.have }
       // the escrow's own signed answer proves the fault: claim the refund, buy the share elsewhere
       try {

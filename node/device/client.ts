@@ -145,6 +145,7 @@ export class DeviceClient implements SealedDevice {
   async installCertificates (certificates: DeviceCertificates): Promise<void> { await this.call('installCertificates', { ...certificates }) }
   async certificates (): Promise<DeviceCertificates> { return this.call('certificates') }
   async beginPurchase (args: { offer: Uint8Array, manifest: Uint8Array, licence?: Uint8Array, buyer: string }): Promise<PurchaseInfo> { return this.call('beginPurchase', args) }
+  async prepareShares (args: { offer: Uint8Array }): Promise<{ preparing: number }> { return this.call('prepareShares', args) }
   async requestShare (args: { purchase: string, j: number }): Promise<{ request: Uint8Array }> { return this.call('requestShare', args) }
   async requestShares (args: { purchase: string, js: number[] }): Promise<{ requests: Uint8Array[] }> { return this.call('requestShares', args) }
   async acceptAnswer (args: { purchase: string, j: number, answer: Uint8Array }): Promise<AnswerVerdict> { return this.call('acceptAnswer', args) }

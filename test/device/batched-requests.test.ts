@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { encodeObject } from '../../device/objects/codec.ts'
+import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { DeviceClient } from '../../node/device/client.ts'
 import { answerRequest, createEscrows, encryptWork, offerWork } from '../helpers/market.ts'
 import { createTestAgency } from '../helpers/test-agency.ts'
@@ -39,6 +39,8 @@ describe('sealed device: batched share requests and checked shares kept in memor
   })
 
   async function open (store: string, init: boolean): Promise<DeviceClient> {
+    // one device process at a time: the one a test left running is stopped first
+    await device?.stop()
     device = new DeviceClient({ store })
     await device.start()
     if (init) {
@@ -105,5 +107,32 @@ describe('sealed device: batched share requests and checked shares kept in memor
     const out = join(dir, 'played.bin')
     await restarted.play({ content: work.contentId, manifest: work.manifestBytes, input: work.ciphertextFile, output: out })
     assert.deepEqual(await readFile(out), await readFile(join(dir, 'work.bin')))
+  })
+
+  it('draws blinding factors ahead of a purchase, uses each for one request only, and refuses a bad offer', async function () {
+    const store = join(dir, 'device-c')
+    const d = await open(store, true)
+    const offer = await offerWork(sellerKey, work, escrows, { t: 3 })
+    const offerBytes = encodeObject(offer)
+    await assert.rejects(d.prepareShares({ offer: new Uint8Array([1, 2, 3]) }), (err: any) => typeof err.code === 'string' && err.code.startsWith('ERR_'))
+    assert.deepEqual(await d.prepareShares({ offer: offerBytes }), { preparing: 3 })
+    const blinded = async (): Promise<string[]> => {
+      // ahead of every purchase, as the buyer does: the second one finds the first's factors used up
+      await d.prepareShares({ offer: offerBytes })
+      const p = await d.beginPurchase({ offer: offerBytes, manifest: work.manifestBytes, buyer: 'b' })
+      const { requests } = await d.requestShares({ purchase: p.purchase, js: [1, 2, 3] })
+      // a factor for the wrong share or modulus would fail the device's own check of honest answers
+      for (const [i, request] of requests.entries()) {
+        const verdict = await d.acceptAnswer({ purchase: p.purchase, j: i + 1, answer: (await answerRequest(escrows[i]!, request, agency.trust())).answer })
+        assert.deepEqual(verdict, { accepted: true, have: i + 1, need: 3 })
+      }
+      assert.equal((await d.completePurchase({ purchase: p.purchase })).content, work.contentId)
+      return requests.map(r => Buffer.from((decodeObject(r) as any).body.b).toString('hex'))
+    }
+    const first = await blinded()
+    const second = await blinded()
+    for (const [i, b] of first.entries()) assert.notEqual(second[i], b, `share ${i + 1} blinded the same way twice`)
+    await d.lock()
+    await assert.rejects(d.prepareShares({ offer: offerBytes }), { code: 'ERR_DEVICE_LOCKED' })
   })
 })

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import { checkPrimeSync, createHash, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import {
-  base64urlToBigint, bigintToBase64url, blind, blindingInverse, carmichael, checkUnblinded, combineDeviceBound,
+  base64urlToBigint, bigintToBase64url, blind, blindWith, blindingFactor, blindingInverse, carmichael, checkUnblinded, combineDeviceBound,
   combineShares, decryptContent, encryptContent, escrowKeyForTerms, generateContentSecrets,
   i2osp, i2ospMod, importRsaPrivateKey, importRsaPublicKey, keyCommitment, modInverse, modPow,
-  openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rawPublicBigInt, rsaPrivateParams,
+  openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rawPublicBigInt, rawPublicKey, rsaPrivateParams,
   rsaPublicParams, shareKek, splitDeviceBound, splitSecret, unblind, unwrapDeviceKey, unwrapShare,
   verifyKeyCommitment, wrapDeviceKey, wrapShare
 } from '../../device/crypto/index.ts'
@@ -200,6 +200,40 @@ describe('RSA: price exponent, share wrap, blinding, device-bound', function () 
       const { n, p } = (escrows[0] as TestKey).params
       assert.throws(() => blindingInverse(p, n), { code: 'ERR_OUT_OF_RANGE' })
       assert.throws(() => blindingInverse(0n, n), { code: 'ERR_OUT_OF_RANGE' })
+    })
+
+    it('a factor drawn ahead blinds as blind does with the same r, and its answer unblinds and checks', () => {
+      fc.assert(fc.property(escrowArb(), cidArb, fc.bigInt({ min: 2n, max: (1n << 1000n) }), fc.bigInt({ min: 1n, max: (1n << 1000n) }), (k, cid, x0, r0) => {
+        const { n } = k.params
+        const eT = priceExponent(cid)
+        const imported = rawPublicKey(n, eT)
+        assert.ok(imported != null)
+        const x = x0 % (n - 3n) + 2n
+        const c = rawPublic(x, eT, n, imported)
+        assert.equal(c, rawPublicBigInt(x, eT, n))
+        const r = r0 % (n - 1n) + 1n
+        fc.pre(r % k.params.p !== 0n && r % k.params.q !== 0n)
+        const factor = blindingFactor(eT, n, r, imported)
+        assert.equal(factor.rE, rawPublicBigInt(r, eT, n))
+        assert.equal((r * factor.rInv) % n, 1n)
+        assert.equal(blindWith(c, factor, n), blind(c, eT, n, r).b)
+        const drawn = blindingFactor(eT, n)
+        const z = rawPrivate(termsKey(k, eT), blindWith(c, drawn, n), n)
+        checkUnblinded(unblind(z, drawn.r, n, drawn.rInv), c, eT, n, imported)
+      }), { numRuns: 20 })
+    })
+
+    it('refuses a factor or an imported key of another modulus or exponent, and r outside Z*_n', () => {
+      const [a, b] = escrows as [TestKey, TestKey]
+      const eT = priceExponent(Uint8Array.of(7))
+      const factor = blindingFactor(eT, a.params.n)
+      assert.throws(() => blindWith(5n, factor, b.params.n), { code: 'ERR_INVALID_ARG' })
+      assert.throws(() => blindWith(0n, factor, a.params.n), { code: 'ERR_OUT_OF_RANGE' })
+      assert.throws(() => blindingFactor(eT, a.params.n, a.params.p), { code: 'ERR_OUT_OF_RANGE' })
+      assert.throws(() => rawPublic(5n, eT, b.params.n, rawPublicKey(a.params.n, eT)), { code: 'ERR_RSA_KEY' })
+      assert.throws(() => rawPublic(5n, eT + 2n, a.params.n, rawPublicKey(a.params.n, eT)), { code: 'ERR_RSA_KEY' })
+      // OpenSSL does not take an even modulus: BigInt computes those
+      assert.equal(rawPublicKey(a.params.n + 1n, eT), undefined)
     })
 
     it('rejects r outside Z*_n and c outside [1, n − 1]', () => {
