@@ -99,6 +99,21 @@ export function signWithDeviceKey<T> (kind: DeviceSignedKind, body: T, key: KeyO
 }
 
 /**
+ * The same signature computed on libuv's thread pool: a device signing several requests
+ * at once (the t escrows of a purchase) uses more than one core.
+ */
+export async function signWithDeviceKeyInPool<T> (kind: DeviceSignedKind, body: T, key: KeyObject, certificate: Uint8Array): Promise<Signed<T, DeviceSignedKind>> {
+  const input = signingInput(kind, body)
+  const sig = await new Promise<Uint8Array>((resolve, reject) => {
+    cryptoSign('sha256', input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH }, (err, signature) => {
+      if (err != null) reject(err)
+      else resolve(ownBytes(signature))
+    })
+  })
+  return { v: 1, kind, body, signer: { device: certificate }, sig }
+}
+
+/**
  * Checks a device signature. `certified` must verify the signer's certificate (chain,
  * revocation, purpose) and return its public key; it throws when it does not.
  */

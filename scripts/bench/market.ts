@@ -197,10 +197,15 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     // P3: key release of a 3-of-5 purchase vs a 1-of-1 (the ciphertext is on disk after the first)
     // where each key release's time went: every step as of its last share, and the rebuild
     const steps: Record<'value' | 'baseline', Array<Record<string, number>>> = { value: [], baseline: [] }
-    const release = async (work: Work, into?: Array<Record<string, number>>): Promise<number> => {
+    // CPU per process over each whole purchase (/proc counts in 10 ms ticks: read the mean of many)
+    const purchaseCpu: Record<'value' | 'baseline', Array<Record<string, number>>> = { value: [], baseline: [] }
+    const release = async (work: Work, into?: 'value' | 'baseline'): Promise<number> => {
+      const [device] = await childrenOf(buyer.pid)
+      const spent = await cpuMeter({ buyer: buyer.pid, ...(device != null ? { device } : {}), seller: seller.pid, ...Object.fromEntries(escrows.map((e, i) => [`escrow${i + 1}`, e.pid])) })
       const { timings } = await buyer.client.call<Bought>('buy', { offer: work.offer }, LONG)
+      if (into != null) purchaseCpu[into].push(await spent())
       const last = (step: 'checked' | 'requested' | 'answered' | 'judged'): number => Math.max(...(timings.shares ?? []).map(s => s[step] ?? 0))
-      into?.push({ checked: last('checked'), requested: last('requested'), answered: last('answered'), judged: last('judged'), rebuild: timings.rebuild, keyRelease: timings.keyRelease, licence: timings.licence, total: timings.total })
+      if (into != null) steps[into].push({ checked: last('checked'), requested: last('requested'), answered: last('answered'), judged: last('judged'), rebuild: timings.rebuild, keyRelease: timings.keyRelease, licence: timings.licence, total: timings.total })
       return timings.keyRelease
     }
     if (latency != null) {
@@ -212,10 +217,13 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
         id: 'P3',
         measures: 'key release latency, 3-of-5 vs 1-of-1',
         unit: 'ms',
-        samples: await paired(sizes.latencyRepeats, async () => release(threeOfFive, steps.value), async () => release(oneOfOne, steps.baseline)),
+        samples: await paired(sizes.latencyRepeats, async () => release(threeOfFive, 'value'), async () => release(oneOfOne, 'baseline')),
         higherIsBetter: false,
         target: 1.3,
-        details: { stepsMs: { threeOfFive: medianOf(steps.value), oneOfOne: medianOf(steps.baseline) } }
+        details: {
+          stepsMs: { threeOfFive: medianOf(steps.value), oneOfOne: medianOf(steps.baseline) },
+          cpuMsPerPurchase: { threeOfFive: meanOf(purchaseCpu.value), oneOfOne: meanOf(purchaseCpu.baseline) }
+        }
       }))
     }
 
@@ -289,6 +297,15 @@ async function writeRandomFile (file: string, size: number): Promise<void> {
 function medianOf (runs: Array<Record<string, number>>): Record<string, number> {
   const keys = [...new Set(runs.flatMap(r => Object.keys(r)))]
   return Object.fromEntries(keys.map(k => [k, median(runs.flatMap(r => r[k] ?? []))]))
+}
+
+/** The mean of each key over a list of records, to 0.1 */
+function meanOf (runs: Array<Record<string, number>>): Record<string, number> {
+  const keys = [...new Set(runs.flatMap(r => Object.keys(r)))]
+  return Object.fromEntries(keys.map(k => {
+    const values = runs.flatMap(r => r[k] ?? [])
+    return [k, Math.round(10 * values.reduce((a, b) => a + b, 0) / Math.max(values.length, 1)) / 10]
+  }))
 }
 
 /** A raw-peer process; resolves with its first JSON event */

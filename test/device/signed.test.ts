@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import { decodeObject, encodeObject, objectCid } from '../../device/objects/codec.ts'
 import { parseSignedReceipt } from '../../device/objects/market.ts'
 import {
-  PSS_SALT_LENGTH, parseSigned, signWithDeviceKey, signWithPeerKey, signedId, signingInput, verifyDeviceSigned, verifyPeerSigned
+  PSS_SALT_LENGTH, parseSigned, signWithDeviceKey, signWithDeviceKeyInPool, signWithPeerKey, signedId, signingInput, verifyDeviceSigned, verifyPeerSigned
 } from '../../device/objects/signed.ts'
 import { CID } from 'multiformats/cid'
 import type { KeyObject } from 'node:crypto'
@@ -110,6 +110,22 @@ describe('signed objects', function () {
       assert.throws(() => verifyDeviceSigned({ ...signed, kind: 'dispute' }, 'dispute', certified(deviceKey)), { code: 'ERR_BAD_SIGNATURE' })
       assert.throws(() => verifyDeviceSigned({ ...signed, signer: { peer: certificate } }, 'receipt', certified(deviceKey)), { code: 'ERR_BAD_SIGNATURE' })
     }), { numRuns: 20 })
+  })
+
+  it('signatures made on the thread pool, several at once, are the same PSS signatures and fail the same way', async function () {
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
+    const bodies = Array.from({ length: 4 }, (_, at) => ({ v: 1, purchase: 'p', offer: OFFER_CID, at }))
+    const signed = await Promise.all(bodies.map(async body => signWithDeviceKeyInPool('unblind-request', body, deviceKey, certificate)))
+    for (const [i, s] of signed.entries()) {
+      assert.deepEqual(s.body, bodies[i])
+      verifyDeviceSigned(s, 'unblind-request', certified(deviceKey))
+      assert.throws(() => verifyDeviceSigned(s, 'unblind-request', certified(other)), { code: 'ERR_BAD_SIGNATURE' })
+      assert.throws(() => verifyDeviceSigned({ ...s, body: bodies[(i + 1) % bodies.length] }, 'unblind-request', certified(deviceKey)), { code: 'ERR_BAD_SIGNATURE' })
+    }
+    // the encoded object is that of the synchronous signer, signature aside (PSS is randomised)
+    const sync = signWithDeviceKey('unblind-request', bodies[0], deviceKey, certificate)
+    assert.deepEqual(decodeObject(encodeObject({ ...signed[0]!, sig: sync.sig })), decodeObject(encodeObject(sync)))
+    await assert.rejects(signWithDeviceKeyInPool('receipt', bodies[0], createPublicKey(deviceKey), certificate))
   })
 
   it('parsers refuse unknown fields, wrong kinds and wrong shapes', function () {
