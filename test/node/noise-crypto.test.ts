@@ -2,6 +2,9 @@
 // ciphertexts, each opens the other's, and a forged message is refused
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -55,5 +58,31 @@ describe('noise crypto with keys imported once', () => {
       // the cached key is the one its array holds: a second key of the same bytes opens it too
       assert.deepEqual(bytesOf(keyed.chaCha20Poly1305Decrypt(sealed.slice(), nonce, ad, key.slice())), plaintext)
     }
+  })
+
+  it('hands a message in pieces back unjoined, in lists that libp2p-noise\'s own uint8arraylist takes', async () => {
+    // libp2p-noise resolves its own copy (major 2) when it has one
+    const noiseDir = dirname(fileURLToPath(import.meta.resolve('@chainsafe/libp2p-noise')))
+    const nested = join(noiseDir, '..', '..', 'node_modules', 'uint8arraylist', 'dist', 'src', 'index.js')
+    const { Uint8ArrayList: NoiseList } = await import(existsSync(nested) ? pathToFileURL(nested).href : 'uint8arraylist')
+    const keyed = keyedNoiseCrypto()
+    const key = new Uint8Array(randomBytes(32))
+    const nonce = new Uint8Array(12)
+    const plaintext = new Uint8Array(randomBytes(65_519))
+    const sealed = keyed.chaCha20Poly1305Encrypt(asPieces(plaintext, [30_000]), nonce, Uint8Array.of(), key)
+    assert.ok(!(sealed instanceof Uint8Array), 'a message sealed from pieces is not joined into one array')
+    const received = new NoiseList()
+    received.append(Uint8Array.of(0, 1), sealed)
+    assert.equal(received.byteLength, 2 + 65_519 + 16)
+    const wire = bytesOf(received.sublist(2))
+    assert.deepEqual(wire, bytesOf(defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, Uint8Array.of(), key)))
+    // as a socket delivers it: in two reads, opened without a join
+    const opened = keyed.chaCha20Poly1305Decrypt(asPieces(wire, [40_000]), nonce, Uint8Array.of(), key)
+    assert.ok(!(opened instanceof Uint8Array))
+    const out = new NoiseList()
+    out.append(opened)
+    assert.deepEqual(bytesOf(out), plaintext)
+    // one read, one array
+    assert.ok(keyed.chaCha20Poly1305Decrypt(wire.slice(), nonce, Uint8Array.of(), key) instanceof Uint8Array)
   })
 })
