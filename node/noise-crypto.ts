@@ -3,8 +3,8 @@
 // (up to 64 KiB), and Node's key checks on raw bytes were ~40% of its decryption time
 // (chacha20-poly1305 on 64 KiB messages here: ~700 MB/s with raw keys, ~1100 MB/s with a
 // KeyObject). Noise never changes a key's bytes in place, so a key is cached by its array.
-// Large messages come back as the list of pieces OpenSSL produced, not joined into one
-// array: a 64 KiB message usually spans two socket reads, and joining cost a copy of it.
+// A large message received in pieces (a 64 KiB message usually spans two socket reads)
+// is decrypted into a list of the pieces OpenSSL returns, not joined: that cost a copy.
 import { createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -45,10 +45,11 @@ export function keyedNoiseCrypto (): ICryptoInterface {
       if (plaintext.byteLength < SMALL_MESSAGE_BYTES) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
       const cipher = createCipheriv(CHACHA20_POLY1305, keyOf(k), nonce, { authTagLength: TAG_BYTES })
       cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
-      const pieces: Uint8Array[] = []
-      for (const piece of plaintext instanceof Uint8Array ? [plaintext] : plaintext) pieces.push(cipher.update(piece))
-      pieces.push(cipher.final(), cipher.getAuthTag())
-      return asNoiseBytes(pieces)
+      const out: Uint8Array[] = []
+      for (const piece of plaintext instanceof Uint8Array ? [plaintext] : plaintext) out.push(cipher.update(piece))
+      out.push(cipher.final(), cipher.getAuthTag())
+      // one array: the TCP socket writes each array of a message with a system call of its own
+      return Buffer.concat(out)
     },
     chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
       if (ciphertext.byteLength < SMALL_MESSAGE_BYTES) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
