@@ -5,11 +5,11 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { BootstrapDialer } from './bootstrap.ts'
+import { BootstrapDialer, joinDht } from './bootstrap.ts'
 import { keyedNoiseCrypto } from './noise-crypto.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
 import type { Identify } from '@libp2p/identify'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { PrivateKey, Libp2p } from '@libp2p/interface'
 import type { ServiceFactoryMap } from 'libp2p'
 import type { Ping } from '@libp2p/ping'
@@ -46,6 +46,7 @@ export const CONNECTION_PING_INTERVAL_MS = 60_000
 export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const bootstrap = init.bootstrap.map(parseBootstrapAddress)
+  let dht: SingleKadDHT | undefined
   return createLibp2p<BaseServices & S>({
     start: false,
     privateKey: init.privateKey,
@@ -71,13 +72,17 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({
+      dht: (components: any) => (dht = kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
         // the default mapper drops private addresses, which leaves a loopback DHT empty
         peerInfoMapper: passthroughMapper
+      })(components) as SingleKadDHT),
+      // created after the DHT (libp2p creates services in key order)
+      bootstrap: (components: any) => new BootstrapDialer(components, {
+        peers: bootstrap,
+        onJoined: async (_peer, options) => { if (dht != null) await joinDht(dht, options) }
       }),
-      bootstrap: (components: any) => new BootstrapDialer(components, { peers: bootstrap }),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>
   })
