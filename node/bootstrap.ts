@@ -28,7 +28,8 @@ export const DHT_JOIN_TIMEOUT_MS = 30_000
  * answered): a lookup into every bucket's range (kad-dht's refresh). kad-dht's own
  * self-query goes only to peers closer to the node than the one that named them, so a
  * node that joins late through one peer stops after that peer and its neighbour and
- * stays with two peers until the refresh five minutes later (seen in 50-node swarms).
+ * stays with two peers until the refresh five minutes later (reproduced in a test; the
+ * likely cause of 50-node swarms that did not become ready).
  */
 export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions>): Promise<void> {
   // identify tells kad-dht that the peer speaks its protocol just after the connection
@@ -105,7 +106,12 @@ export class BootstrapDialer implements Startable {
     if (this.onJoined == null || this.controller == null || signal.aborted) return
     const joinSignal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(DHT_JOIN_TIMEOUT_MS)])
     setMaxListeners(Infinity, joinSignal)
-    await this.onJoined(peerId, { signal: joinSignal })
-    this.log('joined the DHT through %p', peerId)
+    try {
+      await this.onJoined(peerId, { signal: joinSignal })
+      this.log('joined the DHT through %p', peerId)
+    } catch (err) {
+      // the peer answered; only the refresh did not happen (kad-dht's own runs later)
+      if (this.controller.signal.aborted !== true) this.log.error('could not refresh the DHT routing table through %p - %e', peerId, err)
+    }
   }
 }
