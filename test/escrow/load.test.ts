@@ -6,7 +6,6 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { createInterface } from 'node:readline'
@@ -21,6 +20,7 @@ import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { runCli, startNodeProcess } from '../helpers/cli.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { encryptWork } from '../helpers/market.ts'
+import { freePort } from '../helpers/nodes.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { AuditReport, HoldRecord } from '../../node/escrow/ledger.ts'
 import type { KeyfairNode } from '../../node/keyfair-node.ts'
@@ -36,17 +36,6 @@ const PRICE = 7
 type HoldJson = Omit<HoldRecord, 'answer' | 'requestBytes'>
 
 const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address != null ? address.port : 0) })
-    })
-  })
-}
 
 describe('escrow under load, double spends and SIGKILL (real processes)', function () {
   this.timeout(300_000)

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
@@ -13,6 +14,18 @@ export async function startLibp2p (bootstrap: string[] = []): Promise<Libp2p<Bas
   })
   await node.start()
   return node
+}
+
+/** A loopback TCP port free a moment ago: for a node that must listen on a port known in advance */
+export async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address != null ? address.port : 0) })
+    })
+  })
 }
 
 export async function waitFor (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

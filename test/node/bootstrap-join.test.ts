@@ -3,23 +3,13 @@
 // stopped at its bootstrap peer and that peer's neighbour (2 peers in 3 runs of 5) until
 // the routing table's refresh 5 minutes later. The node refreshes its table on joining.
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
-import { startLibp2p, waitFor } from '../helpers/nodes.ts'
+import { freePort, startLibp2p, waitFor } from '../helpers/nodes.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
-import type { AddressInfo } from 'node:net'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 const tableSize = (node: Libp2p<BaseServices>): number => (node.services.dht as unknown as SingleKadDHT).routingTable.size
 

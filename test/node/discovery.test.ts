@@ -1,27 +1,17 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { escrowServiceCid } from '../../node/discovery/keywords.ts'
 import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
-import { waitFor } from '../helpers/nodes.ts'
+import { freePort, waitFor } from '../helpers/nodes.ts'
 import type { RoleName } from '../../node/config.ts'
-import type { AddressInfo } from 'node:net'
 
 async function initRepo (path: string): Promise<Repo> {
   const repo = new Repo(path)
   await repo.init()
   return repo
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 const CONTENT = 'bafkreia72fyadnv6uypovhb63cxbhsnalxplztghyhsjwjlhzglmrf5pom'
