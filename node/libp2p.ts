@@ -40,6 +40,9 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
 /** Per-stream receive window: 4 MiB still fills a 300 MB/s link at up to ~13 ms round trip */
 export const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
+/** Streams a connection may carry before its receiving side has finished upgrading it */
+export const MAX_EARLY_STREAMS = 64
+
 /** How often libp2p checks each open connection with a ping */
 export const CONNECTION_PING_INTERVAL_MS = 60_000
 
@@ -54,6 +57,11 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
     transports: [tcp()],
     connectionEncrypters: [noise({ crypto: keyedNoiseCrypto() })],
     streamMuxers: [yamux({
+      // streams the remote opens before this side has finished upgrading the connection; past
+      // the default 10, yamux aborts the whole connection: 17 unblind requests sent at once
+      // on a new connection were all reset on a busy machine, where the listener upgrades
+      // slowly. Each such stream holds at most its initial 256 KiB window.
+      maxEarlyStreams: MAX_EARLY_STREAMS,
       // a provider may run at most this far ahead of what the buyer has hashed and written;
       // yamux's 16 MiB default let two chunk streams hold ~30 MB more at a buyer's peak
       streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES }
