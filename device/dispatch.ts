@@ -61,7 +61,8 @@ export async function dispatch (device: SealedDevice, op: string, rawArgs: unkno
       }
       return device.dispute(dispute)
     }
-    case 'purchases': return device.purchases()
+    case 'purchase': return device.purchase({ purchase: purchase() })
+    case 'purchases': return device.purchases(args.offer === undefined ? {} : { offer: check.expectString(args.offer, 'offer', 200) })
     case 'library': return device.library()
     case 'play': {
       const play: Parameters<SealedDevice['play']>[0] = {

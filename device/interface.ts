@@ -91,7 +91,10 @@ export interface SealedDevice {
   receipt: (args: { purchase: string }) => Promise<{ receipt: Uint8Array }>
   /** Opens the purchase's shares to the escrows: the key (or a chunk) failed */
   dispute: (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }) => Promise<{ dispute: Uint8Array }>
-  purchases: () => Promise<PurchaseInfo[]>
+  /** One purchase by id: what a buy in progress needs, without the whole history */
+  purchase: (args: { purchase: string }) => Promise<PurchaseInfo>
+  /** Every purchase, or only those of one offer (its CID) */
+  purchases: (args?: { offer?: string }) => Promise<PurchaseInfo[]>
   library: () => Promise<LicenceInfo[]>
   /**
    * Decrypts a ciphertext file to `output` with a sealed licence; plaintext never crosses
@@ -106,7 +109,7 @@ export interface SealedDevice {
 export const DEVICE_OPERATIONS = [
   'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
   'beginPurchase', 'prepareShares', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
-  'purchases', 'library', 'play', 'playFeed'
+  'purchase', 'purchases', 'library', 'play', 'playFeed'
 ] as const satisfies ReadonlyArray<keyof SealedDevice>
 
 export type DeviceOperation = typeof DEVICE_OPERATIONS[number]

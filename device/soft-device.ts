@@ -483,12 +483,18 @@ export class SoftDevice implements SealedDevice {
     }
   }
 
-  async purchases (): Promise<PurchaseInfo[]> {
+  async purchase (args: { purchase: string }): Promise<PurchaseInfo> {
+    this.unlocked()
+    return this.purchaseInfos.get(args.purchase) ?? infoOf(await this.loadPurchase(args.purchase))
+  }
+
+  async purchases (args: { offer?: string } = {}): Promise<PurchaseInfo[]> {
     this.unlocked()
     const out: PurchaseInfo[] = []
     for (const id of await this.store.listRecords('purchase')) {
       try {
-        out.push(this.purchaseInfos.get(id) ?? infoOf(await this.loadPurchase(id)))
+        const info = this.purchaseInfos.get(id) ?? infoOf(await this.loadPurchase(id))
+        if (args.offer === undefined || info.offer === args.offer) out.push(info)
       } catch (err: any) {
         this.log.error('skipping purchase record %s: %s', id, err.code ?? err.name)
       }

@@ -18,6 +18,7 @@ import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
 import { StoredOrder } from './stored-order.ts'
+import type { PurchaseInfo } from '../../device/interface.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { DeviceClient } from '../device/client.ts'
@@ -244,15 +245,16 @@ export class Buyer {
     const device = this.init.device()
     const offerId = signedId(offer).toString()
     const cid = offer.body.terms.content.toString()
-    const purchases = await device.purchases()
+    // the device is asked for this offer's purchases only: a buy's cost must not grow with the history
+    const purchases = await device.purchases({ offer: offerId })
     const paid = await market.content.paidPurchase(cid)
-    const unfinished = purchases.find(p => p.purchase === paid && p.offer === offerId && p.state === 'complete')
+    const unfinished = purchases.find(p => p.purchase === paid && p.state === 'complete')
     if (unfinished != null) {
       const escrows = unfinished.accepted.map(j => ({ j, peer: offer.body.terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
       return { purchase: unfinished.purchase, bound: unfinished.bound, escrows }
     }
     let mark = performance.now()
-    const open = purchases.find(p => p.offer === offerId && p.state === 'open')
+    const open = purchases.find(p => p.state === 'open')
     // the escrows asked first are checked while the licence is fetched and the purchase opened
     const done = new Set([...(open?.accepted ?? []), ...(open?.faulty ?? [])])
     const checks = new Map<number, Promise<void>>()
@@ -334,8 +336,7 @@ export class Buyer {
   /** Disputes a purchase: the device opens its shares to every escrow that answered */
   async dispute (purchase: string, chunk?: { index: number }): Promise<SettlementResult> {
     const device = this.init.device()
-    const info = (await device.purchases()).find(p => p.purchase === purchase)
-    if (info == null) throw new BuyError(`no purchase ${purchase} on this device`, 'ERR_UNKNOWN_PURCHASE')
+    const info = await this.purchaseInfo(purchase)
     const reason = info.state === 'failed' ? 'key' : 'chunk'
     const args: Parameters<DeviceClient['dispute']>[0] = { purchase, reason }
     if (reason === 'chunk') {
@@ -354,8 +355,7 @@ export class Buyer {
   }
 
   private async settle (purchase: string, settlement: Uint8Array): Promise<SettlementResult> {
-    const info = (await this.init.device().purchases()).find(p => p.purchase === purchase)
-    if (info == null) throw new BuyError(`no purchase ${purchase} on this device`, 'ERR_UNKNOWN_PURCHASE')
+    const info = await this.purchaseInfo(purchase)
     const offer = await this.init.market.knownOffer(info.offer)
     const escrows: SettlementResult['escrows'] = []
     for (const j of info.accepted) {
@@ -368,6 +368,16 @@ export class Buyer {
       }
     }
     return { purchase, escrows }
+  }
+
+  /** The device's record of a purchase, or ERR_UNKNOWN_PURCHASE */
+  private async purchaseInfo (purchase: string): Promise<PurchaseInfo> {
+    try {
+      return await this.init.device().purchase({ purchase })
+    } catch (err: any) {
+      if (err.code === 'ERR_UNKNOWN_PURCHASE') throw new BuyError(`no purchase ${purchase} on this device`, 'ERR_UNKNOWN_PURCHASE')
+      throw err
+    }
   }
 
   private async fetchLicence (offer: Signed<Offer>): Promise<Uint8Array | undefined> {
@@ -393,7 +403,7 @@ export class Buyer {
     const device = this.init.device()
     const began = performance.now()
     const { terms } = offer.body
-    const state = (await device.purchases()).find(p => p.purchase === purchase)!
+    const state = await device.purchase({ purchase })
     const outcomes: BuyResult['escrows'] = state.accepted.map(j => ({ j, peer: terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
     let have = state.accepted.length
     // in the seller's order: the seller lists its preferred escrows first

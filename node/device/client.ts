@@ -152,7 +152,8 @@ export class DeviceClient implements SealedDevice {
   async completePurchase (args: { purchase: string }): Promise<LicenceInfo> { return this.call('completePurchase', args) }
   async receipt (args: { purchase: string }): Promise<{ receipt: Uint8Array }> { return this.call('receipt', args) }
   async dispute (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }): Promise<{ dispute: Uint8Array }> { return this.call('dispute', args) }
-  async purchases (): Promise<PurchaseInfo[]> { return this.call('purchases') }
+  async purchase (args: { purchase: string }): Promise<PurchaseInfo> { return this.call('purchase', args) }
+  async purchases (args: { offer?: string } = {}): Promise<PurchaseInfo[]> { return this.call('purchases', args) }
   async library (): Promise<LicenceInfo[]> { return this.call('library') }
   async play (args: { content: string, manifest: Uint8Array, input: string, output: string, available?: number }, onProgress?: (p: PlayProgress) => void, options: CallOptions = {}): Promise<{ bytes: number }> {
     return this.call('play', args, { timeoutMs: 0, ...options, onProgress })
