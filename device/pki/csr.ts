@@ -2,7 +2,7 @@
 // its own key, which proves possession; inspected by the agency before issuing.
 // The private key stays a node:crypto KeyObject: forge only lays out the ASN.1.
 import { createPublicKey, sign, verify } from 'node:crypto'
-import forge from 'node-forge'
+import { wholeForge } from './forge.ts'
 import { InvalidArgumentError } from '../crypto/errors.ts'
 import {
   OID, RSA_SIGNATURE_HASH, bitStringBytes, children, decodePem, derOf,
@@ -11,6 +11,7 @@ import {
 import { BadCsrError } from './errors.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS, keyIdOf } from './names.ts'
 import type { KeyObject } from 'node:crypto'
+import type { NodeForge } from './forge.ts'
 
 export interface CsrSubject {
   commonName: string
@@ -32,7 +33,7 @@ export interface CsrInfo extends CsrSubject {
 export function createCsr (privateKey: KeyObject, publicKey: KeyObject, subject: CsrSubject): string {
   if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'rsa') throw new InvalidArgumentError('createCsr needs an RSA private key')
   if (publicKey.asymmetricKeyType !== 'rsa') throw new InvalidArgumentError('createCsr needs an RSA public key')
-  const { pki, asn1 } = forge
+  const { pki, asn1 } = wholeForge()
   const csr = pki.createCertificationRequest()
   csr.publicKey = pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString())
   csr.setSubject([
@@ -41,7 +42,7 @@ export function createCsr (privateKey: KeyObject, publicKey: KeyObject, subject:
   ])
   csr.signatureOid = OID.sha256WithRSAEncryption
   csr.siginfo.algorithmOid = OID.sha256WithRSAEncryption
-  const info = (pki as unknown as { getCertificationRequestInfo: (c: typeof csr) => forge.asn1.Asn1 }).getCertificationRequestInfo(csr)
+  const info = (pki as unknown as { getCertificationRequestInfo: (c: typeof csr) => NodeForge.asn1.Asn1 }).getCertificationRequestInfo(csr)
   const infoDer = derOf(info)
   const signature = sign('sha256', infoDer, privateKey)
   // a mismatched pair would produce a CSR no agency accepts: fail here, clearly

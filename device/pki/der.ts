@@ -1,7 +1,8 @@
 // Small DER/PEM helpers around node-forge's ASN.1 parser. Signatures are always
 // checked over the exact bytes received, so the signed part of a structure is
 // sliced out of the original encoding, never re-encoded.
-import forge from 'node-forge'
+import { forge } from './forge.ts'
+import type { NodeForge } from './forge.ts'
 
 export const OID = {
   sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
@@ -32,9 +33,9 @@ export function fromBinary (bytes: string): Buffer {
 }
 
 /** Strict DER parse (no indefinite lengths, no trailing bytes, BIT STRINGs left opaque). */
-export function parseDer (bytes: Uint8Array): forge.asn1.Asn1 {
+export function parseDer (bytes: Uint8Array): NodeForge.asn1.Asn1 {
   const options = { strict: true, parseAllBytes: true, decodeBitStrings: false }
-  return (forge.asn1.fromDer as unknown as (b: forge.util.ByteStringBuffer, o: typeof options) => forge.asn1.Asn1)(
+  return (forge.asn1.fromDer as unknown as (b: NodeForge.util.ByteStringBuffer, o: typeof options) => NodeForge.asn1.Asn1)(
     forge.util.createBuffer(toBinary(bytes)), options)
 }
 
@@ -96,7 +97,7 @@ export function encodePem (der: Uint8Array, type: string): string {
 }
 
 /** Hex of a DER INTEGER's content in the canonical serial spelling (no leading zeros). */
-export function integerHex (node: forge.asn1.Asn1): string {
+export function integerHex (node: NodeForge.asn1.Asn1): string {
   if (node.tagClass !== forge.asn1.Class.UNIVERSAL || node.type !== forge.asn1.Type.INTEGER || typeof node.value !== 'string' || node.value.length === 0) {
     throw new RangeError('expected an INTEGER')
   }
@@ -104,7 +105,7 @@ export function integerHex (node: forge.asn1.Asn1): string {
 }
 
 /** A UTCTime or GeneralizedTime as a Date. */
-export function timeOf (node: forge.asn1.Asn1 | undefined): Date {
+export function timeOf (node: NodeForge.asn1.Asn1 | undefined): Date {
   if (node == null || node.tagClass !== forge.asn1.Class.UNIVERSAL || typeof node.value !== 'string') throw new RangeError('expected a time')
   if (node.type === forge.asn1.Type.UTCTIME) return forge.asn1.utcTimeToDate(node.value)
   if (node.type === forge.asn1.Type.GENERALIZEDTIME) return forge.asn1.generalizedTimeToDate(node.value)
@@ -112,7 +113,7 @@ export function timeOf (node: forge.asn1.Asn1 | undefined): Date {
 }
 
 /** Time for X.509: UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
-export function timeToAsn1 (date: Date): forge.asn1.Asn1 {
+export function timeToAsn1 (date: Date): NodeForge.asn1.Asn1 {
   const { asn1 } = forge
   const seconds = new Date(Math.floor(date.getTime() / 1000) * 1000)
   return seconds.getUTCFullYear() < 2050
@@ -120,12 +121,12 @@ export function timeToAsn1 (date: Date): forge.asn1.Asn1 {
     : asn1.create(asn1.Class.UNIVERSAL, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(seconds))
 }
 
-export function children (node: forge.asn1.Asn1 | undefined): forge.asn1.Asn1[] {
+export function children (node: NodeForge.asn1.Asn1 | undefined): NodeForge.asn1.Asn1[] {
   if (node == null || !Array.isArray(node.value)) throw new RangeError('expected a constructed element')
   return node.value
 }
 
-export function oidOf (node: forge.asn1.Asn1 | undefined): string {
+export function oidOf (node: NodeForge.asn1.Asn1 | undefined): string {
   if (node == null || node.type !== forge.asn1.Type.OID || typeof node.value !== 'string') throw new RangeError('expected an OID')
   return forge.asn1.derToOid(node.value)
 }
@@ -136,7 +137,7 @@ export interface NameAttribute {
 }
 
 /** An RDNSequence as a list of single-valued attributes; multi-valued RDNs are refused. */
-export function readName (node: forge.asn1.Asn1 | undefined): NameAttribute[] {
+export function readName (node: NodeForge.asn1.Asn1 | undefined): NameAttribute[] {
   const { asn1 } = forge
   if (node == null || node.type !== asn1.Type.SEQUENCE) throw new RangeError('expected a Name')
   return children(node).map(rdn => {
@@ -156,14 +157,14 @@ export function nameValue (name: NameAttribute[], oid: string): string | undefin
 }
 
 /** Content of a BIT STRING with no unused bits (signatures, keys). */
-export function bitStringBytes (node: forge.asn1.Asn1 | undefined): Buffer {
+export function bitStringBytes (node: NodeForge.asn1.Asn1 | undefined): Buffer {
   if (node == null || node.type !== forge.asn1.Type.BITSTRING || typeof node.value !== 'string' || node.value.charCodeAt(0) !== 0) {
     throw new RangeError('expected a BIT STRING of whole bytes')
   }
   return fromBinary(node.value.slice(1))
 }
 
-export function derOf (node: forge.asn1.Asn1): Buffer {
+export function derOf (node: NodeForge.asn1.Asn1): Buffer {
   return fromBinary(forge.asn1.toDer(node).getBytes())
 }
 

@@ -4,7 +4,7 @@
 // are cached by certificate fingerprint and only time and revocation are
 // re-checked per call.
 import { X509Certificate, createHash, verify as verifySignature } from 'node:crypto'
-import forge from 'node-forge'
+import { forge } from './forge.ts'
 import {
   OID, RSA_SIGNATURE_HASH, bitStringBytes, certificateSubject, children, decodePem, derOf, integerHex,
   nameValue, oidOf, parseDer, readName, signedPart, timeOf
@@ -16,6 +16,7 @@ import {
 import { MAX_RSA_BITS, MIN_RSA_BITS, PURPOSE_PROFILES, canonicalSerial, deviceIdOf } from './names.ts'
 import type { CertificatePurpose, KeyUsage } from './names.ts'
 import type { KeyObject } from 'node:crypto'
+import type { NodeForge } from './forge.ts'
 
 export interface VerifiedCertificate {
   subjectCommonName: string
@@ -375,7 +376,7 @@ function parseCrlFields (der: Uint8Array): ParsedCrl {
   }
 }
 
-function extension (node: forge.asn1.Asn1): { oid: string, critical: boolean, value: Buffer } {
+function extension (node: NodeForge.asn1.Asn1): { oid: string, critical: boolean, value: Buffer } {
   const parts = children(node)
   const value = parts.at(-1)
   if (value?.type !== forge.asn1.Type.OCTETSTRING || typeof value.value !== 'string' || parts.length < 2 || parts.length > 3) {

@@ -2,11 +2,12 @@
 // signature is made by node:crypto with the CA key loaded once as a KeyObject
 // (forge's RSA is far slower, and the key never has to become a forge key).
 import { createHash, randomBytes, sign } from 'node:crypto'
-import forge from 'node-forge'
+import { wholeForge } from '../../device/pki/forge.ts'
 import { CRL_REASONS, PURPOSE_PROFILES, encodePem } from '../../device/pki/index.ts'
 import { OID, derOf, fromBinary, parseDer, timeToAsn1, toBinary } from '../../device/pki/der.ts'
 import type { CertificatePurpose } from '../../device/pki/index.ts'
 import type { KeyObject } from 'node:crypto'
+import type { NodeForge } from '../../device/pki/forge.ts'
 
 /** The CA as it signs: its key, and its subject and key identifier as they appear in what it issues. */
 export interface Issuer {
@@ -49,7 +50,7 @@ export function createRootCertificate (privateKey: KeyObject, publicKey: KeyObje
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: toBinary(keyIdentifier) }
   ])
-  return signCertificate(cert, { privateKey, subject: derOf(forge.pki.distinguishedNameToAsn1(cert.subject)), keyIdentifier })
+  return signCertificate(cert, { privateKey, subject: derOf(wholeForge().pki.distinguishedNameToAsn1(cert.subject)), keyIdentifier })
 }
 
 /** A leaf certificate for one purpose: CA:false, the purpose's keyUsage (critical), key identifiers. */
@@ -80,15 +81,16 @@ export interface CrlContent {
 
 /** An X.509 v2 CRL (DER): crlNumber and authorityKeyIdentifier extensions, a reason code per entry. */
 export function buildCrl (issuer: Issuer, content: CrlContent): Uint8Array {
+  const forge = wholeForge()
   const { asn1 } = forge
   const { Class, Type } = asn1
-  const seq = (value: forge.asn1.Asn1[]): forge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, value)
-  const oid = (id: string): forge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.OID, false, asn1.oidToDer(id).getBytes())
-  const integer = (hex: string): forge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.INTEGER, false, forge.util.hexToBytes(integerHex(hex)))
-  const octets = (node: forge.asn1.Asn1): forge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(node).getBytes())
-  const algorithm = (): forge.asn1.Asn1 => seq([oid(OID.sha256WithRSAEncryption), asn1.create(Class.UNIVERSAL, Type.NULL, false, '')])
+  const seq = (value: NodeForge.asn1.Asn1[]): NodeForge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, value)
+  const oid = (id: string): NodeForge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.OID, false, asn1.oidToDer(id).getBytes())
+  const integer = (hex: string): NodeForge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.INTEGER, false, forge.util.hexToBytes(integerHex(hex)))
+  const octets = (node: NodeForge.asn1.Asn1): NodeForge.asn1.Asn1 => asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(node).getBytes())
+  const algorithm = (): NodeForge.asn1.Asn1 => seq([oid(OID.sha256WithRSAEncryption), asn1.create(Class.UNIVERSAL, Type.NULL, false, '')])
 
-  const fields: forge.asn1.Asn1[] = [
+  const fields: NodeForge.asn1.Asn1[] = [
     asn1.create(Class.UNIVERSAL, Type.INTEGER, false, asn1.integerToDer(1).getBytes()),
     algorithm(),
     parseDer(issuer.subject),
@@ -130,7 +132,8 @@ function integerHex (hex: string): string {
   return h
 }
 
-function newCertificate (publicKey: KeyObject, names: SubjectNames, validity: Validity, serial: string): forge.pki.Certificate {
+function newCertificate (publicKey: KeyObject, names: SubjectNames, validity: Validity, serial: string): NodeForge.pki.Certificate {
+  const forge = wholeForge()
   const cert = forge.pki.createCertificate()
   cert.version = 2
   cert.serialNumber = integerHex(serial)
@@ -138,7 +141,7 @@ function newCertificate (publicKey: KeyObject, names: SubjectNames, validity: Va
   // whole seconds: X.509 times have no fractions, and the stored record must match the certificate
   cert.validity.notBefore = new Date(Math.floor(validity.notBefore.getTime() / 1000) * 1000)
   cert.validity.notAfter = new Date(Math.floor(validity.notAfter.getTime() / 1000) * 1000)
-  const attributes: forge.pki.CertificateField[] = [{ type: OID.commonName, value: names.commonName, valueTagClass: forge.asn1.Type.UTF8 } as any]
+  const attributes: NodeForge.pki.CertificateField[] = [{ type: OID.commonName, value: names.commonName, valueTagClass: forge.asn1.Type.UTF8 } as any]
   if (names.organizationalUnit != null) {
     attributes.push({ type: OID.organizationalUnitName, value: names.organizationalUnit, valueTagClass: forge.asn1.Type.UTF8 } as any)
   }
@@ -146,12 +149,13 @@ function newCertificate (publicKey: KeyObject, names: SubjectNames, validity: Va
   return cert
 }
 
-function signCertificate (cert: forge.pki.Certificate, issuer: Issuer): string {
+function signCertificate (cert: NodeForge.pki.Certificate, issuer: Issuer): string {
+  const forge = wholeForge()
   cert.signatureOid = OID.sha256WithRSAEncryption
   cert.siginfo.algorithmOid = OID.sha256WithRSAEncryption
-  const tbs = (forge.pki as unknown as { getTBSCertificate: (c: forge.pki.Certificate) => forge.asn1.Asn1 }).getTBSCertificate(cert)
+  const tbs = (forge.pki as unknown as { getTBSCertificate: (c: NodeForge.pki.Certificate) => NodeForge.asn1.Asn1 }).getTBSCertificate(cert)
   // the issuer is the root's subject byte for byte, whatever forge would re-encode
-  ;(tbs.value as forge.asn1.Asn1[])[3] = parseDer(issuer.subject)
+  ;(tbs.value as NodeForge.asn1.Asn1[])[3] = parseDer(issuer.subject)
   const signature = sign('sha256', derOf(tbs), issuer.privateKey)
   cert.tbsCertificate = tbs
   cert.signature = toBinary(signature)
