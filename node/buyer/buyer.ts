@@ -583,7 +583,8 @@ export class Buyer {
     }
     if (ranges.length > 0) {
       await market.content.releaseWriter(content)
-      throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left; run buy again to resume`, 'ERR_NO_PROVIDERS')
+      const why = dropped.map(d => `${d.provider}: ${d.reason}`).join('; ')
+      throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left (${why}); run buy again to resume`, 'ERR_NO_PROVIDERS')
     }
     await market.content.markComplete(content)
     return { resumedFrom: manifest.chunkCount - missing.length, dropped }
