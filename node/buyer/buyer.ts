@@ -17,6 +17,7 @@ import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
+import { splitRanges, takeRange } from './ranges.ts'
 import { StoredOrder } from './stored-order.ts'
 import type { PurchaseInfo } from '../../device/interface.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -66,6 +67,8 @@ export interface BuyResult {
   resumedFrom: number
   /** providers dropped during the download, and why */
   dropped: Array<{ provider: string, reason: string }>
+  /** verified bytes each provider delivered in this run; rested: asked for no more ranges at the end (no faster with it) */
+  sources: Array<{ provider: string, bytes: number, rested: boolean }>
   purchase: string
   offer: string
   content: string
@@ -124,6 +127,8 @@ export interface SettlementResult {
 const ESCROW_TIMEOUT_MS = 15_000
 const LICENCE_TIMEOUT_MS = 10_000
 const RANGE = 16
+/** a range's size while the download still measures which providers help */
+const TRIAL_RANGE_BYTES = 4 * 1024 * 1024
 /** ranges in flight per provider: the next one is asked for while the last is still arriving */
 const STREAMS_PER_PROVIDER = 2
 /** the smallest window over which providers' worth to a download is measured */
@@ -218,14 +223,14 @@ export class Buyer {
         playing = this.followPlay(cid, options.output, order, n => { progress({ phase: 'play', bytes: n }) })
         playing.catch(() => {}) // awaited once the download is done
       }
-      const { resumedFrom, dropped } = await downloading
+      const { resumedFrom, dropped, sources } = await downloading
       const downloaded = performance.now()
       const bytes = (await playing)?.bytes
       if (playing != null) timings.play = performance.now() - downloaded
       await market.content.setPaidPurchase(cid, undefined)
       if (options.seed === true) await this.seed(offer)
       timings.total = performance.now() - started
-      return { resumedFrom, dropped, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
+      return { resumedFrom, dropped, sources, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
     } catch (err) {
       stop.abort()
       await downloading.catch(() => {})
@@ -478,7 +483,7 @@ export class Buyer {
   }
 
   /** Manifest, then every missing chunk from the content's providers in parallel */
-  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from: string[] | undefined, signal: AbortSignal, order: StoredOrder): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'] }> {
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from: string[] | undefined, signal: AbortSignal, order: StoredOrder): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'], sources: BuyResult['sources'] }> {
     const { market, discovery } = this.init
     const cid = offer.body.terms.content
     const content = cid.toString()
@@ -486,7 +491,7 @@ export class Buyer {
     if (await market.content.isComplete(content)) {
       const chunkCount = (await market.content.manifest(content))!.chunkCount
       order.begin(chunkCount, [])
-      return { resumedFrom: chunkCount, dropped }
+      return { resumedFrom: chunkCount, dropped, sources: [] }
     }
     const providers: Array<{ id: string, address: PeerId | Multiaddr[] }> = []
     if (from != null && from.length > 0) {
@@ -516,18 +521,15 @@ export class Buyer {
     const missing = await market.content.missing(content)
     order.begin(manifest.chunkCount, missing)
     progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
-    const ranges: Array<{ from: number, count: number }> = []
-    // small enough that every stream of every provider gets a share of the work, at most RANGE chunks
-    const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
-    for (let i = 0; i < missing.length;) {
-      let count = 1
-      while (i + count < missing.length && missing[i + count] === missing[i]! + count && count < size) count++
-      ranges.push({ from: missing[i]!, count })
-      i += count
-    }
+    // small enough that every stream of every provider gets a share of the work, at most RANGE
+    // chunks; with several providers, TRIAL_RANGE_BYTES until the trim below has settled
+    const largest = Math.min(RANGE, MAX_RANGE)
+    const trial = providers.length > 1 ? Math.max(1, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize)) : largest
+    const ranges = splitRanges(missing, Math.max(1, Math.min(largest, trial, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2)))))
     let done = manifest.chunkCount - missing.length
     const alive = new Set(providers.map(p => p.id))
     const missingBytes = missing.length * manifest.chunkSize
+    const delivered = new Map<string, number>()
     const trim = new ProviderTrim({ providers: providers.map(p => p.id), windowBytes: Math.max(TRIM_WINDOW_MIN_BYTES, Math.ceil(missingBytes / 16)), now: performance.now() })
     const running: Array<Promise<void>> = []
     let failure: unknown
@@ -538,7 +540,7 @@ export class Buyer {
     const worker = async (p: { id: string, address: PeerId | Multiaddr[] }): Promise<void> => {
       while (alive.has(p.id) && trim.active.has(p.id) && ranges.length > 0 && failure == null) {
         signal?.throwIfAborted()
-        const range = ranges.shift()!
+        const range = takeRange(ranges, trim.settled ? largest : 1)!
         let got = 0
         try {
           await fetchChunks(streams, p.address, cid, range, async (index, data) => {
@@ -546,7 +548,9 @@ export class Buyer {
             order.add(index)
             got++
             progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
-            const decision = trim.delivered(p.id, data.reduce((n, piece) => n + piece.length, 0), performance.now())
+            const bytes = data.reduce((n, piece) => n + piece.length, 0)
+            delivered.set(p.id, (delivered.get(p.id) ?? 0) + bytes)
+            const decision = trim.delivered(p.id, bytes, performance.now())
             if (decision?.rest != null) this.init.log('resting provider %s: the download is no slower without it', decision.rest)
             if (decision?.recall != null) {
               this.init.log('calling provider %s back: the download was slower without it', decision.recall)
@@ -587,7 +591,8 @@ export class Buyer {
       throw new BuyError(`${ranges.reduce((n, r) => n + r.count, 0)} chunks are still missing: no provider left (${why}); run buy again to resume`, 'ERR_NO_PROVIDERS')
     }
     await market.content.markComplete(content)
-    return { resumedFrom: manifest.chunkCount - missing.length, dropped }
+    const sources = [...delivered].map(([provider, bytes]) => ({ provider, bytes, rested: alive.has(provider) && !trim.active.has(provider) }))
+    return { resumedFrom: manifest.chunkCount - missing.length, dropped, sources }
   }
 
   private addressOf (provider: { peerId: string, multiaddrs: string[] }): PeerId | Multiaddr[] {

@@ -30,14 +30,14 @@ export class ProviderTrim {
   private window: { start: number, bytes: number, by: Map<string, number> }
   private lastRate?: number
   private resting?: string
-  private settled = false
+  private isSettled = false
 
   constructor (init: ProviderTrimInit) {
     this.active = new Set(init.providers)
     this.windowBytes = init.windowBytes
     this.tolerance = init.tolerance ?? 0.95
     this.window = { start: init.now, bytes: 0, by: new Map() }
-    this.settled = this.active.size < 2
+    this.isSettled = this.active.size < 2
   }
 
   /** Counts a verified chunk; at the end of a window, says whom to rest or call back */
@@ -45,7 +45,7 @@ export class ProviderTrim {
     const w = this.window
     w.bytes += bytes
     w.by.set(provider, (w.by.get(provider) ?? 0) + bytes)
-    if (this.settled || w.bytes < this.windowBytes) return undefined
+    if (this.isSettled || w.bytes < this.windowBytes) return undefined
     const rate = w.bytes / Math.max(now - w.start, 1e-3)
     this.window = { start: now, bytes: 0, by: new Map() }
     if (this.resting != null) {
@@ -53,13 +53,13 @@ export class ProviderTrim {
       this.resting = undefined
       if (rate < (this.lastRate ?? 0) * this.tolerance) {
         this.active.add(rested)
-        this.settled = true
+        this.isSettled = true
         return { recall: rested }
       }
     }
     this.lastRate = rate
     if (this.active.size < 2) {
-      this.settled = true
+      this.isSettled = true
       return undefined
     }
     let slowest: string | undefined
@@ -69,6 +69,11 @@ export class ProviderTrim {
     this.active.delete(slowest!)
     this.resting = slowest
     return { rest: slowest }
+  }
+
+  /** No more rests or recalls: the set of active providers is final */
+  get settled (): boolean {
+    return this.isSettled
   }
 
   /** A provider that failed: neither active nor resting any more */
@@ -81,6 +86,6 @@ export class ProviderTrim {
   recallAll (providers: Iterable<string>): void {
     for (const id of providers) this.active.add(id)
     this.resting = undefined
-    this.settled = true
+    this.isSettled = true
   }
 }

@@ -45,6 +45,7 @@ interface Bought {
   escrows: Array<{ j: number, outcome: string }>
   timings: BuyTimings
   dropped: Array<{ provider: string, reason: string }>
+  sources: Array<{ provider: string, bytes: number, rested: boolean }>
 }
 
 export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> {
@@ -181,12 +182,14 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
 
     // P4: the same download from 3 providers vs from 1
     const fromAll = [seller.peerId, ...seeders.map(s => s.peerId)]
-    // each run's rate, and any provider the download dropped (a slow run is then explained)
-    const p4Runs: Array<{ providers: number, mbps: number, dropped: Bought['dropped'] }> = []
+    // each run's rate, what each provider delivered and whether it ended rested, and any
+    // provider dropped (a slow run is then explained)
+    const p4Runs: Array<{ providers: number, mbps: number, dropped: Bought['dropped'], sources: Array<{ provider: string, MiB: number, rested: boolean }> }> = []
     const download = async (from: string[]): Promise<number> => {
       const r = await buy(buyer, transferWork, { from })
       const mbps = transferWork.size / MiB / (r.timings.download / 1000)
-      p4Runs.push({ providers: from.length, mbps: Math.round(mbps), dropped: r.dropped })
+      const sources = r.sources.map(s => ({ provider: s.provider.slice(-6), MiB: Math.round(s.bytes / MiB), rested: s.rested }))
+      p4Runs.push({ providers: from.length, mbps: Math.round(mbps), dropped: r.dropped, sources })
       return mbps
     }
     if (wanted('P4')) rows.push(row({

@@ -31,11 +31,13 @@ describe('which providers a download keeps', () => {
     const { trim, log } = run(['a', 'b', 'c'], active => active.size * 10)
     assert.deepEqual([...trim.active].sort(), ['a', 'b', 'c'])
     assert.deepEqual(log, ['rest c', 'recall c'])
+    assert.equal(trim.settled, true)
   })
 
   it('rests providers down to the one the buyer can use when more only compete for its CPU', () => {
     const { trim, log } = run(['a', 'b', 'c'], active => 30 / (1 + 0.3 * (active.size - 1)))
     assert.equal(trim.active.size, 1)
+    assert.equal(trim.settled, true)
     assert.equal(log.length, 2)
     assert.ok(log.every(l => l.startsWith('rest ')), log.join(', '))
   })
@@ -52,6 +54,7 @@ describe('which providers a download keeps', () => {
 
   it('never rests the last provider, and a failed one is dropped from the set', () => {
     const trim = new ProviderTrim({ providers: ['a', 'b'], windowBytes: MiB, now: 0 })
+    assert.equal(trim.settled, false, 'two providers: still to be measured')
     trim.remove('b')
     assert.deepEqual([...trim.active], ['a'])
     assert.equal(trim.delivered('a', 2 * MiB, 1), undefined)
@@ -63,6 +66,7 @@ describe('which providers a download keeps', () => {
 
   it('keeps a single provider without measuring', () => {
     const trim = new ProviderTrim({ providers: ['a'], windowBytes: MiB, now: 0 })
+    assert.equal(trim.settled, true)
     for (let t = 1; t < 10; t++) assert.equal(trim.delivered('a', MiB, t), undefined)
     assert.deepEqual([...trim.active], ['a'])
   })
