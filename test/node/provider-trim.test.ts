@@ -52,6 +52,38 @@ describe('which providers a download keeps', () => {
     }))
   })
 
+  it('calls a rested provider back only after two slower windows in a row, not after one', () => {
+    // one window of 8 MiB at `ms` per MiB, from whichever providers are active
+    const trim = new ProviderTrim({ providers: ['a', 'b', 'c'], windowBytes: 8 * MiB, now: 0 })
+    let now = 0
+    const window = (msPerMiB: number): Array<{ rest?: string, recall?: string }> => {
+      const decisions = []
+      const active = [...trim.active]
+      for (let i = 0; i < 8; i++) {
+        now += msPerMiB
+        const d = trim.delivered(active[i % active.length]!, MiB, now)
+        if (d != null) decisions.push(d)
+      }
+      return decisions
+    }
+    assert.equal(window(10).length, 1, 'the first window rests one')
+    const rested = ['a', 'b', 'c'].find(p => !trim.active.has(p))!
+    // one window 30% slower (chance, on a busy machine): nothing decided yet
+    assert.deepEqual(window(13), [])
+    assert.equal(trim.active.has(rested), false)
+    // the next is as fast as before: the rest stands, and the next provider is rested
+    const next = window(10)
+    assert.equal(next.length, 1)
+    assert.ok(next[0]!.rest != null && next[0]!.rest !== rested)
+    assert.equal(trim.active.size, 1)
+    // slower twice in a row: the last one rested comes back and the set is final
+    assert.deepEqual(window(13), [])
+    const recalled = window(13)
+    assert.deepEqual(recalled, [{ recall: next[0]!.rest }])
+    assert.equal(trim.active.size, 2)
+    assert.equal(trim.settled, true)
+  })
+
   it('never rests the last provider, and a failed one is dropped from the set', () => {
     const trim = new ProviderTrim({ providers: ['a', 'b'], windowBytes: MiB, now: 0 })
     assert.equal(trim.settled, false, 'two providers: still to be measured')
