@@ -322,6 +322,9 @@ function addMarketCommands (program: Command): void {
         print(options, r, () => [
           `bought ${r.content} (purchase ${r.purchase}, ${r.bound ? 'device-bound licence' : 'open offer'})`,
           ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}`),
+          // where the ciphertext came from, when more than one provider served it
+          ...(r.sources.length > 1 ? r.sources.map(s => `  from ${s.provider}: ${(s.bytes / 2 ** 20).toFixed(0)} MiB${s.rested ? ' (rested: no faster with it)' : ''}`) : []),
+          ...r.dropped.map(d => `  dropped provider ${d.provider}: ${d.reason}`),
           r.output != null ? `wrote ${r.bytes ?? 0} bytes to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
           r.seeding ? 'seeding the ciphertext' : '',
           `confirm with: keyfair confirm ${r.purchase}`

@@ -523,9 +523,9 @@ export class Buyer {
     progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
     // small enough that every stream of every provider gets a share of the work, at most RANGE
     // chunks; with several providers, TRIAL_RANGE_BYTES until the trim below has settled
-    const largest = Math.min(RANGE, MAX_RANGE)
-    const trial = providers.length > 1 ? Math.max(1, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize)) : largest
-    const ranges = splitRanges(missing, Math.max(1, Math.min(largest, trial, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2)))))
+    const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
+    const trial = providers.length > 1 ? Math.max(1, Math.min(size, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize))) : size
+    const ranges = splitRanges(missing, trial)
     let done = manifest.chunkCount - missing.length
     const alive = new Set(providers.map(p => p.id))
     const missingBytes = missing.length * manifest.chunkSize
@@ -540,7 +540,7 @@ export class Buyer {
     const worker = async (p: { id: string, address: PeerId | Multiaddr[] }): Promise<void> => {
       while (alive.has(p.id) && trim.active.has(p.id) && ranges.length > 0 && failure == null) {
         signal?.throwIfAborted()
-        const range = takeRange(ranges, trim.settled ? largest : 1)!
+        const range = takeRange(ranges, trim.settled ? size : 1)!
         let got = 0
         try {
           await fetchChunks(streams, p.address, cid, range, async (index, data) => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
@@ -117,6 +117,11 @@ describe('marketplace faults on a 10-process swarm', function () {
     const boughtB = await cli(b!, 'buy', pub1.offer, '--out', outB, '--seed')
     assert.equal(await sha(outB), await sha(work1))
     assert.ok(boughtB.dropped.some((d: any) => d.provider === a!.peerId && /does not match the manifest/.test(d.reason)), JSON.stringify(boughtB.dropped))
+    // what each provider delivered: the seller served (at least) the rest, and nothing counts twice
+    const delivered = (await stat(outB)).size
+    assert.ok(boughtB.sources.some((x: any) => x.provider === seller!.peerId && x.bytes > 0), JSON.stringify(boughtB.sources))
+    const total = boughtB.sources.reduce((n: number, x: any) => n + x.bytes, 0)
+    assert.ok(total >= delivered && total < delivered + 1024 * 1024, `sources ${total} bytes for a ${delivered}-byte work`)
 
     // 3. B disputes a good purchase: every escrow refuses and pays the seller
     const sellerBefore = await Promise.all([e3!, e4!, e5!].map(async e => balance(e, seller!.peerId)))
