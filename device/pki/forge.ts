@@ -1,8 +1,8 @@
 // node-forge in two sizes. Reading certificates, requests and CRLs (every node and
 // device, on the request path) needs only its ASN.1 parser and byte helpers, loaded
-// here on their own; the whole library (+5.6 MB resident per process, measured) is
-// loaded on first use, by what builds certificates and requests: the agency and a
-// device's enrollment.
+// here on their own (5 of forge's 42 modules); the whole library is loaded on first
+// use, by what builds certificates and requests: the agency and a device's enrollment.
+// An idle buyer node measured 108.4 → 106.4 MB resident.
 import { createRequire } from 'node:module'
 import type * as NodeForge from 'node-forge'
 

@@ -250,7 +250,7 @@ export class Buyer {
     const device = this.init.device()
     const offerId = signedId(offer).toString()
     const cid = offer.body.terms.content.toString()
-    // the device is asked for this offer's purchases only: a buy's cost must not grow with the history
+    // only this offer's purchases cross the device's pipe, however many the device holds
     const purchases = await device.purchases({ offer: offerId })
     const paid = await market.content.paidPurchase(cid)
     const unfinished = purchases.find(p => p.purchase === paid && p.state === 'complete')

@@ -6,9 +6,10 @@
  * set stays. "Slower" takes two windows in a row: on a busy machine one window of 16 MiB
  * can run 30% below the last by chance, and a single such window used to call a rested
  * provider back and keep all three local providers for a whole download (77 and 98 MB/s
- * against 125–128 with the rests kept, in one bench run). More providers help while each adds capacity the buyer can use (their own
- * uplinks); they hurt when they only compete with the buyer for the same CPU, as
- * providers on the buyer's own machine do once the buyer is the bottleneck.
+ * against 125–128 with the rests kept, in one bench run). More providers help while
+ * each adds capacity the buyer can use (their own uplinks); they hurt when they only
+ * compete with the buyer for the same CPU, as providers on the buyer's own machine do
+ * once the buyer is the bottleneck.
  */
 export interface TrimDecision {
   /** stops taking new ranges (it finishes the ones it has) */
