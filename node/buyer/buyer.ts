@@ -544,6 +544,8 @@ export class Buyer {
         let got = 0
         try {
           await fetchChunks(streams, p.address, cid, range, async (index, data) => {
+            // a stopped buy writes nothing more, not even chunks that had already arrived
+            signal?.throwIfAborted()
             await market.content.writeChunk(content, index, data)
             order.add(index)
             got++
