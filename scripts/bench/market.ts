@@ -20,7 +20,7 @@ import { median, paired, row } from './report.ts'
 import type { Row } from './report.ts'
 import type { SwarmNode } from '../swarm.ts'
 import type { ChildProcess } from 'node:child_process'
-import type { BuyTimings } from '../../node/buyer/buyer.ts'
+import type { BuyResult } from '../../node/buyer/buyer.ts'
 
 const RAW_PEER = fileURLToPath(new URL('./raw-peer.ts', import.meta.url))
 const PASSPHRASE = 'bench device passphrase'
@@ -39,14 +39,7 @@ export interface MarketBenchOptions {
 interface Work { content: string, offer: string, size: number }
 
 /** A buy's answer, as much of it as the bench reads */
-interface Bought {
-  purchase: string
-  bytes?: number
-  escrows: Array<{ j: number, outcome: string }>
-  timings: BuyTimings
-  dropped: Array<{ provider: string, reason: string }>
-  sources: Array<{ provider: string, bytes: number, rested: boolean }>
-}
+type Bought = Pick<BuyResult, 'purchase' | 'bytes' | 'escrows' | 'timings' | 'dropped' | 'sources'>
 
 export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> {
   const { quick, log } = options
