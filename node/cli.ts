@@ -10,7 +10,7 @@ import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
 import { initAgency, REVOCATION_REASONS } from './agency/agency.ts'
 import { BadConfigError, BadRequestError } from './errors.ts'
-import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, ROLE_NAMES } from './config.ts'
+import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
@@ -37,6 +37,19 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 function print (options: GlobalOptions, value: unknown, human: () => string): void {
   process.stdout.write(options.json === true ? JSON.stringify(value) + '\n' : human() + '\n')
+}
+
+/**
+ * The same process (same pid) over again with V8 flags that only count at start-up,
+ * unless it already has them. A supervisor talking to the node over an IPC channel
+ * passes them itself: the channel would not survive the exec.
+ */
+function restartWithFlags (flags: string[]): void {
+  if (typeof process.execve !== 'function' || process.channel != null || flags.every(flag => process.execArgv.includes(flag))) return
+  const names = new Set(flags.map(flag => flag.split('=')[0]))
+  // a different value of the same flag would win over the new one, and this would repeat
+  const kept = process.execArgv.filter(arg => !names.has(arg.split('=')[0]))
+  process.execve(process.execPath, [process.execPath, ...flags, ...kept, process.argv[1]!, ...process.argv.slice(2)], process.env)
 }
 
 function repoOf (options: GlobalOptions): Repo {
@@ -93,6 +106,7 @@ export function buildProgram (): Command {
       const apiPort = opts.apiPort != null ? parsePort(opts.apiPort, '--api-port') : undefined
       if (opts.init === true && !(await repo.exists())) await repo.init()
       const config = await repo.readConfig()
+      restartWithFlags(roleNodeFlags(roles ?? config.roles))
       // never a prompt here: a node is often started with no terminal
       const devicePassphrase = opts.passphraseFile != null || process.env[PASSPHRASE_ENV] != null
         ? await readPassphrase({ file: opts.passphraseFile })

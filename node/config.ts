@@ -95,6 +95,19 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
 }
 
 /**
+ * V8 flags for a long-running node of these roles; V8 takes them only at start-up.
+ * A buyer streams chunks through short-lived buffers, and a young generation of the
+ * default size lets tens of megabytes of them wait for collection: one semi-space of
+ * 1 MiB measured 50 MB less resident memory idle and 80 MB less at a purchase's peak.
+ * An escrow (or a seller, an agency) serves requests instead: with 1 MiB, scavenges
+ * every few requests promoted their objects and the escrow spent 17% of its thread in
+ * GC (4% with 16 MiB), so a node without the buyer role gets the larger one.
+ */
+export function roleNodeFlags (roles: readonly string[]): string[] {
+  return [`--max-semi-space-size=${roles.includes('buyer') ? 1 : 16}`]
+}
+
+/**
  * Node flags that NODE_OPTIONS refuses (`--cpu-prof`, `--trace-gc`, ...) for the node and
  * device processes keyfair starts, from KEYFAIR_NODE_FLAGS: for profiling a swarm
  */

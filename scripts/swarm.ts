@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ControlClient } from '../node/control/client.ts'
-import { extraNodeFlags } from '../node/config.ts'
+import { extraNodeFlags, roleNodeFlags } from '../node/config.ts'
 import { Repo } from '../node/repo.ts'
 import type { ChildProcess } from 'node:child_process'
 
@@ -169,9 +169,9 @@ export class Swarm {
       if (address == null) throw new Error(`node ${parent} has no address`)
       args.push('--bootstrap', address)
     }
-    // the young-generation size keyfair.js gives a node it starts itself (it cannot re-exec one with an IPC channel)
+    // the V8 flags `keyfair start` gives itself for its roles (it cannot re-exec a process with an IPC channel)
     const env = { ...process.env, ...options.env }
-    const child = spawn(process.execPath, ['--max-semi-space-size=1', ...extraNodeFlags(env), ...args], {
+    const child = spawn(process.execPath, [...roleNodeFlags(spec.roles), ...extraNodeFlags(env), ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env
     })

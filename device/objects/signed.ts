@@ -40,8 +40,8 @@ export interface Signed<T, K extends ObjectKind = ObjectKind> {
 
 const check = createShapeChecks(message => new ObjectError(message))
 
-export function signingInput (kind: ObjectKind, body: unknown): Uint8Array {
-  return concat(utf8(`keyfair/v1/sig:${kind}`), new Uint8Array([0]), objectCid(body).bytes)
+export function signingInput (kind: ObjectKind, body: unknown, bodyCid: CID = objectCid(body)): Uint8Array {
+  return concat(utf8(`keyfair/v1/sig:${kind}`), new Uint8Array([0]), bodyCid.bytes)
 }
 
 /** The name of a signed object: the CID of its whole encoding */
@@ -116,18 +116,20 @@ export async function signWithDeviceKeyInPool<T> (kind: DeviceSignedKind, body: 
 /**
  * Checks a device signature. `certified` must verify the signer's certificate (chain,
  * revocation, purpose) and return its public key; it throws when it does not.
+ * `bodyCid`, when the caller has it, must be `objectCid(signed.body)`.
  */
 export function verifyDeviceSigned<C> (
   signed: Signed<unknown>,
   kind: DeviceSignedKind,
-  certified: (certificate: Uint8Array) => C & { publicKey: KeyObject }
+  certified: (certificate: Uint8Array) => C & { publicKey: KeyObject },
+  bodyCid?: CID
 ): C & { publicKey: KeyObject } {
   checkKind(signed, kind)
   if (!('device' in signed.signer)) throw new SignatureError(`${kind} must be signed by a device`)
   const certificate = certified(signed.signer.device)
   let ok = false
   try {
-    ok = rsaVerify('sha256', signingInput(kind, signed.body), {
+    ok = rsaVerify('sha256', signingInput(kind, signed.body, bodyCid), {
       key: certificate.publicKey,
       padding: constants.RSA_PKCS1_PSS_PADDING,
       saltLength: PSS_SALT_LENGTH

@@ -6,7 +6,7 @@ import {
   ChunkAuthError, ExponentError, bytesEqual, combineDeviceBound, combineShares, openOfferDeviceKey,
   openVerifiedChunk, os2ip, priceExponent, rawPublic, unwrapShare, verifyChunk, verifyKeyCommitment
 } from '../../device/crypto/index.ts'
-import { cidOfBytes, decodeObject, encodeObject } from '../../device/objects/codec.ts'
+import { cidOfBytes, decodeObject, encodeObject, encodeWithEncoded } from '../../device/objects/codec.ts'
 import { contentIdOf, parseSignedDispute, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
@@ -129,8 +129,12 @@ export class Escrow {
    */
   async unblind (value: unknown, caller: string): Promise<Uint8Array> {
     const request = parseSignedUnblindRequest(value)
-    // one encoding of the request: its CID names it, its bytes are kept with the hold
-    const requestBytes = encodeObject(request)
+    // the offer is encoded once: its bytes name it and are spliced into the body's
+    // encoding (whose CID the device signed), and those into the request's, whose CID
+    // names the request and whose bytes are kept with the hold
+    const offerBytes = encodeObject(request.body.offer)
+    const bodyBytes = encodeWithEncoded(request.body as unknown as Record<string, unknown>, { offer: offerBytes })
+    const requestBytes = encodeWithEncoded(request as unknown as Record<string, unknown>, { body: bodyBytes })
     const requestCid = cidOfBytes(requestBytes)
     const requestId = requestCid.toString()
     const { ledger } = this.init
@@ -138,12 +142,12 @@ export class Escrow {
     // happened since (a crash, a CRL not fetched yet after a restart)
     const paid = ledger.answerByRequest(requestId)
     if (paid != null) return paid
-    const device = await this.verifyDevice(request)
+    const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
     if (ledger.purchaseUsed(device.subjectCommonName, request.body.purchase)) throw new PurchaseIdUsedError(request.body.purchase)
     const { body } = request
     const terms = body.offer.body.terms
     if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)
-    const offer = await this.verifyOffer(body.offer)
+    const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
     if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
     const named = terms.escrows[body.j - 1]
     if (named == null || named.peer !== this.peerId || !bytesEqual(named.n, this.init.key.modulus)) {
@@ -195,9 +199,9 @@ export class Escrow {
     return this.commits != null ? this.commits.open(hold) : this.init.ledger.openHold(hold)
   }
 
-  /** The offer's seller signature, checked once per offer CID */
-  private async verifyOffer (offer: Signed<Offer>): Promise<VerifiedOffer> {
-    const id = signedId(offer).toString()
+  /** The offer's seller signature, checked once per offer CID (`cid`: that of these bytes) */
+  private async verifyOffer (offer: Signed<Offer>, cid: CID = signedId(offer)): Promise<VerifiedOffer> {
+    const id = cid.toString()
     const cached = this.offers.get(id)
     if (cached !== undefined) return cached
     const signer = await verifyPeerSigned(offer, 'offer')
@@ -331,10 +335,10 @@ export class Escrow {
   }
 
   /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
-  private async verifyDevice (signed: Signed<unknown>): Promise<VerifiedCertificate> {
+  private async verifyDevice (signed: Signed<unknown>, bodyCid?: CID): Promise<VerifiedCertificate> {
     const { trust } = this.requireCredentials()
     const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute'
-    const check = (): VerifiedCertificate => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }))
+    const check = (): VerifiedCertificate => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }), bodyCid)
     try {
       return check()
     } catch (err) {

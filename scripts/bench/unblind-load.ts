@@ -90,7 +90,8 @@ async function main (): Promise<void> {
   const peer = node.peerId.toString()
   try {
     const escrow = multiaddr(input.escrow)
-    const escrowPeer = peerIdFromString(escrow.getComponents().find(c => c.name === 'p2p')?.value ?? '').toString()
+    const escrowId = peerIdFromString(escrow.getComponents().find(c => c.name === 'p2p')?.value ?? '')
+    const escrowPeer = escrowId.toString()
     const t0 = performance.now()
 
     // a sealed device of its own, certified by the agency with the one-time code
@@ -156,7 +157,8 @@ async function main (): Promise<void> {
           const i = cursor++
           const began = performance.now()
           try {
-            answers[i] = await requestUnblind({ connectionManager: streams }, escrow, mine[i]!.request, { signal: AbortSignal.timeout(30_000) })
+            // by peer id, as a buyer asks its escrows: the connection opened during setup is reused
+            answers[i] = await requestUnblind({ connectionManager: streams }, escrowId, mine[i]!.request, { signal: AbortSignal.timeout(30_000) })
             latencies.push(performance.now() - began)
           } catch (err: any) {
             failures++

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import fc from 'fast-check'
-import { decodeObject, encodeObject, objectCid } from '../../device/objects/codec.ts'
+import { decodeObject, encodeObject, encodeWithEncoded, objectCid } from '../../device/objects/codec.ts'
 import { parseSignedReceipt } from '../../device/objects/market.ts'
 import {
   PSS_SALT_LENGTH, parseSigned, signWithDeviceKey, signWithDeviceKeyInPool, signWithPeerKey, signedId, signingInput, verifyDeviceSigned, verifyPeerSigned
@@ -45,6 +45,24 @@ describe('signed objects', function () {
       assert.ok(objectCid(reversed).equals(objectCid(record)))
       assert.deepEqual(decodeObject(encodeObject(record)), record)
     }), { numRuns: 200 })
+  })
+
+  it('a map spliced from already-encoded values has exactly the bytes of encoding it whole', function () {
+    const value = fc.oneof(fc.integer(), fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 8 }), fc.constant(OFFER_CID),
+      fc.dictionary(fc.string({ maxLength: 6 }), fc.oneof(fc.integer(), fc.string({ maxLength: 4 })), { noNullPrototype: true, maxKeys: 5 }))
+    // keys of every UTF-8 length, so the length-then-bytes order of dag-cbor is exercised
+    const key = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 6 }))
+    fc.assert(fc.property(fc.dictionary(key, value, { noNullPrototype: true, maxKeys: 30 }), fc.nat(), (map, pick) => {
+      const keys = Object.keys(map)
+      const encoded: Record<string, Uint8Array> = {}
+      for (const [i, k] of keys.entries()) if (((pick >> (i % 30)) & 1) === 1) encoded[k] = encodeObject(map[k])
+      assert.deepEqual(Buffer.from(encodeWithEncoded(map, encoded)), Buffer.from(encodeObject(map)))
+    }), { numRuns: 300 })
+    // a signed object whose body is spliced in, as the escrow names a request
+    const signed = signWithDeviceKey('receipt', { v: 1, purchase: 'p', offer: OFFER_CID, at: 7 }, deviceKey, certificate)
+    const spliced = encodeWithEncoded(signed as unknown as Record<string, unknown>, { body: encodeObject(signed.body) })
+    assert.deepEqual(Buffer.from(spliced), Buffer.from(encodeObject(signed)))
+    assert.throws(() => encodeWithEncoded({ a: undefined }, {}), { code: 'ERR_BAD_OBJECT' })
   })
 
   it('refuses non-canonical encodings and values that have none', function () {
