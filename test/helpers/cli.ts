@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
+import { roleNodeFlags } from '../../node/config.ts'
 
 export { isProcessAlive as isAlive } from '../../node/repo.ts'
 
@@ -30,8 +31,10 @@ export interface NodeProcess {
 
 /** `keyfair start` as a child process (tied to this one by IPC); resolves on its ready event */
 export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
-  // the flag keyfair.js would give a node it re-executes itself (it cannot keep an IPC channel)
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
+  // the flags `keyfair start` would give itself for its roles (it cannot re-exec a process with an IPC channel)
+  const role = args.indexOf('--role')
+  const flags = roleNodeFlags(role >= 0 ? (args[role + 1] ?? '').split(',') : ['buyer'])
+  const child = spawn(process.execPath, [...flags, KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
