@@ -29,12 +29,19 @@ export interface NodeProcess {
   stop: () => Promise<void>
 }
 
-/** `keyfair start` as a child process (tied to this one by IPC); resolves on its ready event */
-export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
-  // the flags `keyfair start` would give itself for its roles (it cannot re-exec a process with an IPC channel)
+export interface StartOptions {
+  /** tie the node to this process by an IPC channel (default); without one it may re-exec itself, as a user's node does */
+  ipc?: boolean
+  /** Node flags to start it with (default: those of its roles, which it cannot give itself over IPC) */
+  nodeFlags?: string[]
+}
+
+/** `keyfair start` as a child process; resolves on its ready event */
+export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<NodeProcess> {
   const role = args.indexOf('--role')
-  const flags = roleNodeFlags(role >= 0 ? (args[role + 1] ?? '').split(',') : ['buyer'])
-  const child = spawn(process.execPath, [...flags, KEYFAIR_BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...env } })
+  const flags = options.nodeFlags ?? roleNodeFlags(role >= 0 ? (args[role + 1] ?? '').split(',') : ['buyer'])
+  const stdio = options.ipc === false ? ['ignore', 'pipe', 'pipe'] as const : ['ignore', 'pipe', 'pipe', 'ipc'] as const
+  const child = spawn(process.execPath, [...flags, KEYFAIR_BIN, '--json', ...args], { stdio: [...stdio], env: { ...process.env, ...env } })
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
