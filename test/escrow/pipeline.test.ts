@@ -5,10 +5,11 @@
 // nothing), and the offer cache (keyed by the whole signed offer's CID).
 import assert from 'node:assert/strict'
 import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
@@ -65,6 +66,29 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
         await pool.close()
       }
       await assert.rejects(pool.unblind(new Uint8Array([1]), { v: 1, seller: 's', content: CONTENT, price: 1, currency: 'EUR', escrows: [], t: 1, expiry: 1 } as Terms), /closed/)
+    })
+
+    it('a worker thread loads only the key\'s crypto: Node built-ins and a few files, no codec or libp2p package', async function () {
+      // every module a worker imports is loaded again into that worker's own heap
+      const reached = new Set<string>()
+      const bare = new Set<string>()
+      const visit = async (file: string): Promise<void> => {
+        if (reached.has(file)) return
+        reached.add(file)
+        const source = await readFile(file, 'utf8')
+        for (const [, type, specifier] of source.matchAll(/^import (type )?[^'"]*['"]([^'"]+)['"]/gm)) {
+          if (type != null) continue // erased by type stripping: never loaded
+          if (specifier!.startsWith('.')) await visit(join(dirname(file), specifier!))
+          else bare.add(specifier!)
+        }
+      }
+      const root = fileURLToPath(new URL('../../', import.meta.url))
+      await visit(join(root, 'node/escrow/unblind-worker.ts'))
+      assert.deepEqual([...bare].filter(s => !s.startsWith('node:')), [], 'packages imported by the worker')
+      assert.deepEqual([...reached].map(f => relative(root, f)).sort(), [
+        'device/crypto/bigint.ts', 'device/crypto/bytes.ts', 'device/crypto/errors.ts', 'device/crypto/price.ts',
+        'device/crypto/rsa.ts', 'node/escrow/price-key.ts', 'node/escrow/unblind-worker.ts'
+      ])
     })
 
     it('signs answers with the key imported once, byte for byte as libp2p\'s own Ed25519 signature', async function () {
