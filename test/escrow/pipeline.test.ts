@@ -76,7 +76,8 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
         if (reached.has(file)) return
         reached.add(file)
         const source = await readFile(file, 'utf8')
-        for (const [, type, specifier] of source.matchAll(/^import (type )?[^'"]*['"]([^'"]+)['"]/gm)) {
+        // import … from, export … from, and bare `import '…'`
+        for (const [, type, specifier] of source.matchAll(/^(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm)) {
           if (type != null) continue // erased by type stripping: never loaded
           if (specifier!.startsWith('.')) await visit(join(dirname(file), specifier!))
           else bare.add(specifier!)
