@@ -458,7 +458,7 @@ function addEscrowCommands (program: Command): void {
     })
 
   escrow.command('info')
-    .description('key size, currency, hold lifetime and CRL of the running escrow')
+    .description('key size, currency, hold lifetime, unblind worker threads and CRL of the running escrow')
     .action(async (_opts, command: Command) => {
       const r = await call<Record<string, unknown>>(command, 'escrow.info')
       print(command.optsWithGlobals(), r, () => Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n'))

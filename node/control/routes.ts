@@ -178,7 +178,7 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     'escrow.info': async () => {
       const role = escrowOf(node)
       const info = role.escrow.info()
-      return { peerId: info.peer, bits: info.n.length * 8, currency: info.currency, holdTtlMs: info.holdTtlMs, crl: role.escrow.trust?.crl?.number?.toString() ?? null }
+      return { peerId: info.peer, bits: info.n.length * 8, currency: info.currency, holdTtlMs: info.holdTtlMs, unblindWorkers: role.unblindWorkers, crl: role.escrow.trust?.crl?.number?.toString() ?? null }
     },
     'escrow.deposit': async body => {
       const { account, amount, memo } = moneyFields(body)

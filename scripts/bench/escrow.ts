@@ -19,7 +19,6 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { unblindWorkerCount } from '../../node/escrow/pool.ts'
 import { Swarm } from '../swarm.ts'
 import { cpuMeter } from './proc.ts'
 import { fmt, median, paired, row } from './report.ts'
@@ -149,8 +148,6 @@ export async function benchUnblind (options: { quick: boolean, log: (line: strin
     const samples = await paired(repeats, subject, raw, (i, value, base) => {
       log(`P2: run ${i + 1}/${repeats}: ${fmt(value)} req/s vs ${fmt(base)} raw ops/s (${(value / base).toFixed(2)}×)`)
     })
-    // the escrow runs its default setting ('auto'); `escrow info` reports the size where it knows it
-    const workers = info.unblindWorkers ?? unblindWorkerCount('auto')
     return row({
       id: 'P2',
       measures: `escrow unblind, one escrow process, ${BITS}-bit, device check + ledger commit`,
@@ -162,7 +159,8 @@ export async function benchUnblind (options: { quick: boolean, log: (line: strin
       details: {
         requestsPerBatch: batch,
         concurrency,
-        unblindWorkers: workers,
+        // the escrow runs its default setting ('auto': one per core)
+        unblindWorkers: info.unblindWorkers,
         rawOpsPerBatch: rawOps,
         latencyMs: { p50: median(batches.map(b => b.p50)), p99: median(batches.map(b => b.p99)) },
         escrowCpuMsPerRequest: escrowCpu.length > 0 ? median(escrowCpu) : null,

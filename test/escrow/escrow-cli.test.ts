@@ -46,7 +46,7 @@ describe('keyfair escrow CLI on real node processes', function () {
     await ok(['--repo', agencyRepo, 'agency', 'init', '--bits', '2048'])
     const agency = await start(agencyRepo, ['--role', 'agency'])
 
-    const init = await ok(['--repo', escrowRepo, 'escrow', 'init', '--bits', '2048', '--currency', 'EUR', '--hold-ttl', '2h'])
+    const init = await ok(['--repo', escrowRepo, 'escrow', 'init', '--bits', '2048', '--currency', 'EUR', '--hold-ttl', '2h', '--unblind-workers', '1'])
     assert.equal(init.holdTtlMs, 2 * 3600_000)
     assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'init', '--bits', '2048']), 'ERR_BAD_CONFIG')
     let escrow = await start(escrowRepo, ['--role', 'escrow', '--listen', '/ip4/127.0.0.1/tcp/0'])
@@ -55,7 +55,7 @@ describe('keyfair escrow CLI on real node processes', function () {
     const enrolled = await ok(['--repo', escrowRepo, 'escrow', 'enroll', '--agency', agency.addresses[0]!, '--code', code])
     assert.equal(enrolled.peerId, escrow.peerId)
     const info = await ok(['--repo', escrowRepo, 'escrow', 'info'])
-    assert.deepEqual([info.bits, info.currency, info.crl], [2048, 'EUR', '1'])
+    assert.deepEqual([info.bits, info.currency, info.unblindWorkers, info.crl], [2048, 'EUR', 1, '1'])
 
     const customer = await start(customerRepo, ['--role', 'seller'])
     const peer = customer.peerId
