@@ -1,9 +1,9 @@
 // Price exponent, share wrap, blinding, device-bound split: properties on generated keys
 import assert from 'node:assert/strict'
-import { checkPrimeSync, createHash, randomBytes } from 'node:crypto'
+import { checkPrimeSync, createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import {
-  base64urlToBigint, bigintToBase64url, blind, blindWith, blindingFactor, blindingInverse, carmichael, checkUnblinded, combineDeviceBound,
+  base64urlToBigint, bigintToBase64url, bitLength, blind, blindWith, blindingFactor, blindingInverse, carmichael, checkUnblinded, combineDeviceBound,
   combineShares, decryptContent, encryptContent, escrowKeyForTerms, generateContentSecrets,
   i2osp, i2ospMod, importRsaPrivateKey, importRsaPublicKey, keyCommitment, modInverse, modPow,
   openOfferDeviceKey, os2ip, priceExponent, privateExponent, rawPrivate, rawPublic, rawPublicBigInt, rawPublicKey, rsaPrivateParams,
@@ -391,5 +391,50 @@ describe('RSA: price exponent, share wrap, blinding, device-bound', function () 
       assert.equal(modPow(a, small, m), naive)
     }))
     assert.throws(() => modInverse(6n, 9n), { code: 'ERR_INVALID_ARG' })
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: 1n << 5000n }), x => {
+      assert.equal(bitLength(x), x === 0n ? 0 : x.toString(2).length)
+    }))
+    for (let i = 0n; i < 4100n; i++) for (const x of [(1n << i) - 1n, 1n << i]) assert.equal(bitLength(x), x === 0n ? 0 : x.toString(2).length)
+    assert.throws(() => bitLength(-1n), { code: 'ERR_OUT_OF_RANGE' })
+  })
+
+  it("modInverse (Lehmer's steps) gives exactly what plain extended Euclid gives, at every size", () => {
+    // the textbook algorithm, one quotient per step: the reference
+    const euclid = (a: bigint, m: bigint): bigint | 'none' => {
+      let [r0, r1] = [((a % m) + m) % m, m]
+      let [s0, s1] = [1n, 0n]
+      while (r1 !== 0n) {
+        const q = r0 / r1;
+        [r0, r1] = [r1, r0 - q * r1];
+        [s0, s1] = [s1, s0 - q * s1]
+      }
+      return r0 === 1n ? ((s0 % m) + m) % m : 'none'
+    }
+    const ours = (a: bigint, m: bigint): bigint | 'none' => {
+      try {
+        return modInverse(a, m)
+      } catch (err: any) {
+        assert.equal(err.code, 'ERR_INVALID_ARG')
+        return 'none'
+      }
+    }
+    const big = (maxBits: number): fc.Arbitrary<bigint> => fc.integer({ min: 1, max: maxBits }).chain(bits => fc.bigInt({ min: 1n, max: (1n << BigInt(bits)) - 1n }))
+    fc.assert(fc.property(big(4096), big(4096), fc.boolean(), (m, a, negative) => {
+      const x = negative ? -a : a
+      assert.equal(ours(x, m), euclid(x, m))
+    }), { numRuns: 300 })
+    // shared factors far above the 64 bits where the plain steps take over
+    fc.assert(fc.property(big(1500), big(1500), big(1500), (f, a, b) => {
+      const g = f | 1n
+      if (g === 1n) return
+      assert.equal(ours(g * a, g * b), 'none')
+    }), { numRuns: 100 })
+    // a 3072-bit modulus, as the device's blinding factors use
+    const { n } = rsaPrivateParams(generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey)
+    for (let i = 0; i < 20; i++) {
+      const r = os2ip(randomBytes(384)) % n
+      assert.equal((r * modInverse(r, n)) % n, 1n)
+      assert.equal(modInverse(r, n), euclid(r, n))
+    }
   })
 })
