@@ -4,6 +4,7 @@
 // durable; a refused hold writes nothing; a failed commit writes nothing and answers
 // nothing), and the offer cache (keyed by the whole signed offer's CID).
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -90,6 +91,38 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
         'device/crypto/bigint.ts', 'device/crypto/bytes.ts', 'device/crypto/errors.ts', 'device/crypto/price.ts',
         'device/crypto/rsa.ts', 'node/escrow/price-key.ts', 'node/escrow/unblind-worker.ts'
       ])
+    })
+
+    it('worker threads share the process\'s compile cache: a worker does not strip its TypeScript again', async function () {
+      // in a process of its own, as keyfair's CLI runs: the cache enabled, the main thread's
+      // modules flushed to it; then one worker starts and answers. Only the worker loads
+      // unblind-worker.ts and price-key.ts, so new entries are the worker's own.
+      const cache = join(dir, 'compile-cache')
+      const script = `
+        import module from 'node:module'
+        import { generateKeyPairSync } from 'node:crypto'
+        import { readdirSync } from 'node:fs'
+        module.enableCompileCache(${JSON.stringify(cache)})
+        const { UnblindPool } = await import(${JSON.stringify(new URL('../../node/escrow/pool.ts', import.meta.url).href)})
+        const { i2ospMod } = await import(${JSON.stringify(new URL('../../device/crypto/index.ts', import.meta.url).href)})
+        module.flushCompileCache()
+        const entries = () => readdirSync(${JSON.stringify(cache)}, { recursive: true }).length
+        const before = entries()
+        const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+        const pool = new UnblindPool(privateKey, 1)
+        const terms = { v: 1, seller: 's', content: ${JSON.stringify(CONTENT.toString())}, price: 1, currency: 'EUR', escrows: [{ peer: 'e', n: pool.modulus }], t: 1, expiry: 1e13 }
+        const { CID } = await import(${JSON.stringify(import.meta.resolve('multiformats/cid'))})
+        terms.content = CID.parse(terms.content)
+        const z = await pool.unblind(i2ospMod(12345n, pool.n), terms)
+        await pool.close()
+        console.log(JSON.stringify({ before, after: entries(), z: z.length }))
+      `
+      const file = join(dir, 'cache-probe.mjs')
+      await writeFile(file, script)
+      const out = JSON.parse(execFileSync(process.execPath, [file], { encoding: 'utf8' }))
+      assert.equal(out.z, 256)
+      assert.ok(out.before > 0, 'the main thread wrote its entries')
+      assert.ok(out.after > out.before, `the worker wrote entries of its own (${out.before} before, ${out.after} after)`)
     })
 
     it('signs answers with the key imported once, byte for byte as libp2p\'s own Ed25519 signature', async function () {
