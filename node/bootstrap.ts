@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { KEEP_ALIVE, setMaxListeners } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { AbortOptions, ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
@@ -23,13 +24,20 @@ export interface BootstrapInit {
 /** How long a join waits for the bootstrap peer to enter the routing table */
 export const DHT_JOIN_TIMEOUT_MS = 30_000
 
+/** Lookups of random keys per round of a join, and rounds at most (a round repeats only while the table grows) */
+export const DHT_JOIN_LOOKUPS = 6
+export const DHT_JOIN_ROUNDS = 3
+
 /**
  * Kademlia's join, once the routing table holds a peer (the bootstrap peer that just
- * answered): a lookup into every bucket's range (kad-dht's refresh). kad-dht's own
- * self-query goes only to peers closer to the node than the one that named them, so a
- * node that joins late through one peer stops after that peer and its neighbour and
- * stays with two peers until the refresh five minutes later (reproduced in a test; the
- * likely cause of 50-node swarms that did not become ready).
+ * answered): lookups of random keys, awaited, in rounds while they still find peers.
+ * kad-dht's own self-query goes only to peers closer to the node than the one that named
+ * them, so a node that joins late through one peer stops after that peer and its
+ * neighbour and stays with two peers until the refresh five minutes later (reproduced in a
+ * test; the likely cause of 50-node swarms that did not become ready). kad-dht's
+ * `refreshRoutingTable` does the same kind of lookups but returns before they run, and one
+ * round of them could still end at the neighbour on a busy machine (1 test run in 3–6 with
+ * the cores taken); the next round starts from the peers the last one found.
  */
 export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions>): Promise<void> {
   // identify tells kad-dht that the peer speaks its protocol just after the connection
@@ -38,7 +46,13 @@ export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions
     options.signal.throwIfAborted()
     await new Promise(resolve => setTimeout(resolve, 25))
   }
-  await dht.refreshRoutingTable(options)
+  for (let round = 0; round < DHT_JOIN_ROUNDS; round++) {
+    const before = dht.routingTable.size
+    await Promise.all(Array.from({ length: DHT_JOIN_LOOKUPS }, async () => {
+      for await (const _ of dht.getClosestPeers(randomBytes(32), options)) {}
+    }))
+    if (dht.routingTable.size <= before) break
+  }
 }
 
 /**
