@@ -25,7 +25,7 @@ export interface BootstrapInit {
 export const DHT_JOIN_TIMEOUT_MS = 30_000
 
 /** Lookups of random keys per round of a join, and rounds at most (a round repeats only while the table grows) */
-export const DHT_JOIN_LOOKUPS = 6
+export const DHT_JOIN_LOOKUPS = 3
 export const DHT_JOIN_ROUNDS = 3
 
 /**
@@ -48,8 +48,9 @@ export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions
   }
   for (let round = 0; round < DHT_JOIN_ROUNDS; round++) {
     const before = dht.routingTable.size
-    await Promise.all(Array.from({ length: DHT_JOIN_LOOKUPS }, async () => {
-      for await (const _ of dht.getClosestPeers(randomBytes(32), options)) {}
+    const keys = Array.from({ length: DHT_JOIN_LOOKUPS }, () => randomBytes(32))
+    await Promise.all(keys.map(async key => {
+      for await (const _ of dht.getClosestPeers(key, options)) {}
     }))
     if (dht.routingTable.size <= before) break
   }
