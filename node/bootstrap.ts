@@ -30,14 +30,15 @@ export const DHT_JOIN_ROUNDS = 3
 
 /**
  * Kademlia's join, once the routing table holds a peer (the bootstrap peer that just
- * answered): lookups of random keys, awaited, in rounds while they still find peers.
+ * answered): kad-dht's refresh, and lookups of random keys, awaited, in rounds while they
+ * still find peers.
  * kad-dht's own self-query goes only to peers closer to the node than the one that named
  * them, so a node that joins late through one peer stops after that peer and its
  * neighbour and stays with two peers until the refresh five minutes later (reproduced in a
  * test; the likely cause of 50-node swarms that did not become ready). kad-dht's
- * `refreshRoutingTable` does the same kind of lookups but returns before they run, and one
- * round of them could still end at the neighbour on a busy machine (1 test run in 3–6 with
- * the cores taken); the next round starts from the peers the last one found.
+ * `refreshRoutingTable` returns before its lookups run, and they could still end at the
+ * neighbour on a busy machine (1 test run in 3–6 with the cores taken); each round of our
+ * own starts from the peers the last one found.
  */
 export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions>): Promise<void> {
   // identify tells kad-dht that the peer speaks its protocol just after the connection
@@ -46,11 +47,18 @@ export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions
     options.signal.throwIfAborted()
     await new Promise(resolve => setTimeout(resolve, 25))
   }
+  // kad-dht's refresh of every bucket: it returns before its lookups run
+  await dht.refreshRoutingTable(options)
   for (let round = 0; round < DHT_JOIN_ROUNDS; round++) {
     const before = dht.routingTable.size
     const keys = Array.from({ length: DHT_JOIN_LOOKUPS }, () => randomBytes(32))
     await Promise.all(keys.map(async key => {
-      for await (const _ of dht.getClosestPeers(key, options)) {}
+      try {
+        for await (const _ of dht.getClosestPeers(key, options)) {}
+      } catch (err) {
+        // a lookup that failed found no one; the others and the refresh go on
+        if (options.signal.aborted) throw err
+      }
     }))
     if (dht.routingTable.size <= before) break
   }
