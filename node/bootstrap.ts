@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { KEEP_ALIVE, setMaxListeners } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { AbortOptions, ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -18,7 +18,7 @@ export interface BootstrapInit {
   /** Give up on a bootstrap peer after this long (a node may start before its bootstrap peer). */
   retryForMs?: number
   /** Once a bootstrap peer answered: the node joins the DHT through it (see joinDht) */
-  onJoined?: (peer: PeerId, options: Required<AbortOptions>) => Promise<void>
+  onJoined?: (peer: PeerId, connection: Connection, options: Required<AbortOptions>) => Promise<void>
 }
 
 /** How long a join waits for the bootstrap peer to enter the routing table */
@@ -27,6 +27,9 @@ export const DHT_JOIN_TIMEOUT_MS = 30_000
 /** Lookups of random keys per round of a join, and rounds at most (a round repeats only while the table grows) */
 export const DHT_JOIN_LOOKUPS = 3
 export const DHT_JOIN_ROUNDS = 3
+
+/** While the routing table is still empty, the join asks kad-dht to check the bootstrap peer again this often */
+export const DHT_JOIN_RECHECK_MS = 5_000
 
 /**
  * Kademlia's join, once the routing table holds a peer (the bootstrap peer that just
@@ -40,12 +43,19 @@ export const DHT_JOIN_ROUNDS = 3
  * neighbour on a busy machine (1 test run in 3–6 with the cores taken); each round of our
  * own starts from the peers the last one found.
  */
-export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions>): Promise<void> {
+export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions>, recheck?: (options: Required<AbortOptions>) => Promise<unknown>): Promise<void> {
   // identify tells kad-dht that the peer speaks its protocol just after the connection
-  // opens; the routing table's public face is its size
+  // opens, and kad-dht adds the peer once it answers a ping; the routing table's public
+  // face is its size. Either step can time out on a busy machine, and kad-dht tries again
+  // only on a new connection: `recheck` (identify once more) makes it check the peer again.
+  let lastCheck = Date.now()
   while (dht.routingTable.size === 0) {
     options.signal.throwIfAborted()
     await new Promise(resolve => setTimeout(resolve, 25))
+    if (recheck != null && Date.now() - lastCheck >= DHT_JOIN_RECHECK_MS) {
+      lastCheck = Date.now()
+      await recheck(options).catch(err => { if (options.signal.aborted) throw err })
+    }
   }
   // kad-dht's refresh of every bucket: it returns before its lookups run
   await dht.refreshRoutingTable(options)
@@ -114,9 +124,10 @@ export class BootstrapDialer implements Startable {
     const signal = AbortSignal.any([AbortSignal.timeout(this.retryForMs), this.controller?.signal ?? new AbortController().signal])
     setMaxListeners(Infinity, signal)
     let delay = 100
+    let connection: Connection | undefined
     while (!signal.aborted) {
       try {
-        await this.components.connectionManager.openConnection(address, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) })
+        connection = await this.components.connectionManager.openConnection(address, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) })
         this.log('joined through %a', address)
         break
       } catch (err) {
@@ -126,11 +137,11 @@ export class BootstrapDialer implements Startable {
         delay = Math.min(delay * 2, 5000)
       }
     }
-    if (this.onJoined == null || this.controller == null || signal.aborted) return
+    if (this.onJoined == null || this.controller == null || connection == null || signal.aborted) return
     const joinSignal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(DHT_JOIN_TIMEOUT_MS)])
     setMaxListeners(Infinity, joinSignal)
     try {
-      await this.onJoined(peerId, { signal: joinSignal })
+      await this.onJoined(peerId, connection, { signal: joinSignal })
       this.log('joined the DHT through %p', peerId)
     } catch (err) {
       // the peer answered; only the refresh did not happen (kad-dht's own runs later)

@@ -50,6 +50,7 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const bootstrap = init.bootstrap.map(parseBootstrapAddress)
   let dht: SingleKadDHT | undefined
+  let identifyService: Identify | undefined
   return createLibp2p<BaseServices & S>({
     start: false,
     privateKey: init.privateKey,
@@ -78,7 +79,7 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
       allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
     },
     services: {
-      identify: identify(),
+      identify: (components: any) => (identifyService = identify()(components)),
       ping: ping(),
       dht: (components: any) => (dht = kadDHT({
         protocol: DHT_PROTOCOL,
@@ -89,7 +90,10 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
       // created after the DHT (libp2p creates services in key order)
       bootstrap: (components: any) => new BootstrapDialer(components, {
         peers: bootstrap,
-        onJoined: async (_peer, options) => { if (dht != null) await joinDht(dht, options) }
+        onJoined: async (_peer, connection, options) => {
+          if (dht == null) return
+          await joinDht(dht, options, async recheckOptions => identifyService?.identify(connection, recheckOptions))
+        }
       }),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>
