@@ -18,8 +18,8 @@ import type { FileHandle } from 'node:fs/promises'
  * else, so its own young collections are rare: 16 MiB of spent plaintext between two
  * sweeps took it past that slack, and a device playing behind a download ran a full
  * collection every ~16 MiB (50–88 over five 256 MiB plays in P1) at about twice the CPU
- * of the same decryption alone. Every 4 MiB: 4 full collections over five plays, 430–440
- * ms of CPU per play against 680–920.
+ * of the same decryption alone. Every 4 MiB: 3–5 full collections over five plays and
+ * 350–460 ms of CPU per play, against 680–1010 (13 P1 rows against 15).
  */
 export const DEVICE_SWEEP_BYTES = 4 * 1024 * 1024
 
