@@ -46,6 +46,14 @@ export const MAX_EARLY_STREAMS = 64
 /** How often libp2p checks each open connection with a ping */
 export const CONNECTION_PING_INTERVAL_MS = 60_000
 
+/**
+ * Ping streams one connection may carry at once, each way: libp2p's connection monitor and
+ * kad-dht's routing table (a new contact, an old one) ping over the same protocol, and
+ * @libp2p/ping's default of one outbound stream failed the second; when that was the
+ * monitor's, it aborted the connection.
+ */
+export const PING_STREAMS_PER_CONNECTION = 4
+
 export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const bootstrap = init.bootstrap.map(parseBootstrapAddress)
@@ -80,7 +88,7 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
     },
     services: {
       identify: (components: any) => (identifyService = identify()(components)),
-      ping: ping(),
+      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION }),
       dht: (components: any) => (dht = kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
