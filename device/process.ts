@@ -2,6 +2,7 @@
 // Speaks only the framed wire of wire.ts on stdin/stdout; logs (DEBUG=keyfair:*) go
 // to stderr and never carry key material. Exits when its stdin closes (the node
 // stopped or died), dropping its secrets with the process.
+import { flushCompileCache } from 'node:module'
 import { parseArgs } from 'node:util'
 import { logger } from '@libp2p/logger'
 import { dispatch } from './dispatch.ts'
@@ -11,6 +12,9 @@ import { KeyStore } from './store/keystore.ts'
 import type { DeviceReply } from './wire.ts'
 
 const log = logger('keyfair:device:process')
+// the modules are loaded: their compile-cache entries (when the node enabled the cache)
+// go to disk now, not only when this device exits
+flushCompileCache()
 const { values } = parseArgs({ options: { store: { type: 'string' } } })
 if (values.store == null) {
   process.stderr.write('usage: device/process.ts --store <dir>\n')

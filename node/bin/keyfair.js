@@ -17,6 +17,9 @@ if (major >= 24) {
   // Kept beside the code, not in a shared temporary directory another user could seed.
   module.enableCompileCache?.(join(here, '..', '..', 'node_modules', '.cache', 'keyfair-compile'))
   const { main } = await import(join(here, '..', 'cli.ts'))
+  // every module is loaded now: write their entries at once, not only at exit, which a
+  // node that runs for days (or the exec that gives it its V8 flags) may never reach
+  module.flushCompileCache?.()
   await main(process.argv)
 } else {
   const pinned = join(here, '..', '..', 'node_modules', 'node', 'bin', 'node')

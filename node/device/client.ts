@@ -2,12 +2,11 @@
 // of device/wire.ts on its stdin/stdout. Every byte that crosses can be observed with
 // `tap` (the interface test records them all).
 import { spawn } from 'node:child_process'
-import { getCompileCacheDir } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { FrameDecoder, encodeFrame } from '../../device/wire.ts'
-import { extraNodeFlags } from '../config.ts'
+import { compileCacheEnv, extraNodeFlags } from '../config.ts'
 import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, SealedDevice } from '../../device/interface.ts'
 import type { KdfParams } from '../../device/store/keystore.ts'
 import type { DeviceReply } from '../../device/wire.ts'
@@ -68,8 +67,7 @@ export class DeviceClient implements SealedDevice {
   async start (): Promise<void> {
     if (this.child != null) return
     // the device shares the CLI's code cache, when the CLI enabled one
-    const cache = getCompileCacheDir()
-    const env = cache != null ? { ...process.env, NODE_COMPILE_CACHE: cache } : process.env
+    const env = compileCacheEnv()
     // a small young generation: played chunks are freed as they go instead of piling up
     const child = spawn(process.execPath, ['--max-semi-space-size=1', ...extraNodeFlags(), DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
     this.child = child

@@ -2,11 +2,11 @@
 // thread parses, verifies and commits the next requests while the workers do RSA.
 // The private key lives in the workers; this thread keeps only the public modulus.
 import { createPublicKey } from 'node:crypto'
-import { getCompileCacheDir } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { ExponentError, OutOfRangeError, base64urlToBigint, byteLength, i2osp } from '../../device/crypto/index.ts'
 import { termsCid } from '../../device/objects/market.ts'
+import { compileCacheEnv } from '../config.ts'
 import type { Unblinder } from './unblind.ts'
 import type { UnblindJob, UnblindResult } from './unblind-worker.ts'
 import type { Terms } from '../../device/objects/market.ts'
@@ -77,9 +77,7 @@ export class UnblindPool implements Unblinder {
   private spawn (): Slot {
     // the process's code cache (stripped TypeScript, bytecode) serves the workers too: without
     // it each worker loads Node's TypeScript stripper again, ~10 MB resident per worker
-    const cache = getCompileCacheDir()
-    const env = cache != null ? { ...process.env, NODE_COMPILE_CACHE: cache } : undefined
-    const worker = new Worker(WORKER, { workerData: { privateKey: this.privateKey }, ...(env != null ? { env } : {}) })
+    const worker = new Worker(WORKER, { workerData: { privateKey: this.privateKey }, env: compileCacheEnv() })
     const slot: Slot = { worker, pending: new Map() }
     // an idle pool does not keep the process alive: the role closes it on stop
     worker.unref()

@@ -115,7 +115,9 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
         terms.content = CID.parse(terms.content)
         const z = await pool.unblind(i2ospMod(12345n, pool.n), terms)
         await pool.close()
-        console.log(JSON.stringify({ before, after: entries(), z: z.length }))
+        // in the same versioned directory as the main thread's, not one nested inside it
+        const nested = readdirSync(module.getCompileCacheDir(), { withFileTypes: true }).filter(e => e.isDirectory()).map(e => e.name)
+        console.log(JSON.stringify({ before, after: entries(), z: z.length, nested }))
       `
       const file = join(dir, 'cache-probe.mjs')
       await writeFile(file, script)
@@ -123,6 +125,7 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       assert.equal(out.z, 256)
       assert.ok(out.before > 0, 'the main thread wrote its entries')
       assert.ok(out.after > out.before, `the worker wrote entries of its own (${out.before} before, ${out.after} after)`)
+      assert.deepEqual(out.nested, [], 'the worker wrote to a cache of its own')
     })
 
     it('signs answers with the key imported once, byte for byte as libp2p\'s own Ed25519 signature', async function () {
