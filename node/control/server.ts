@@ -50,7 +50,13 @@ export class ControlServer {
   }
 
   async start (): Promise<void> {
-    const server = createServer((req, res) => { void this.handle(req, res) })
+    const server = createServer((req, res) => {
+      // one connection per call: a kept-alive socket that the server closes after 5 idle
+      // seconds just as a busy client reuses it fails that call with ECONNRESET (a bench
+      // run lost its swarm to this while 50 nodes started on two cores)
+      res.setHeader('connection', 'close')
+      void this.handle(req, res)
+    })
     server.headersTimeout = 10_000
     server.requestTimeout = 0 // `find` may legitimately run for its whole time budget
     await new Promise<void>((resolve, reject) => {

@@ -53,6 +53,16 @@ describe('control API and CLI against a running node process', function () {
     assert.deepEqual(JSON.parse(peers.stdout), { peers: [] })
   })
 
+  it('closes each connection after its answer, so no call races a kept-alive socket\'s timeout', async function () {
+    const res = await fetch(`${api}/api/v1/status`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('connection'), 'close')
+    assert.equal(res.headers.get('keep-alive'), null)
+    await res.json()
+    // and calls keep working one after another, each on a fresh connection
+    for (let i = 0; i < 3; i++) assert.equal((await node.client.call('status')).peerId, node.peerId)
+  })
+
   it('refuses a missing token', async function () {
     const { status, json } = await post('/api/v1/status', {})
     assert.equal(status, 401)
