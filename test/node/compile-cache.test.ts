@@ -34,12 +34,16 @@ describe('compile cache shared with child processes', function () {
     assert.deepEqual(nested.map(e => e.name), [])
   })
 
-  it('without a cache in this process, the environment is passed on unchanged', async function () {
-    const { compileCacheEnv } = await import('../../node/config.ts')
-    const { getCompileCacheDir } = await import('node:module')
-    // mocha runs without a compile cache
-    assert.equal(getCompileCacheDir(), undefined)
-    const env = { KEEP: 'x' }
-    assert.equal(compileCacheEnv(env), env)
+  it('without a cache in this process, the environment is passed on unchanged', function () {
+    const config = new URL('../../node/config.ts', import.meta.url).href
+    const script = `
+      import { getCompileCacheDir } from 'node:module'
+      const { compileCacheEnv } = await import(${JSON.stringify(config)})
+      const env = { KEEP: 'x' }
+      process.stdout.write(JSON.stringify({ cache: getCompileCacheDir() ?? null, same: compileCacheEnv(env) === env }))
+    `
+    const { NODE_COMPILE_CACHE: _, ...env } = process.env
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' }))
+    assert.deepEqual(out, { cache: null, same: true })
   })
 })
