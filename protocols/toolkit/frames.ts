@@ -33,6 +33,15 @@ export interface Frame {
 }
 
 const MAX_ERROR_MESSAGE = 512
+/** The longest varint length prefix (lpStream's unsigned LEB128 of a safe integer) */
+const MAX_PREFIX_BYTES = 8
+
+/** Bytes of the unsigned LEB128 varint that prefixes a frame of `length` bytes */
+function prefixLength (length: number): number {
+  let bytes = 1
+  for (let rest = length; rest >= 0x80; rest = Math.floor(rest / 0x80)) bytes++
+  return bytes
+}
 
 /**
  * Length-prefixed frames over a libp2p stream with a maximum size and a
@@ -43,14 +52,27 @@ export class FrameStream {
   readonly stream: Stream
   private readonly lp: LengthPrefixedStream<Stream>
   private readonly limits: FrameLimits
+  /** bytes the stream delivered that no frame read has taken yet */
+  private buffered = 0
+  /** above this many buffered bytes the stream is paused: one whole frame waits */
+  private readonly highWater: number
+  private readonly maxBuffered: number
 
   constructor (stream: Stream, limits: FrameLimits) {
     this.stream = stream
     this.limits = limits
-    this.lp = lpStream(stream, {
-      maxDataLength: limits.maxFrameBytes,
-      // lpStream buffers whole frames; keep room for one full frame plus the next header
-      maxBufferSize: Math.max(4 * 1024 * 1024, limits.maxFrameBytes * 2)
+    this.highWater = limits.maxFrameBytes + MAX_PREFIX_BYTES
+    // once paused, the stream holds what still arrives (at most its own read buffer limit)
+    // and hands it over at once on resume
+    this.maxBuffered = this.highWater + Math.max(stream.maxReadBufferLength, limits.maxFrameBytes)
+    this.lp = lpStream(stream, { maxDataLength: limits.maxFrameBytes, maxBufferSize: this.maxBuffered })
+    // Flow control. lpStream keeps whatever the stream delivers, and a muxer such as yamux
+    // grants the sender more window as soon as bytes arrive, so a reader slower than its
+    // sender (a chunk write waiting on the disk) used to overflow lpStream's buffer and lose
+    // the stream. A paused stream grants no more window: the sender waits instead.
+    stream.addEventListener('message', (evt) => {
+      this.buffered += evt.data.byteLength
+      if (this.buffered > this.highWater && stream.readStatus === 'readable') stream.pause()
     })
   }
 
@@ -69,12 +91,17 @@ export class FrameStream {
     } catch (err: any) {
       if (options.signal?.aborted === true) throw new AbortedError('read aborted by caller', { cause: err })
       if (timeout.aborted) throw new ReadTimeoutError(`no frame within ${this.limits.readTimeoutMs} ms`, { cause: err })
-      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'StreamBufferError') {
+      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') {
         throw new FrameTooLargeError(`frame exceeds ${this.limits.maxFrameBytes} bytes`, { cause: err })
+      }
+      if (err?.name === 'StreamBufferError') {
+        throw new FrameTooLargeError(`the peer sent more than ${this.maxBuffered} bytes ahead of the reader`, { cause: err })
       }
       if (err?.name === 'UnexpectedEOFError') throw new TruncatedFrameError(undefined, { cause: err })
       throw err
     }
+    this.buffered -= prefixLength(buf.byteLength) + buf.byteLength
+    if (this.buffered <= this.highWater && this.stream.readStatus === 'paused') this.stream.resume()
     if (buf.byteLength < 1) throw new MalformedFrameError('empty frame')
     return buf
   }
