@@ -100,6 +100,8 @@ export class FrameStream {
       if (err?.name === 'UnexpectedEOFError') throw new TruncatedFrameError(undefined, { cause: err })
       throw err
     }
+    // counted with the shortest prefix: a peer that pads its varints only stalls (and times
+    // out) its own stream
     this.buffered -= prefixLength(buf.byteLength) + buf.byteLength
     if (this.buffered <= this.highWater && this.stream.readStatus === 'paused') this.stream.resume()
     if (buf.byteLength < 1) throw new MalformedFrameError('empty frame')
