@@ -71,9 +71,11 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
       // on a new connection were all reset on a busy machine, where the listener upgrades
       // slowly. Each such stream holds at most its initial 256 KiB window.
       maxEarlyStreams: MAX_EARLY_STREAMS,
-      // a provider may run at most this far ahead of what the buyer has hashed and written;
-      // yamux's 16 MiB default let two chunk streams hold ~30 MB more at a buyer's peak
-      streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES }
+      // a provider may run at most this far ahead of what the buyer has hashed and written
+      // (a frame reader pauses its stream, which then grants no more window); yamux's 16 MiB
+      // default let two chunk streams hold ~30 MB more at a buyer's peak. A paused stream
+      // keeps what still arrives, up to one window: its buffer limit must hold that much.
+      streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES, maxReadBufferLength: MAX_STREAM_WINDOW_BYTES }
     })],
     connectionMonitor: {
       // libp2p pings every connection every 10 s; a swarm node holds a connection to most
