@@ -49,6 +49,8 @@ export async function dispatch (device: SealedDevice, op: string, rawArgs: unkno
       j: check.expectUint(args.j, 'j', 0xffff),
       answer: check.expectBytes(args.answer, 'answer', MAX_OBJECT, 1)
     })
+    case 'renewalRequest': return device.renewalRequest({ content: check.expectString(args.content, 'content', 200) })
+    case 'renew': return device.renew({ content: check.expectString(args.content, 'content', 200), renewal: check.expectBytes(args.renewal, 'renewal', MAX_OBJECT, 1) })
     case 'completePurchase': return device.completePurchase({ purchase: purchase() })
     case 'receipt': return device.receipt({ purchase: purchase() })
     case 'dispute': {

@@ -52,6 +52,19 @@ export interface LicenceInfo {
   purchase: string
   title: string
   purchasedAt: number
+  /** how long the licence plays offline after a purchase or renewal, in ms */
+  licenceTtl: number
+  /** plays until then (ms since the epoch); later only after a renewal */
+  playUntil: number
+  /** when an escrow last stated this device unrevoked, if ever */
+  renewedAt?: number
+}
+
+/** A device-signed renewal request, and the escrows (peer ids, offer order) that may answer it */
+export interface RenewalRequestInfo {
+  request: Uint8Array
+  offer: string
+  escrows: string[]
 }
 
 export type AnswerVerdict =
@@ -96,6 +109,10 @@ export interface SealedDevice {
   /** Every purchase, or only those of one offer (its CID) */
   purchases: (args?: { offer?: string }) => Promise<PurchaseInfo[]>
   library: () => Promise<LicenceInfo[]>
+  /** A signed request to renew the licence of `content`, asking an escrow of its offer to state this device unrevoked */
+  renewalRequest: (args: { content: string }) => Promise<RenewalRequestInfo>
+  /** Extends the licence by its lifetime once an escrow of the offer has answered the pending request */
+  renew: (args: { content: string, renewal: Uint8Array }) => Promise<LicenceInfo>
   /**
    * Decrypts a ciphertext file to `output` with a sealed licence; plaintext never crosses
    * the interface. With `available` below the chunk count it follows a download still
@@ -109,7 +126,7 @@ export interface SealedDevice {
 export const DEVICE_OPERATIONS = [
   'status', 'initialise', 'unlock', 'lock', 'certificateRequests', 'installCertificates', 'certificates',
   'beginPurchase', 'prepareShares', 'requestShare', 'requestShares', 'acceptAnswer', 'completePurchase', 'receipt', 'dispute',
-  'purchase', 'purchases', 'library', 'play', 'playFeed'
+  'purchase', 'purchases', 'library', 'renewalRequest', 'renew', 'play', 'playFeed'
 ] as const satisfies ReadonlyArray<keyof SealedDevice>
 
 export type DeviceOperation = typeof DEVICE_OPERATIONS[number]

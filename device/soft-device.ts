@@ -3,18 +3,19 @@
 // its secrets live in that process's memory and, sealed, in its key store.
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
+import { CID } from 'multiformats/cid'
 import {
-  BlindCheckError, blindWith, blindingFactor, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
+  BlindCheckError, blindWith, bytesEqual, blindingFactor, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
   openOfferDeviceKey, os2ip, priceExponent, rawPublicKey, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
 } from './crypto/index.ts'
 import { ChunkFeed } from './chunk-feed.ts'
 import { decryptFile } from './content-file.ts'
 import {
   BadDeviceRequestError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
-  NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
+  BadRenewalError, LicenceExpiredError, NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
 } from './errors.ts'
 import { cidOfBytes, decodeObject, encodeObject } from './objects/codec.ts'
-import { contentIdOf, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
+import { LIMITS, contentIdOf, parseLicenceTtl, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedRenewal, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
 import { signWithDeviceKey, signWithDeviceKeyInPool, signedId, verifyPeerSigned } from './objects/signed.ts'
 import { createShapeChecks } from './objects/validate.ts'
 import { createCsr } from './pki/csr.ts'
@@ -22,7 +23,7 @@ import { DEVICE_UNIT } from './pki/names.ts'
 import { KeyStore } from './store/keystore.ts'
 import type {
   AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceStatus, LicenceInfo, PlayProgress,
-  PurchaseInfo, PurchaseState, SealedDevice
+  PurchaseInfo, PurchaseState, RenewalRequestInfo, SealedDevice
 } from './interface.ts'
 import type { BlindingFactor, ContentManifest, RawPublicKey } from './crypto/index.ts'
 import type { Licence, Offer, UnblindRequest, WrappedShareRef } from './objects/market.ts'
@@ -74,6 +75,19 @@ interface OpenPurchase {
   unsaved?: boolean
 }
 
+/** A sealed licence: K, and what playing and renewing it need */
+interface LicenceRecord extends LicenceInfo {
+  key: Uint8Array
+  /** the escrows of the offer (peer ids): the ones whose statement renews it */
+  escrows: string[]
+}
+
+/** A renewal request out, waiting for an escrow's statement (memory only: a lock drops it) */
+interface PendingRenewal {
+  request: string
+  nonce: Uint8Array
+}
+
 export interface SoftDeviceInit {
   store: KeyStore
   /** clock for request and receipt timestamps; tests may move it */
@@ -107,6 +121,8 @@ export class SoftDevice implements SealedDevice {
   private readonly publicKeys = new Map<string, RawPublicKey | null>()
   /** the signing certificate's DER, read once per unlock (every request carries it) */
   private signingCertificateDer?: Uint8Array
+  /** renewal requests out, by content id */
+  private readonly renewals = new Map<string, PendingRenewal>()
 
   constructor (init: SoftDeviceInit) {
     this.store = init.store
@@ -400,14 +416,18 @@ export class SoftDevice implements SealedDevice {
         await this.fail(secrets, p)
         throw new KeyCommitmentError()
       }
+      const now = this.now()
       const info: LicenceInfo = {
         content: p.offer.body.terms.content.toString(),
         offer: p.offerId,
         purchase: p.record.purchase,
         title: p.offer.body.title,
-        purchasedAt: this.now()
+        purchasedAt: now,
+        licenceTtl: p.offer.body.licenceTtl,
+        playUntil: now + p.offer.body.licenceTtl
       }
-      await this.store.putRecord(secrets, 'licence', info.content, { v: 1, ...info, key })
+      const escrows = p.offer.body.terms.escrows.map(e => e.peer)
+      await this.store.putRecord(secrets, 'licence', info.content, { v: 1, ...info, escrows, key })
       p.record.state = 'complete'
       // the blinding factors of checked shares are no longer needed
       for (const share of acceptedOf(p.record)) {
@@ -507,18 +527,70 @@ export class SoftDevice implements SealedDevice {
     const out: LicenceInfo[] = []
     for (const id of await this.store.listRecords('licence')) {
       try {
-        const r = check.expectRecord(await this.store.getRecord(secrets, 'licence', id), 'licence')
-        out.push({
-          content: check.expectString(r.content, 'content', 200),
-          offer: check.expectString(r.offer, 'offer', 200),
-          purchase: check.expectString(r.purchase, 'purchase', 64),
-          title: check.expectString(r.title, 'title', 256),
-          purchasedAt: check.expectUint(r.purchasedAt, 'purchasedAt')
-        })
+        const { key, escrows: _escrows, ...info } = await this.readLicence(secrets, id)
+        key.fill(0)
+        out.push(info)
       } catch (err: any) {
         this.log.error('skipping licence record %s: %s', id, err.code ?? err.name)
       }
     }
+    return out
+  }
+
+  async renewalRequest (args: { content: string }): Promise<RenewalRequestInfo> {
+    const secrets = this.unlocked()
+    const licence = await this.readLicence(secrets, args.content)
+    licence.key.fill(0)
+    const nonce = new Uint8Array(randomBytes(LIMITS.renewalNonce))
+    const body = { v: 1, offer: CID.parse(licence.offer), nonce, at: this.now() }
+    const signed = signWithDeviceKey('renewal-request', body, secrets.signingKey, await this.signingCertificate())
+    this.renewals.set(args.content, { request: signedId(signed).toString(), nonce })
+    return { request: encodeObject(signed), offer: licence.offer, escrows: licence.escrows }
+  }
+
+  async renew (args: { content: string, renewal: Uint8Array }): Promise<LicenceInfo> {
+    const secrets = this.unlocked()
+    const pending = this.renewals.get(args.content)
+    if (pending == null) throw new BadRenewalError('no renewal request of this licence is out: ask for one first')
+    const licence = await this.readLicence(secrets, args.content)
+    try {
+      const renewal = parseSignedRenewal(decodeObject(args.renewal))
+      const escrow = await verifyPeerSigned(renewal, 'renewal')
+      const { body } = renewal
+      // only an escrow of the offer may vouch, and only for the request this device made
+      if (!licence.escrows.includes(escrow)) throw new BadRenewalError('the renewal is not signed by an escrow of the offer')
+      if (body.request.toString() !== pending.request || !bytesEqual(body.nonce, pending.nonce)) throw new BadRenewalError()
+      if (body.device !== secrets.deviceId || body.offer.toString() !== licence.offer) throw new BadRenewalError('the renewal names another device or offer')
+      this.renewals.delete(args.content)
+      const now = this.now()
+      const { key, ...rest } = licence
+      const renewed: LicenceRecord = { ...rest, key, playUntil: now + licence.licenceTtl, renewedAt: now }
+      await this.store.putRecord(secrets, 'licence', args.content, { v: 1, ...renewed })
+      this.log('licence of %s renewed until %s', args.content, new Date(renewed.playUntil).toISOString())
+      const { key: _key, escrows: _escrows, ...info } = renewed
+      return info
+    } finally {
+      licence.key.fill(0)
+    }
+  }
+
+  /** The sealed licence of a content; throws NoLicenceError when there is none */
+  private async readLicence (secrets: DeviceSecrets, content: string): Promise<LicenceRecord> {
+    const record = await this.store.getRecord(secrets, 'licence', content)
+    if (record === undefined) throw new NoLicenceError()
+    const r = check.expectRecord(record, 'licence')
+    const out: LicenceRecord = {
+      content: check.expectString(r.content, 'content', 200),
+      offer: check.expectString(r.offer, 'offer', 200),
+      purchase: check.expectString(r.purchase, 'purchase', 64),
+      title: check.expectString(r.title, 'title', 256),
+      purchasedAt: check.expectUint(r.purchasedAt, 'purchasedAt'),
+      licenceTtl: parseLicenceTtl(r.licenceTtl, 'licenceTtl'),
+      playUntil: check.expectUint(r.playUntil, 'playUntil'),
+      escrows: check.expectArray(r.escrows, 'escrows', LIMITS.maxEscrows).map((e, i) => check.expectString(e, `escrows[${i}]`, LIMITS.maxPeerId)),
+      key: check.expectBytes(r.key, 'key', 32, 32)
+    }
+    if (r.renewedAt !== undefined) out.renewedAt = check.expectUint(r.renewedAt, 'renewedAt')
     return out
   }
 
@@ -538,10 +610,13 @@ export class SoftDevice implements SealedDevice {
       this.feeds.set(args.content, feed)
     }
     try {
-      const record = await this.store.getRecord(secrets, 'licence', args.content)
-      if (record === undefined) throw new NoLicenceError()
-      const key = check.expectBytes(check.expectRecord(record, 'licence').key, 'key', 32, 32)
+      const licence = await this.readLicence(secrets, args.content)
+      const { key } = licence
       try {
+        // a software device trusts the machine's clock: see the docs on what that allows
+        if (this.now() > licence.playUntil) {
+          throw new LicenceExpiredError(`the licence played offline until ${new Date(licence.playUntil).toISOString()}: renew it online (keyfair renew ${args.content})`)
+        }
         const bytes = await decryptFile(args.input, args.output, manifest, key, { onProgress, feed })
         return { bytes }
       } finally {
@@ -568,6 +643,7 @@ export class SoftDevice implements SealedDevice {
     this.exponents.clear()
     this.blindingInverses = new WeakMap()
     this.preparedFactors.clear()
+    this.renewals.clear()
     this.signingCertificateDer = undefined
     // opened records hold blinding factors and unblinded shares
     for (const p of this.openPurchases.values()) {

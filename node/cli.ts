@@ -24,6 +24,7 @@ import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
 import type { BuyProgress, BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { RenewalResult } from './buyer/renewal.ts'
 import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
 import type { LicenceInfo, PurchaseInfo } from '../device/interface.ts'
@@ -269,6 +270,8 @@ function addMarketCommands (program: Command): void {
     .option('--escrows <t-of-n>', 'threshold and number of escrows, e.g. 3-of-5', '1-of-1')
     .option('--escrow <address>', 'an escrow to use, by peer id or multiaddr (repeatable; the rest are picked from the DHT)', collect)
     .option('--valid-days <n>', 'how long the offer stands', '365')
+    .option('--open', 'also sell with this seller offline: the offer carries the key\'s shares, so t escrows together could learn it (needs t ≥ 2)')
+    .option('--licence-ttl <duration>', 'how long a licence plays offline before the device renews it online: 12h, 30d', '30d')
     .action(async (file: string, opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const match = /^(\d+)-of-(\d+)$/.exec(opts.escrows)
@@ -284,7 +287,9 @@ function addMarketCommands (program: Command): void {
           t: Number(match[1]),
           n: Number(match[2]),
           escrows: opts.escrow ?? [],
-          validDays: integerFlag(opts.validDays, '--valid-days')
+          validDays: integerFlag(opts.validDays, '--valid-days'),
+          open: opts.open === true,
+          licenceTtlMs: parseDuration(opts.licenceTtl)
         }, event => { if (event.phase === 'encrypt') bar.update(event.chunks, event.chunks) })
         bar.stop()
         print(options, r, () => [
@@ -292,6 +297,10 @@ function addMarketCommands (program: Command): void {
           `content ${r.content}`,
           `offer   ${r.offer}`,
           `price   ${r.price} ${r.currency} to each of ${r.t} of ${r.escrows.length} escrows`,
+          r.open
+            ? `open offer: sold with this seller offline too; ${r.t} escrows together could learn its key`
+            : 'device-bound: each buyer gets a licence from this seller (online); no escrows learn the key',
+          `licences play offline for ${formatDuration(r.licenceTtlMs)}, then renew online`,
           r.announced ? 'announced in the DHT' : 'not announced yet (no DHT peers): it will be, once the node has peers'
         ].join('\n'))
       } finally {
@@ -306,7 +315,7 @@ function addMarketCommands (program: Command): void {
       const r = await call<{ offers: OfferListing[] }>(command, 'search', { words, timeoutMs: integerFlag(opts.timeout, '--timeout') }, 120_000)
       print(command.optsWithGlobals(), r, () => r.offers.length === 0
         ? 'no offers found'
-        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${o.price} ${o.currency} × ${o.t} of ${o.escrows} escrows  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
+        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${o.price} ${o.currency} × ${o.t} of ${o.escrows} escrows  ${o.open ? 'open' : 'device-bound'}  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
     })
 
   program.command('buy <offer>')
@@ -373,7 +382,20 @@ function addMarketCommands (program: Command): void {
       const r = await call<{ licences: LicenceInfo[] }>(command, 'library')
       print(command.optsWithGlobals(), r, () => r.licences.length === 0
         ? 'no licences yet'
-        : r.licences.map(l => `${l.content}  '${l.title}'  bought ${new Date(l.purchasedAt).toISOString()}  purchase ${l.purchase}`).join('\n'))
+        : r.licences.map(l => [
+          `${l.content}  '${l.title}'  bought ${new Date(l.purchasedAt).toISOString()}  purchase ${l.purchase}`,
+          `  ${l.playUntil < Date.now() ? 'EXPIRED: played offline until' : 'plays offline until'} ${new Date(l.playUntil).toISOString()} (lifetime ${formatDuration(l.licenceTtl)}${l.renewedAt != null ? `, renewed ${new Date(l.renewedAt).toISOString()}` : ''})`
+        ].join('\n')).join('\n'))
+    })
+
+  program.command('renew <content>')
+    .description('extend a licence\'s offline lifetime: an escrow of its offer states that this device is not revoked')
+    .action(async (content: string, _opts, command: Command) => {
+      const r = await call<RenewalResult>(command, 'renew', { content }, 120_000)
+      print(command.optsWithGlobals(), r, () => [
+        `renewed ${r.content} '${r.title}' until ${new Date(r.playUntil).toISOString()} (escrow ${r.escrow})`,
+        ...r.unavailable.map(u => `  escrow ${u.escrow} did not answer: ${u.reason}`)
+      ].join('\n'))
     })
 
   program.command('purchases')
@@ -692,6 +714,15 @@ export function parseDuration (value: string): number {
   const match = /^(\d+)([smhd])$/.exec(value.trim())
   if (match == null) throw new BadRequestError(`bad duration '${value}' (expected e.g. 30s, 15m, 2h, 7d)`)
   return Number(match[1]) * DURATION_UNITS[match[2]!]!
+}
+
+/** Milliseconds as the largest whole unit that divides them: 30d, 12h, 90s */
+export function formatDuration (ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit]!
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms} ms`
 }
 
 export async function main (argv: string[]): Promise<void> {

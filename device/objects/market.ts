@@ -23,7 +23,11 @@ export const LIMITS = {
   maxPurchaseId: 64,
   maxHoldId: 128,
   maxChunkBytes: MAX_CHUNK_SIZE + 16,
-  maxDeviceKeyWrap: 1024
+  maxDeviceKeyWrap: 1024,
+  /** a licence plays offline at least this long before it must be renewed */
+  minLicenceTtlMs: 1000,
+  maxLicenceTtlMs: 10 * 366 * 86_400_000,
+  renewalNonce: 16
 } as const
 
 const check = createShapeChecks(message => new ObjectError(message))
@@ -69,6 +73,11 @@ export interface Offer {
   salt: Uint8Array
   /** open shares (K_dev = 0), one per escrow; empty when the seller sells device-bound licences only */
   shares: WrappedShareRef[]
+  /**
+   * How long a licence of this offer plays offline, in ms: past it the device plays
+   * again only after an escrow of the offer has stated afresh that it is not revoked
+   */
+  licenceTtl: number
 }
 
 /** A device-bound licence (Fig. 5): shares of K ⊕ K_dev, and K_dev wrapped to one device */
@@ -81,6 +90,29 @@ export interface Licence {
   salt: Uint8Array
   shares: WrappedShareRef[]
   kDev: Uint8Array
+}
+
+/** A device asks an escrow of an offer to state that it is not revoked (licence renewal) */
+export interface RenewalRequest {
+  v: 1
+  /** id of the signed offer whose licence is renewed */
+  offer: CID
+  /** random, drawn by the device for this renewal: the statement must echo it */
+  nonce: Uint8Array
+  at: number
+}
+
+/** An escrow's signed statement: this device's certificate was valid and unrevoked under its CRL */
+export interface Renewal {
+  v: 1
+  /** id of the signed request answered */
+  request: CID
+  device: string
+  offer: CID
+  nonce: Uint8Array
+  /** number of the CRL the escrow checked against */
+  crl: number
+  at: number
 }
 
 export interface UnblindRequest {
@@ -199,7 +231,7 @@ function parseShares (value: unknown, terms: Terms, what: string): WrappedShareR
 
 export function parseOffer (value: unknown): Offer {
   const o = check.expectRecord(value, 'offer')
-  noExtraFields(o, ['v', 'terms', 'title', 'tags', 'kc', 'salt', 'shares'], 'offer')
+  noExtraFields(o, ['v', 'terms', 'title', 'tags', 'kc', 'salt', 'shares', 'licenceTtl'], 'offer')
   const terms = parseTerms(o.terms)
   return {
     v: version(o, 'offer'),
@@ -208,8 +240,15 @@ export function parseOffer (value: unknown): Offer {
     tags: check.expectArray(o.tags, 'offer.tags', LIMITS.maxTags).map((t, i) => check.expectString(t, `offer.tags[${i}]`, LIMITS.maxTag)),
     kc: check.expectBytes(o.kc, 'offer.kc', 32, 32),
     salt: check.expectBytes(o.salt, 'offer.salt', SALT_LENGTH, SALT_LENGTH),
-    shares: parseShares(o.shares, terms, 'offer')
+    shares: parseShares(o.shares, terms, 'offer'),
+    licenceTtl: parseLicenceTtl(o.licenceTtl, 'offer.licenceTtl')
   }
+}
+
+export function parseLicenceTtl (value: unknown, what: string): number {
+  const ttl = check.expectUint(value, what, LIMITS.maxLicenceTtlMs)
+  if (ttl < LIMITS.minLicenceTtlMs) throw new ObjectError(`${what} must be at least ${LIMITS.minLicenceTtlMs} ms`)
+  return ttl
 }
 
 export function parseSignedOffer (value: unknown): Signed<Offer> {
@@ -259,6 +298,41 @@ export function parseUnblindRequest (value: unknown): UnblindRequest {
 export function parseSignedUnblindRequest (value: unknown): Signed<UnblindRequest> {
   const signed = parseSigned(value, 'unblind-request')
   return { ...signed, body: parseUnblindRequest(signed.body) }
+}
+
+export function parseRenewalRequest (value: unknown): RenewalRequest {
+  const o = check.expectRecord(value, 'renewal request')
+  noExtraFields(o, ['v', 'offer', 'nonce', 'at'], 'renewal request')
+  return {
+    v: version(o, 'renewal request'),
+    offer: parseCid(o.offer, 'renewal request.offer'),
+    nonce: check.expectBytes(o.nonce, 'renewal request.nonce', LIMITS.renewalNonce, LIMITS.renewalNonce),
+    at: check.expectUint(o.at, 'renewal request.at')
+  }
+}
+
+export function parseSignedRenewalRequest (value: unknown): Signed<RenewalRequest> {
+  const signed = parseSigned(value, 'renewal-request')
+  return { ...signed, body: parseRenewalRequest(signed.body) }
+}
+
+export function parseRenewal (value: unknown): Renewal {
+  const o = check.expectRecord(value, 'renewal')
+  noExtraFields(o, ['v', 'request', 'device', 'offer', 'nonce', 'crl', 'at'], 'renewal')
+  return {
+    v: version(o, 'renewal'),
+    request: parseCid(o.request, 'renewal.request'),
+    device: check.expectString(o.device, 'renewal.device', 64),
+    offer: parseCid(o.offer, 'renewal.offer'),
+    nonce: check.expectBytes(o.nonce, 'renewal.nonce', LIMITS.renewalNonce, LIMITS.renewalNonce),
+    crl: check.expectUint(o.crl, 'renewal.crl'),
+    at: check.expectUint(o.at, 'renewal.at')
+  }
+}
+
+export function parseSignedRenewal (value: unknown): Signed<Renewal> {
+  const signed = parseSigned(value, 'renewal')
+  return { ...signed, body: parseRenewal(signed.body) }
 }
 
 export function parseUnblindAnswer (value: unknown): UnblindAnswer {

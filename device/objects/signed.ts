@@ -16,8 +16,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { KeyObject } from 'node:crypto'
 
-export const PEER_SIGNED_KINDS = ['offer', 'licence', 'unblind-answer'] as const
-export const DEVICE_SIGNED_KINDS = ['unblind-request', 'receipt', 'dispute'] as const
+export const PEER_SIGNED_KINDS = ['offer', 'licence', 'unblind-answer', 'renewal'] as const
+export const DEVICE_SIGNED_KINDS = ['unblind-request', 'receipt', 'dispute', 'renewal-request'] as const
 export type PeerSignedKind = typeof PEER_SIGNED_KINDS[number]
 export type DeviceSignedKind = typeof DEVICE_SIGNED_KINDS[number]
 export type ObjectKind = PeerSignedKind | DeviceSignedKind

@@ -17,6 +17,8 @@ import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
+import { LicenceRenewal } from './renewal.ts'
+import type { RenewalResult } from './renewal.ts'
 import { splitRanges, takeRange } from './ranges.ts'
 import { StoredOrder } from './stored-order.ts'
 import type { PurchaseInfo } from '../../device/interface.ts'
@@ -27,7 +29,7 @@ import type { Discovery } from '../discovery/discovery.ts'
 import type { Market } from '../market/market.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
-import type { Logger, PeerId } from '@libp2p/interface'
+import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export class BuyError extends KeyfairError {}
@@ -52,6 +54,10 @@ export interface OfferListing {
   escrows: number
   seller: string
   providers: number
+  /** the offer carries open shares: it sells with the seller offline, and t escrows together could learn its key */
+  open: boolean
+  /** how long a licence plays offline before it must be renewed, in ms */
+  licenceTtlMs: number
 }
 
 export type BuyProgress =
@@ -137,8 +143,16 @@ const TRIM_WINDOW_MIN_BYTES = 8 * 1024 * 1024
 export class Buyer {
   private readonly init: BuyerInit
 
+  private readonly renewal: LicenceRenewal
+
   constructor (init: BuyerInit) {
     this.init = init
+    this.renewal = new LicenceRenewal({ streams: init.streams, device: init.device, log: init.log })
+  }
+
+  /** Renews a licence past (or before) the end of its offline lifetime, through an escrow of its offer */
+  async renew (content: string, options: AbortOptions = {}): Promise<RenewalResult> {
+    return this.renewal.renew(content, options)
   }
 
   /**
@@ -180,7 +194,7 @@ export class Buyer {
     for (const [id, { offer, providers }] of offers) {
       await market.rememberOffer(offer)
       const { terms } = offer.body
-      listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers: providers.size })
+      listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers: providers.size, open: offer.body.shares.length > 0, licenceTtlMs: offer.body.licenceTtl })
     }
     return listings
   }
@@ -329,7 +343,23 @@ export class Buyer {
     const { market } = this.init
     const manifest = await market.content.manifestBytes(content)
     if (manifest == null || !(await market.content.isComplete(content))) throw new BuyError(`the ciphertext of ${content} is not on this node`, 'ERR_UNKNOWN_CONTENT')
+    await this.renewIfExpired(content)
     return this.init.device().play({ content, manifest, input: market.content.dataFile(content), output }, p => onBytes?.(p.bytes))
+  }
+
+  /**
+   * A licence past its offline lifetime is renewed before it plays, when an escrow can
+   * be reached; otherwise the device's own refusal, with why renewing failed
+   */
+  private async renewIfExpired (content: string): Promise<void> {
+    const device = this.init.device()
+    const licence = (await device.library()).find(l => l.content === content)
+    if (licence == null || Date.now() <= licence.playUntil) return
+    try {
+      await this.renewal.renew(content, { signal: AbortSignal.timeout(30_000) })
+    } catch (err: any) {
+      throw new BuyError(`the licence played offline until ${new Date(licence.playUntil).toISOString()} and could not be renewed: ${String(err.message)}`, 'ERR_LICENCE_EXPIRED')
+    }
   }
 
   /** Confirms a purchase: the device's receipt to every escrow that answered */

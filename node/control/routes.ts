@@ -20,6 +20,7 @@ import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
 import { AgencyNotRunningError } from '../agency/errors.ts'
 import { AgencyRole } from '../roles/agency.ts'
 import { isCertificatePurpose } from '../../device/pki/index.ts'
+import { LIMITS } from '../../device/objects/market.ts'
 import type { Agency, IssuedCertificate } from '../agency/agency.ts'
 import type { KeyfairNode } from '../keyfair-node.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -61,6 +62,7 @@ export interface ControlRoutes {
   buy: Route
   play: Route
   library: Route
+  renew: Route
   purchases: Route
   confirm: Route
   dispute: Route
@@ -223,13 +225,14 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return { agency: record.address, root: new X509Certificate(record.root).fingerprint256 }
     },
     publish: async (body, signal, progress) => {
-      const { file, title, tags, price, currency, t, n, escrows, validDays, chunkSize } = fields(body)
+      const { file, title, tags, price, currency, t, n, escrows, validDays, chunkSize, open, licenceTtlMs } = fields(body)
       if (typeof file !== 'string') throw new BadRequestError('file must be a path')
       if (typeof title !== 'string' || title.trim() === '' || title.length > 256) throw new BadRequestError('title must be 1..256 characters')
       if (!Array.isArray(tags) || !tags.every(x => typeof x === 'string' && x.length <= 64) || tags.length > 32) throw new BadRequestError('tags must be at most 32 strings')
       if (!Array.isArray(escrows) || !escrows.every(x => typeof x === 'string')) throw new BadRequestError('escrows must be a list of peer ids or multiaddrs')
       if (currency != null && typeof currency !== 'string') throw new BadRequestError('currency must be a string')
       const days = optionalInt(validDays, 'validDays', 1, 3650)
+      if (open != null && typeof open !== 'boolean') throw new BadRequestError('open must be true or false')
       return sellerOf(node).publish(file, {
         title,
         tags,
@@ -239,6 +242,8 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
         n: requiredInt(n, 'n', 1, 64),
         escrows,
         validForMs: days != null ? days * 86_400_000 : undefined,
+        open: open === true,
+        licenceTtlMs: optionalInt(licenceTtlMs, 'licenceTtlMs', LIMITS.minLicenceTtlMs, LIMITS.maxLicenceTtlMs),
         chunkSize: optionalInt(chunkSize, 'chunkSize', 1024, 16 * 1024 * 1024),
         signal,
         onProgress: progress
@@ -262,6 +267,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return buyerOf(node).play(content, output, bytes => { progress({ phase: 'play', bytes }) })
     },
     library: async () => ({ licences: await node.device.library() }),
+    renew: async (body, signal) => {
+      const { content } = fields(body)
+      if (typeof content !== 'string' || content.length > 200) throw new BadRequestError('content must be a content id')
+      return buyerOf(node).renew(content, { signal })
+    },
     purchases: async () => ({ purchases: await node.device.purchases() }),
     confirm: async body => {
       const { purchase } = fields(body)

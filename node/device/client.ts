@@ -7,7 +7,7 @@ import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { FrameDecoder, encodeFrame } from '../../device/wire.ts'
 import { compileCacheEnv, extraNodeFlags } from '../config.ts'
-import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, SealedDevice } from '../../device/interface.ts'
+import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, RenewalRequestInfo, SealedDevice } from '../../device/interface.ts'
 import type { KdfParams } from '../../device/store/keystore.ts'
 import type { DeviceReply } from '../../device/wire.ts'
 import type { ChildProcessByStdio } from 'node:child_process'
@@ -153,6 +153,8 @@ export class DeviceClient implements SealedDevice {
   async purchase (args: { purchase: string }): Promise<PurchaseInfo> { return this.call('purchase', args) }
   async purchases (args: { offer?: string } = {}): Promise<PurchaseInfo[]> { return this.call('purchases', args) }
   async library (): Promise<LicenceInfo[]> { return this.call('library') }
+  async renewalRequest (args: { content: string }): Promise<RenewalRequestInfo> { return this.call('renewalRequest', args) }
+  async renew (args: { content: string, renewal: Uint8Array }): Promise<LicenceInfo> { return this.call('renew', args) }
   async play (args: { content: string, manifest: Uint8Array, input: string, output: string, available?: number }, onProgress?: (p: PlayProgress) => void, options: CallOptions = {}): Promise<{ bytes: number }> {
     return this.call('play', args, { timeoutMs: 0, ...options, onProgress })
   }

@@ -7,7 +7,7 @@ import {
   openVerifiedChunk, os2ip, priceExponent, rawPublic, unwrapShare, verifyChunk, verifyKeyCommitment
 } from '../../device/crypto/index.ts'
 import { cidOfBytes, decodeObject, encodeObject, encodeWithEncoded } from '../../device/objects/codec.ts'
-import { contentIdOf, parseSignedDispute, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
+import { contentIdOf, parseSignedDispute, parseSignedRenewalRequest, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
@@ -20,7 +20,7 @@ import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { Unblinder } from './unblind.ts'
-import type { Dispute, Licence, Offer, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
+import type { Dispute, Licence, Offer, Renewal, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { TrustStore, VerifiedCertificate } from '../../device/pki/index.ts'
 import type { Logger, PrivateKey } from '@libp2p/interface'
@@ -121,6 +121,32 @@ export class Escrow {
       currency: this.init.currency,
       holdTtlMs: this.init.holdTtlMs ?? DEFAULT_HOLD_TTL_MS
     }
+  }
+
+  /**
+   * States, signed, that the requesting device's certificate is valid and unrevoked
+   * under this escrow's current CRL: what a device needs to play a licence past its
+   * offline lifetime. Free, and writes nothing; a revoked device gets ERR_CERT_REVOKED.
+   */
+  async renew (value: unknown): Promise<Uint8Array> {
+    const request = parseSignedRenewalRequest(value)
+    const device = await this.verifyDevice(request)
+    const now = this.now()
+    const window = this.init.clockWindowMs ?? DEFAULT_CLOCK_WINDOW_MS
+    if (Math.abs(request.body.at - now) > window) throw new ClockWindowError(`the request is dated ${new Date(request.body.at).toISOString()}, outside ±${window / 1000} s of this escrow's clock`)
+    const crl = this.requireCredentials().trust.crl
+    if (crl == null) throw new CrlStaleError('this escrow holds no current CRL')
+    const body: Renewal = {
+      v: 1,
+      request: signedId(request),
+      device: device.subjectCommonName,
+      offer: request.body.offer,
+      nonce: request.body.nonce,
+      crl: Number(crl.number),
+      at: now
+    }
+    this.init.log('renewal for device %s (CRL %s)', device.subjectCommonName, crl.number)
+    return encodeObject(await signWithPeerKey('renewal', body, this.init.privateKey))
   }
 
   /**
@@ -337,7 +363,7 @@ export class Escrow {
   /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
   private async verifyDevice (signed: Signed<unknown>, bodyCid?: CID): Promise<VerifiedCertificate> {
     const { trust } = this.requireCredentials()
-    const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute'
+    const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute' | 'renewal-request'
     const check = (): VerifiedCertificate => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }), bodyCid)
     try {
       return check()

@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { TrustStore, createCsr, ESCROW_UNIT } from '../../device/pki/index.ts'
 import { AccountService } from '../../protocols/escrow/account.ts'
 import { EscrowInfoService } from '../../protocols/escrow/info.ts'
+import { RenewService } from '../../protocols/escrow/renew.ts'
 import { SettleService } from '../../protocols/escrow/settle.ts'
 import { UnblindService } from '../../protocols/escrow/unblind.ts'
 import { enrollWithAgency, fetchCrl } from '../agency/client.ts'
@@ -52,6 +53,7 @@ export class EscrowRole extends Role {
       new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
       new UnblindService(components, { unblinder: { unblind: async (request, caller) => this.escrow.unblind(request, caller) } }),
       new SettleService(components, { settler: { settle: async signed => this.escrow.settle(signed) } }),
+      new RenewService(components, { renewer: { renew: async signed => this.escrow.renew(signed) } }),
       new AccountService(components, { source: { account: caller => this.escrow.account(caller) } })
     )
   }

@@ -24,7 +24,12 @@ export interface OfferInput {
   contentSalt: Uint8Array
   /** wrap open shares (K_dev = 0) so buyers need no licence; false sells device-bound licences only */
   open: boolean
+  /** how long a licence plays offline before it must be renewed, in ms */
+  licenceTtl?: number
 }
+
+/** a month offline: a returned or revoked device stops playing within it */
+export const DEFAULT_LICENCE_TTL_MS = 30 * 86_400_000
 
 /** Splits `secret` t-of-n and wraps share j for escrow j under e_T */
 export function wrapShares (secret: Uint8Array, terms: Terms, contentSalt: Uint8Array, offerSalt: Uint8Array): WrappedShareRef[] {
@@ -52,7 +57,8 @@ export async function createOffer (input: OfferInput): Promise<Signed<Offer>> {
     tags: input.tags,
     kc: keyCommitment(input.key),
     salt,
-    shares: input.open ? wrapShares(input.key, terms, input.contentSalt, salt) : []
+    shares: input.open ? wrapShares(input.key, terms, input.contentSalt, salt) : [],
+    licenceTtl: input.licenceTtl ?? DEFAULT_LICENCE_TTL_MS
   }
   return signWithPeerKey('offer', body, input.sellerKey) as Promise<Signed<Offer>>
 }

@@ -8,13 +8,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { encryptFile } from '../../device/content-file.ts'
 import { generateContentSecrets, fromHex, toHex } from '../../device/crypto/index.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
-import { contentIdOf } from '../../device/objects/market.ts'
+import { LIMITS, contentIdOf } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { escrowServiceCid, keywordsOf } from '../discovery/keywords.ts'
-import { createLicence, createOffer } from './offers.ts'
+import { DEFAULT_LICENCE_TTL_MS, createLicence, createOffer } from './offers.ts'
 import type { Progress } from '../../device/content-file.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { EscrowRef, Offer } from '../../device/objects/market.ts'
@@ -39,6 +39,13 @@ export interface PublishOptions {
   n: number
   /** how long the offer stands */
   validForMs?: number
+  /**
+   * Also sell without the seller online (superdistribution): the offer carries shares of
+   * K itself, so t escrows together could learn K. Needs t ≥ 2. Default: device-bound only
+   */
+  open?: boolean
+  /** how long a licence plays offline before it is renewed (default 30 days) */
+  licenceTtlMs?: number
   chunkSize?: number
   onProgress?: (event: { phase: string, [key: string]: unknown }) => void
   signal?: AbortSignal
@@ -53,6 +60,9 @@ export interface Published {
   currency: string
   t: number
   escrows: string[]
+  /** the offer carries open shares: buyers need no licence from the seller */
+  open: boolean
+  licenceTtlMs: number
   announced: boolean
 }
 
@@ -81,6 +91,13 @@ export class Seller {
       throw new PublishError('escrows must be t-of-n with 1 ≤ t ≤ n ≤ 64', 'ERR_BAD_REQUEST')
     }
     if (!Number.isSafeInteger(options.price) || options.price < 0) throw new PublishError('price must be a whole number of minor units', 'ERR_BAD_REQUEST')
+    const open = options.open === true
+    // one escrow of an open offer could unwrap its own share, and with t = 1 that is K
+    if (open && options.t < 2) throw new PublishError('an open offer needs at least 2 escrows to release its key (e.g. --escrows 2-of-3): with 1, that escrow alone could unwrap K from the public offer', 'ERR_OPEN_NEEDS_THRESHOLD')
+    const licenceTtl = options.licenceTtlMs ?? DEFAULT_LICENCE_TTL_MS
+    if (!Number.isSafeInteger(licenceTtl) || licenceTtl < LIMITS.minLicenceTtlMs || licenceTtl > LIMITS.maxLicenceTtlMs) {
+      throw new PublishError(`a licence's offline lifetime must be ${LIMITS.minLicenceTtlMs / 1000} s to 10 years`, 'ERR_BAD_REQUEST')
+    }
     const escrows = await this.pickEscrows(options.escrows, options.n, options)
     options.onProgress?.({ phase: 'escrows', escrows: escrows.map(e => e.peer) })
 
@@ -118,7 +135,8 @@ export class Seller {
       tags: options.tags,
       key: secrets.key,
       contentSalt: secrets.salt,
-      open: true
+      open,
+      licenceTtl
     })
     const offerId = await market.content.addOffer(offer)
     // K is kept to issue device-bound licences; 0600 in a 0700 directory
@@ -138,6 +156,8 @@ export class Seller {
       currency: options.currency ?? 'EUR',
       t: options.t,
       escrows: escrows.map(e => e.peer),
+      open,
+      licenceTtlMs: licenceTtl,
       announced: announced.provided.every(p => p.ok)
     }
   }

@@ -53,6 +53,8 @@ export interface OfferOptions {
   price?: number
   open?: boolean
   expiry?: number
+  /** how long a licence plays offline, in ms */
+  licenceTtl?: number
 }
 
 export async function offerWork (sellerKey: PrivateKey, work: TestWork, escrows: TestEscrow[], options: OfferOptions): Promise<Signed<Offer>> {
@@ -64,7 +66,7 @@ export async function offerWork (sellerKey: PrivateKey, work: TestWork, escrows:
     t: options.t,
     expiry: options.expiry ?? Date.now() + 3_600_000
   }
-  return createOffer({ sellerKey, terms, title: 'test work', tags: ['test'], key: work.secrets.key, contentSalt: work.secrets.salt, open: options.open ?? true })
+  return createOffer({ sellerKey, terms, title: 'test work', tags: ['test'], key: work.secrets.key, contentSalt: work.secrets.salt, open: options.open ?? true, licenceTtl: options.licenceTtl })
 }
 
 /**

@@ -75,13 +75,16 @@ describe('a marketplace purchase between in-process nodes', function () {
     const plain = join(dir, 'song.bin')
     await writeFile(plain, randomBytes(3 * 1024 * 1024 + 123))
     const seller = (sellerNode.roles.find(r => r instanceof SellerRole) as SellerRole).seller
-    const published = await seller.publish(plain, { title: 'Blue Train', tags: ['jazz'], price: 250, t: 3, n: 5, escrows: [] })
+    // open: the second buyer below buys with the seller offline
+    const published = await seller.publish(plain, { title: 'Blue Train', tags: ['jazz'], price: 250, t: 3, n: 5, escrows: [], open: true })
     assert.equal(published.escrows.length, 5)
+    assert.equal(published.open, true)
 
     const buyer = (buyerNode.roles.find(r => r instanceof BuyerRole) as BuyerRole).buyer
     const found = await buyer.search(['jazz'])
     assert.equal(found.length, 1)
     assert.equal(found[0]!.offer, published.offer)
+    assert.equal(found[0]!.open, true)
     const out = join(dir, 'out.bin')
     const events: any[] = []
     const bought = await buyer.buy(published.offer, { output: out, onProgress: e => events.push(e) })
