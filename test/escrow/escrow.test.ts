@@ -11,6 +11,7 @@ import { ACCOUNT_LIMITS, ACCOUNT_PROTOCOL, requestAccount } from '../../protocol
 import { INFO_LIMITS, INFO_PROTOCOL, requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { SETTLE_LIMITS, SETTLE_PROTOCOL, requestSettle } from '../../protocols/escrow/settle.ts'
 import { UNBLIND_LIMITS, UNBLIND_PROTOCOL, requestUnblind } from '../../protocols/escrow/unblind.ts'
+import { RENEW_LIMITS, RENEW_PROTOCOL, requestRenewal } from '../../protocols/escrow/renew.ts'
 import { FrameKind, FrameStream } from '../../protocols/toolkit/index.ts'
 import type { Stream } from '@libp2p/interface'
 import { encryptWork } from '../helpers/market.ts'
@@ -24,8 +25,8 @@ import { certificateSubject, decodePem } from '../../device/pki/der.ts'
 import { DEVICE_UNIT } from '../../device/pki/index.ts'
 import { readFile } from 'node:fs/promises'
 import { os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
-import { termsCid } from '../../device/objects/market.ts'
-import { signWithDeviceKey, signWithPeerKey, signedId } from '../../device/objects/signed.ts'
+import { parseSignedRenewal, termsCid } from '../../device/objects/market.ts'
+import { signWithDeviceKey, signWithPeerKey, signedId, verifyPeerSigned } from '../../device/objects/signed.ts'
 import type { KeyStore } from '../../device/store/keystore.ts'
 import type { SoftDevice } from '../../device/soft-device.ts'
 import type { Offer, UnblindRequest } from '../../device/objects/market.ts'
@@ -349,8 +350,36 @@ describe('escrow over real libp2p', function () {
     assert.equal((await settle(escrowAddr(), receipt)).state, 'released')
   })
 
+  it('states a device unrevoked for a renewal, refuses forged and stale requests, and writes nothing', async function () {
+    const d = await world.device('renewal')
+    const before = ledgerState(escrow.role)
+    const { signingKey } = await d.store.open(Buffer.from(PASSPHRASE))
+    const der = new Uint8Array(new X509Certificate((await d.device.certificates()).signing).raw)
+    const offer = signedId(await offerFor([{ peer: escrow.peer, n: escrow.n }]))
+    const nonce = new Uint8Array(randomBytes(16))
+    const sign = (body: Record<string, unknown>): Uint8Array => encodeObject(signWithDeviceKey('renewal-request', body, signingKey, der))
+    const renew = async (request: Uint8Array): Promise<Uint8Array> => requestRenewal({ connectionManager: buyer.streams }, escrowAddr(), request, { signal: AbortSignal.timeout(10_000) })
+
+    const request = sign({ v: 1, offer, nonce, at: Date.now() })
+    const statement = parseSignedRenewal(decodeObject(await renew(request)))
+    assert.equal(await verifyPeerSigned(statement, 'renewal'), escrow.peer)
+    assert.equal(statement.body.device, d.deviceId)
+    assert.deepEqual(statement.body.nonce, nonce)
+    assert.ok(statement.body.offer.equals(offer))
+    assert.ok(statement.body.request.equals(signedId(decodeObject(request) as Signed<unknown>)))
+    assert.ok(statement.body.crl >= 1)
+
+    const forged = decodeObject(request) as Signed<Record<string, unknown>>
+    forged.body = { ...forged.body, nonce: new Uint8Array(16) }
+    await assert.rejects(renew(encodeObject(forged)), { code: 'ERR_BAD_SIGNATURE' })
+    await assert.rejects(renew(sign({ v: 1, offer, nonce, at: Date.now() - 3_600_000 })), { code: 'ERR_CLOCK_WINDOW' })
+    await assert.rejects(renew(sign({ v: 1, offer, nonce: new Uint8Array(3), at: Date.now() })), { code: 'ERR_BAD_OBJECT' })
+    await assert.rejects(renew(encodeObject(await signWithPeerKey('renewal', { v: 1 }, world.sellerKey))), (err: any) => ['ERR_BAD_OBJECT', 'ERR_BAD_SIGNATURE'].includes(err.code))
+    assert.deepEqual(ledgerState(escrow.role), before, 'a renewal writes nothing')
+  })
+
   it('resets oversized, undecodable and truncated frames on every escrow protocol and keeps serving', async function () {
-    const protocols = [[INFO_PROTOCOL, INFO_LIMITS], [UNBLIND_PROTOCOL, UNBLIND_LIMITS], [SETTLE_PROTOCOL, SETTLE_LIMITS], [ACCOUNT_PROTOCOL, ACCOUNT_LIMITS]] as const
+    const protocols = [[INFO_PROTOCOL, INFO_LIMITS], [UNBLIND_PROTOCOL, UNBLIND_LIMITS], [SETTLE_PROTOCOL, SETTLE_LIMITS], [ACCOUNT_PROTOCOL, ACCOUNT_LIMITS], [RENEW_PROTOCOL, RENEW_LIMITS]] as const
     const before = ledgerState(escrow.role)
     const open = async (protocol: string): Promise<Stream> => buyer.libp2p.dialProtocol(escrowAddr(), protocol, { signal: AbortSignal.timeout(5000) })
     const ended = async (stream: Stream): Promise<void> => {
