@@ -3,7 +3,6 @@
 // every file of their repos, their ledgers, the offer) does not yield a device-bound
 // work's key; the same attempt yields an open offer's key from t escrows.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { createHash, createPrivateKey, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,26 +12,15 @@ import { combineShares, os2ip, unwrapShare, verifyKeyCommitment } from '../../de
 import { decodeObject } from '../../device/objects/codec.ts'
 import { parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { EscrowKey } from '../../node/escrow/unblind.ts'
-import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
+import { Swarm } from '../../scripts/swarm.ts'
+import { swarmCli } from '../helpers/swarm-cli.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 
 const PASSPHRASE = 'device-bound passphrase'
 
-function cli (node: SwarmNode, ...args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { env: { ...process.env, KEYFAIR_PASSPHRASE: PASSPHRASE }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err == null) return resolve(JSON.parse(stdout))
-      try {
-        const { error } = JSON.parse(stderr)
-        reject(Object.assign(new Error(error.message), { code: error.code }))
-      } catch {
-        reject(new Error(stderr.trim() || err.message))
-      }
-    })
-  })
-}
+const cli = swarmCli(PASSPHRASE)
 
 /** Every file under a directory, recursively */
 async function filesOf (dir: string): Promise<string[]> {

@@ -3,30 +3,18 @@
 // renews it (explicitly, or when play finds it expired); a revoked device's renewal
 // is refused with the escrow's reason.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
+import { Swarm } from '../../scripts/swarm.ts'
+import { swarmCli } from '../helpers/swarm-cli.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 
 const PASSPHRASE = 'licence renewal passphrase'
 const TTL_S = 6
 
-function cli (node: SwarmNode, ...args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { env: { ...process.env, KEYFAIR_PASSPHRASE: PASSPHRASE }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err == null) return resolve(JSON.parse(stdout))
-      try {
-        const { error } = JSON.parse(stderr)
-        reject(Object.assign(new Error(error.message), { code: error.code }))
-      } catch {
-        reject(new Error(stderr.trim() || err.message))
-      }
-    })
-  })
-}
+const cli = swarmCli(PASSPHRASE)
 
 const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, Math.max(0, ms)))
 
