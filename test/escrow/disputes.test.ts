@@ -245,6 +245,26 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     }
   })
 
+  it('a seller whose parts each match their commitments but not K is refunded by part both (which discloses K, its own doing)', async function () {
+    const d = await world.device('inconsistent')
+    const o = await offer(false)
+    const cert = await encryptionKeyOf(d)
+    // a licence made for another key than the one the offer commits to
+    const licence = await createLicence({ sellerKey: world.sellerKey, offer: o, key: new Uint8Array(randomBytes(32)), contentSalt: work.secrets.salt, device: { id: d.deviceId, encryptionKey: cert.publicKey } })
+    const before = balances()
+    const { purchase, completed } = await buy(d, o, licence)
+    assert.equal((completed as { code?: string }).code, 'ERR_KEY_COMMITMENT')
+    assert.equal((await d.device.purchase({ purchase })).fault, 'both')
+    const { dispute } = await d.device.dispute({ purchase, reason: 'key' })
+    const body = parseSignedDispute(decodeObject(dispute)).body
+    assert.deepEqual([body.part, body.openings.length, body.kDev?.length, body.kDevWrap], ['both', 2, 32, undefined])
+    for (const e of escrows.slice(0, 2)) {
+      const verdict = await settle(e, dispute)
+      assert.deepEqual([verdict.state, verdict.refused], ['refunded', false], verdict.reason)
+    }
+    assert.deepEqual(balances(), before)
+  })
+
   it('a seller whose K_dev wrap is wrong (K_esc right) refunds a dispute that opens only the wrap; bad shapes change nothing', async function () {
     const d = await world.device('wronged')
     const o = await offer(false)
