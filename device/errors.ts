@@ -34,3 +34,4 @@ export const DeviceTimeoutError = deviceError('ERR_DEVICE_TIMEOUT', 'DeviceTimeo
 export const PlayBusyError = deviceError('ERR_PLAY_BUSY', 'PlayBusyError', 'a play of this content is already following its download')
 export const FeedStoppedError = deviceError('ERR_FEED_STOPPED', 'FeedStoppedError', 'the download this play followed stopped')
 export const FeedTimeoutError = deviceError('ERR_FEED_TIMEOUT', 'FeedTimeoutError', 'no chunk of the download this play follows arrived in time')
+export const ChunkDecryptsError = deviceError('ERR_CHUNK_DECRYPTS', 'ChunkDecryptsError', 'the chunk decrypts under the purchased key: there is nothing to dispute')

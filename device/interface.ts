@@ -44,6 +44,12 @@ export interface PurchaseInfo {
   faulty: number[]
   t: number
   bound: boolean
+  /**
+   * A failed device-bound purchase: the part of the licence that fails its commitment
+   * ('escrow': K_esc, 'device': K_dev, 'both': each part matches but K does not); a key
+   * dispute opens only that part
+   */
+  fault?: 'escrow' | 'device' | 'both'
 }
 
 export interface LicenceInfo {
@@ -102,7 +108,12 @@ export interface SealedDevice {
   /** Rebuilds K from t checked shares, checks kc, and seals the licence */
   completePurchase: (args: { purchase: string }) => Promise<LicenceInfo>
   receipt: (args: { purchase: string }) => Promise<{ receipt: Uint8Array }>
-  /** Opens the purchase's shares to the escrows: the key (or a chunk) failed */
+  /**
+   * A signed dispute for the escrows. A key dispute over a licence opens only the part at
+   * fault (the shares of K_esc when no part is, so K stays hidden); a chunk dispute is
+   * signed only for a chunk that matches the manifest and fails under the key
+   * (ERR_CHUNK_HASH, ERR_CHUNK_DECRYPTS otherwise), and opens what rebuilds K
+   */
   dispute: (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }) => Promise<{ dispute: Uint8Array }>
   /** One purchase by id: what a buy in progress needs, without the whole history */
   purchase: (args: { purchase: string }) => Promise<PurchaseInfo>

@@ -5,17 +5,18 @@ import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
 import {
-  BlindCheckError, blindWith, bytesEqual, blindingFactor, checkUnblinded, combineDeviceBound, combineShares, i2ospMod,
-  openOfferDeviceKey, os2ip, priceExponent, rawPublicKey, unblind, unwrapDeviceKey, unwrapShare, verifyKeyCommitment
+  BlindCheckError, ChunkAuthError, ChunkHashError, blindWith, blindingFactor, bytesEqual, checkUnblinded, combineDeviceBound, combineShares,
+  i2ospMod, isDeviceWrapCiphertext, openDeviceWrap, openOfferDeviceKey, openVerifiedChunk, os2ip, priceExponent, rawPublicKey,
+  unblind, unwrapDeviceKey, unwrapShare, verifyChunk, verifyDevicePartCommitment, verifyEscrowPartCommitment, verifyKeyCommitment
 } from './crypto/index.ts'
 import { ChunkFeed } from './chunk-feed.ts'
 import { decryptFile } from './content-file.ts'
 import {
-  BadDeviceRequestError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
-  BadRenewalError, LicenceExpiredError, NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
+  BadDeviceRequestError, BadRenewalError, ChunkDecryptsError, DeviceLockedError, DeviceNotInitialisedError, CertificateMismatchError, KeyCommitmentError,
+  LicenceExpiredError, NoLicenceError, NotEnrolledError, PlayBusyError, PurchaseStateError, UnknownPurchaseError, WrongDeviceError
 } from './errors.ts'
 import { cidOfBytes, decodeObject, encodeObject } from './objects/codec.ts'
-import { LIMITS, contentIdOf, parseLicenceTtl, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedRenewal, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
+import { DISPUTE_PARTS, LIMITS, contentIdOf, parseLicenceTtl, parseManifest, parseSignedLicence, parseSignedOffer, parseSignedRenewal, parseSignedUnblindAnswer, termsCid } from './objects/market.ts'
 import { signWithDeviceKey, signWithDeviceKeyInPool, signedId, verifyPeerSigned } from './objects/signed.ts'
 import { createShapeChecks } from './objects/validate.ts'
 import { createCsr } from './pki/csr.ts'
@@ -26,7 +27,7 @@ import type {
   PurchaseInfo, PurchaseState, RenewalRequestInfo, SealedDevice
 } from './interface.ts'
 import type { BlindingFactor, ContentManifest, RawPublicKey } from './crypto/index.ts'
-import type { Licence, Offer, UnblindRequest, WrappedShareRef } from './objects/market.ts'
+import type { DeviceWrapOpening, DisputePart, Licence, Offer, Opening, UnblindRequest, WrappedShareRef } from './objects/market.ts'
 import type { Signed } from './objects/signed.ts'
 import type { DeviceSecrets, KdfParams } from './store/keystore.ts'
 import type { KeyObject } from 'node:crypto'
@@ -57,6 +58,15 @@ interface PurchaseRecord {
   state: PurchaseState
   createdAt: number
   shares: ShareState[]
+  /** a failed device-bound purchase: the part of the licence at fault */
+  fault?: DisputePart
+}
+
+/** K rebuilt and checked, or why not (and, for a licence, which part is at fault) */
+interface RebuiltKey {
+  key?: Uint8Array
+  fault?: DisputePart
+  failure?: string
 }
 
 /** A purchase record with its public objects parsed */
@@ -393,29 +403,15 @@ export class SoftDevice implements SealedDevice {
     const { t } = p.offer.body.terms
     const accepted = acceptedOf(p.record)
     if (accepted.length < t) throw new PurchaseStateError(`have ${accepted.length} of ${t} checked shares`)
-    const wrapped = sharesOf(p)
-    const offerSalt = p.licence?.body.salt ?? p.offer.body.salt
-    const shares: Uint8Array[] = []
-    let kEsc: Uint8Array | undefined
-    let kDev: Uint8Array | undefined
-    let key: Uint8Array | undefined
+    const rebuilt = this.rebuildKey(secrets, p)
+    const { key } = rebuilt
+    if (key == null) {
+      // which part failed decides what a dispute opens (and so what it discloses)
+      if (rebuilt.fault != null) p.record.fault = rebuilt.fault
+      await this.fail(secrets, p)
+      throw new KeyCommitmentError(`${rebuilt.failure ?? 'the key does not match its commitment'}: dispute the purchase`)
+    }
     try {
-      try {
-        for (const s of accepted.slice(0, t)) {
-          const n = os2ip(p.offer.body.terms.escrows[s.j - 1]!.n)
-          shares.push(unwrapShare({ x: os2ip(s.x!), n, j: s.j, dem: wrapped[s.j - 1]!.dem, contentSalt: p.manifest.salt, offerSalt }))
-        }
-        kEsc = combineShares(shares, t)
-        kDev = p.licence != null ? unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey) : openOfferDeviceKey()
-        key = combineDeviceBound(kEsc, kDev)
-      } catch (err: any) {
-        await this.fail(secrets, p)
-        throw new KeyCommitmentError(`the key does not rebuild from the checked shares (${String(err.code ?? err.name)}): dispute the purchase`)
-      }
-      if (!verifyKeyCommitment(key, p.offer.body.kc)) {
-        await this.fail(secrets, p)
-        throw new KeyCommitmentError()
-      }
       const now = this.now()
       const info: LicenceInfo = {
         content: p.offer.body.terms.content.toString(),
@@ -438,10 +434,57 @@ export class SoftDevice implements SealedDevice {
       this.log('purchase %s complete', p.record.purchase)
       return info
     } finally {
-      for (const s of shares) s.fill(0)
+      key.fill(0)
+    }
+  }
+
+  /**
+   * Rebuilds K from the purchase's checked shares and its licence, checking each part of
+   * a licence against its own commitment (kcEsc, kcDev) and K against the offer's kc.
+   * Returns K (the caller wipes it) or the part at fault.
+   */
+  private rebuildKey (secrets: DeviceSecrets, p: OpenPurchase): RebuiltKey {
+    const { t } = p.offer.body.terms
+    const wrapped = sharesOf(p)
+    const offerSalt = p.licence?.body.salt ?? p.offer.body.salt
+    const shares: Uint8Array[] = []
+    let kEsc: Uint8Array | undefined
+    let kDev: Uint8Array | undefined
+    try {
+      let escrowFailure: string | undefined
+      try {
+        for (const s of acceptedOf(p.record).slice(0, t)) {
+          const n = os2ip(p.offer.body.terms.escrows[s.j - 1]!.n)
+          shares.push(unwrapShare({ x: os2ip(s.x!), n, j: s.j, dem: wrapped[s.j - 1]!.dem, contentSalt: p.manifest.salt, offerSalt }))
+        }
+        kEsc = combineShares(shares, t)
+      } catch (err: any) {
+        escrowFailure = `the checked shares do not rebuild the key (${String(err.code ?? err.name)})`
+      }
+      const licence = p.licence?.body
+      if (licence == null) {
+        if (kEsc == null) return { failure: escrowFailure }
+        const key = combineDeviceBound(kEsc, openOfferDeviceKey())
+        if (verifyKeyCommitment(key, p.offer.body.kc)) return { key }
+        key.fill(0)
+        return { failure: 'the key does not match the offer\'s commitment' }
+      }
+      if (kEsc != null && !verifyEscrowPartCommitment(kEsc, licence.kcEsc)) escrowFailure = 'the shares\' part of the key does not match the licence\'s commitment'
+      if (escrowFailure != null || kEsc == null) return { fault: 'escrow', failure: escrowFailure }
+      try {
+        kDev = unwrapDeviceKey(licence.kDev, secrets.encryptionKey)
+      } catch {
+        return { fault: 'device', failure: 'the licence\'s device part does not decrypt' }
+      }
+      if (!verifyDevicePartCommitment(kDev, licence.kcDev)) return { fault: 'device', failure: 'the licence\'s device part does not match its commitment' }
+      const key = combineDeviceBound(kEsc, kDev)
+      if (verifyKeyCommitment(key, p.offer.body.kc)) return { key }
+      key.fill(0)
+      return { fault: 'both', failure: 'each part of the licence matches its commitment, but together they do not make the offer\'s key' }
+    } finally {
+      for (const share of shares) share.fill(0)
       kEsc?.fill(0)
       kDev?.fill(0)
-      key?.fill(0)
     }
   }
 
@@ -468,28 +511,41 @@ export class SoftDevice implements SealedDevice {
   async dispute (args: { purchase: string, reason: 'key' | 'chunk', chunk?: { index: number, data: Uint8Array } }): Promise<{ dispute: Uint8Array }> {
     const secrets = this.unlocked()
     const p = await this.loadPurchase(args.purchase)
-    const allowed: PurchaseState[] = args.reason === 'key' ? ['failed', 'disputed'] : ['complete', 'disputed']
-    if (!allowed.includes(p.record.state)) throw new PurchaseStateError(`a ${args.reason} dispute needs a ${allowed[0]!} purchase; this one is ${p.record.state}`)
-    if (args.reason === 'chunk' && args.chunk == null) throw new BadDeviceRequestError('a chunk dispute needs the chunk')
-    const openings = acceptedOf(p.record).map(s => ({ j: s.j, x: s.x! }))
+    // a key dispute over a good purchase is the buyer's to make: it is refused, and over a
+    // licence it opens only K_esc, so it discloses nothing of K
+    const allowed: PurchaseState[] = args.reason === 'key' ? ['failed', 'complete', 'disputed'] : ['complete', 'disputed']
+    if (!allowed.includes(p.record.state)) throw new PurchaseStateError(`a ${args.reason} dispute needs a ${allowed.slice(0, -1).join(' or ')} purchase; this one is ${p.record.state}`)
+    if (acceptedOf(p.record).length < p.offer.body.terms.t) throw new PurchaseStateError('the purchase holds too few checked shares to dispute')
+    const body: Record<string, unknown> = {
+      v: 1,
+      purchase: p.record.purchase,
+      offer: signedId(p.offer),
+      reason: args.reason,
+      openings: [],
+      manifest: p.manifest,
+      at: this.now()
+    }
+    if (p.licence != null) body.licence = p.licence
+    const openings = (): Opening[] => acceptedOf(p.record).map(s => ({ j: s.j, x: s.x! }))
     let kDev: Uint8Array | undefined
     try {
-      const body: Record<string, unknown> = {
-        v: 1,
-        purchase: p.record.purchase,
-        offer: signedId(p.offer),
-        reason: args.reason,
-        openings,
-        manifest: p.manifest,
-        at: this.now()
+      if (args.reason === 'chunk') {
+        if (args.chunk == null) throw new BadDeviceRequestError('a chunk dispute needs the chunk')
+        // the escrows decrypt the chunk, so this discloses K: only for a chunk that is the
+        // manifest's and fails under the key
+        this.checkDisputedChunk(secrets, p, args.chunk)
+        body.openings = openings()
+        if (p.licence != null) body.kDev = kDev = unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey)
+        body.chunk = args.chunk
+      } else if (p.licence == null) {
+        body.openings = openings()
+      } else {
+        const part: DisputePart = p.record.fault ?? 'escrow'
+        body.part = part
+        if (part !== 'device') body.openings = openings()
+        if (part === 'both') body.kDev = kDev = unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey)
+        if (part === 'device') body.kDevWrap = await this.deviceWrapOpening(secrets, p.licence.body.kDev)
       }
-      if (p.licence != null) {
-        // the escrows need K_dev to rebuild K: opening it ends this licence's secrecy
-        kDev = unwrapDeviceKey(p.licence.body.kDev, secrets.encryptionKey)
-        body.kDev = kDev
-        body.licence = p.licence
-      }
-      if (args.chunk != null) body.chunk = args.chunk
       const dispute = encodeObject(signWithDeviceKey('dispute', body, secrets.signingKey, await this.signingCertificate()))
       if (p.record.state !== 'disputed') {
         p.record.state = 'disputed'
@@ -501,6 +557,34 @@ export class SoftDevice implements SealedDevice {
     } finally {
       kDev?.fill(0)
     }
+  }
+
+  /** Throws unless the chunk is the manifest's and fails to decrypt under the purchase's key */
+  private checkDisputedChunk (secrets: DeviceSecrets, p: OpenPurchase, chunk: { index: number, data: Uint8Array }): void {
+    if (!verifyChunk(p.manifest, chunk.index, chunk.data)) {
+      throw new ChunkHashError(`chunk ${chunk.index} is not the manifest's: a provider's fault, not the seller's (fetch it again)`)
+    }
+    const { key, failure } = this.rebuildKey(secrets, p)
+    if (key == null) throw new KeyCommitmentError(`${failure ?? 'the key does not match its commitment'}: dispute the key, not a chunk`)
+    try {
+      openVerifiedChunk(p.manifest, key, chunk.index, chunk.data).fill(0)
+    } catch (err) {
+      if (err instanceof ChunkAuthError) return
+      throw err
+    } finally {
+      key.fill(0)
+    }
+    throw new ChunkDecryptsError(`chunk ${chunk.index} decrypts under the purchased key: there is nothing to dispute`)
+  }
+
+  /** What the licence's K_dev wrap decrypts to, as the raw RSA value (never the key that decrypts it) */
+  private async deviceWrapOpening (secrets: DeviceSecrets, w: Uint8Array): Promise<DeviceWrapOpening> {
+    const certificate = await this.store.readPublic(CERT_FILES.encryption)
+    if (certificate == null) throw new NotEnrolledError()
+    const opening: DeviceWrapOpening = { certificate }
+    // a wrap that is no ciphertext for this key is shown to be so by the certificate alone
+    if (isDeviceWrapCiphertext(w, createPublicKey(secrets.encryptionKey))) opening.m = openDeviceWrap(w, secrets.encryptionKey)
+    return opening
   }
 
   async purchase (args: { purchase: string }): Promise<PurchaseInfo> {
@@ -747,6 +831,10 @@ export class SoftDevice implements SealedDevice {
       })
     }
     if (r.licence !== undefined) record.licence = check.expectBytes(r.licence, 'licence', 1 << 20)
+    if (r.fault !== undefined) {
+      if (!DISPUTE_PARTS.includes(r.fault as DisputePart)) throw new BadDeviceRequestError('sealed record damaged: fault')
+      record.fault = r.fault as DisputePart
+    }
     return this.parsePurchase(record)
   }
 
@@ -807,7 +895,8 @@ function infoOf (p: OpenPurchase): PurchaseInfo {
     pending: p.record.shares.filter(s => s.accepted !== true && s.faulty !== true).map(s => s.j),
     faulty: p.record.shares.filter(s => s.faulty === true).map(s => s.j),
     t: p.offer.body.terms.t,
-    bound: p.licence != null
+    bound: p.licence != null,
+    ...(p.record.fault != null ? { fault: p.record.fault } : {})
   }
 }
 

@@ -407,9 +407,9 @@ function addMarketCommands (program: Command): void {
         : r.purchases.map(p => `${p.purchase}  ${p.state.padEnd(9)} ${p.content}  escrows ${p.accepted.join(',')}${p.faulty.length > 0 ? `  faulty ${p.faulty.join(',')}` : ''}`).join('\n'))
     })
 
-  for (const [name, description] of [['confirm', 'release the payment to the seller: the device\'s receipt to every escrow paid'], ['dispute', 'claim a refund: the device opens its shares so the escrows can check the seller']] as const) {
+  for (const [name, description] of [['confirm', 'release the payment to the seller: the device\'s receipt to every escrow paid'], ['dispute', 'claim a refund: the device opens the part of the key at fault (or, with --chunk, what decrypts that chunk) so the escrows can check the seller']] as const) {
     const cmd = program.command(`${name} <purchase>`).description(description)
-    if (name === 'dispute') cmd.option('--chunk <n>', 'the chunk that fails to play, when the key itself matched')
+    if (name === 'dispute') cmd.option('--chunk <n>', 'the chunk that fails to play, when the key itself matched (the device refuses a chunk that decrypts)')
     cmd.action(async (purchase: string, opts, command: Command) => {
       const r = await call<SettlementResult>(command, name, { purchase, chunk: opts.chunk != null ? integerFlag(opts.chunk, '--chunk') : undefined }, 120_000)
       print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))

@@ -1,11 +1,13 @@
 // Device-bound licences (DESIGN §2, the patent's Fig. 5): K_esc = K ⊕ K_dev goes to the
 // escrows, K_dev is wrapped to the device's encryption key with RSA-OAEP-SHA256.
 // Open offers use K_dev = 0.
-import { constants, privateDecrypt, publicEncrypt } from 'node:crypto'
+import { constants, createPublicKey, privateDecrypt, publicEncrypt } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { xorBytes } from './bytes.ts'
+import { bytesEqual, os2ip, xorBytes } from './bytes.ts'
 import { ownBytes } from './aead.ts'
-import { DeviceKeyError, InvalidArgumentError, RsaKeyError } from './errors.ts'
+import { DeviceKeyError, InvalidArgumentError, OaepDecodeError, RsaKeyError } from './errors.ts'
+import { oaepDecodeSha256 } from './oaep.ts'
+import { rsaPublicParams } from './rsa.ts'
 
 export const DEVICE_KEY_LENGTH = 32
 export const MIN_DEVICE_KEY_BITS = 2048
@@ -65,4 +67,61 @@ export function unwrapDeviceKey (ciphertext: Uint8Array, devicePrivateKey: KeyOb
     throw new DeviceKeyError('unwrapped device key has the wrong length')
   }
   return kDev
+}
+
+/**
+ * Whether the licence's K_dev wrap `w` is an RSA ciphertext for this key at all: exactly
+ * the modulus length and below n. A wrap that is not cannot be decrypted by anyone.
+ */
+export function isDeviceWrapCiphertext (w: Uint8Array, devicePublicKey: KeyObject): boolean {
+  checkDeviceKey(devicePublicKey, 'public')
+  if (!(w instanceof Uint8Array)) return false
+  const { n } = rsaPublicParams(devicePublicKey)
+  const k = devicePublicKey.asymmetricKeyDetails?.modulusLength ?? 0
+  return w.length === Math.ceil(k / 8) && os2ip(w) < n
+}
+
+/**
+ * The device's side of a dispute over its K_dev wrap: the raw RSA value m = w^d mod n
+ * (k bytes), from which anyone holding the certified public key checks m^e = w and
+ * decodes the OAEP padding themselves. Only m leaves the device, never d.
+ */
+export function openDeviceWrap (w: Uint8Array, devicePrivateKey: KeyObject): Uint8Array {
+  checkDeviceKey(devicePrivateKey, 'private')
+  if (!isDeviceWrapCiphertext(w, createPublicKey(devicePrivateKey))) throw new DeviceKeyError('the K_dev wrap is not a ciphertext for this key')
+  try {
+    return ownBytes(privateDecrypt({ key: devicePrivateKey, padding: constants.RSA_NO_PADDING }, w))
+  } catch {
+    throw new DeviceKeyError('raw RSA private operation on the K_dev wrap failed')
+  }
+}
+
+/** Checks m^e mod n == w under the certified device key (the OpenSSL public operation) */
+export function checkDeviceWrapOpening (w: Uint8Array, m: Uint8Array, devicePublicKey: KeyObject): boolean {
+  if (!isDeviceWrapCiphertext(w, devicePublicKey)) return false
+  if (!(m instanceof Uint8Array) || m.length !== w.length) return false
+  if (os2ip(m) >= rsaPublicParams(devicePublicKey).n) return false
+  let back: Buffer
+  try {
+    back = publicEncrypt({ key: devicePublicKey, padding: constants.RSA_NO_PADDING }, m)
+  } catch {
+    return false
+  }
+  return bytesEqual(back, w)
+}
+
+/** K_dev inside an opened wrap m, or undefined when m is not OAEP of a 32-byte value */
+export function deviceKeyFromOpening (m: Uint8Array): Uint8Array | undefined {
+  let message: Uint8Array
+  try {
+    message = oaepDecodeSha256(m)
+  } catch (err) {
+    if (err instanceof OaepDecodeError) return undefined
+    throw err
+  }
+  if (message.length !== DEVICE_KEY_LENGTH) {
+    message.fill(0)
+    return undefined
+  }
+  return message
 }

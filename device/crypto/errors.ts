@@ -178,3 +178,13 @@ export class DeviceKeyError extends CryptoError {
     this.name = 'DeviceKeyError'
   }
 }
+
+/** An encoded message that is not EME-OAEP (SHA-256, MGF1-SHA-256, empty label) */
+export class OaepDecodeError extends CryptoError {
+  static readonly code = 'ERR_OAEP_DECODE'
+
+  constructor (message = 'not an OAEP-encoded message') {
+    super(message, OaepDecodeError.code)
+    this.name = 'OaepDecodeError'
+  }
+}

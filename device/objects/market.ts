@@ -27,7 +27,8 @@ export const LIMITS = {
   /** a licence plays offline at least this long before it must be renewed */
   minLicenceTtlMs: 1000,
   maxLicenceTtlMs: 10 * 366 * 86_400_000,
-  renewalNonce: 16
+  renewalNonce: 16,
+  maxCertificatePem: 16 * 1024
 } as const
 
 const check = createShapeChecks(message => new ObjectError(message))
@@ -89,7 +90,12 @@ export interface Licence {
   device: string
   salt: Uint8Array
   shares: WrappedShareRef[]
+  /** K_dev wrapped to the device's certified encryption key (RSA-OAEP-SHA256) */
   kDev: Uint8Array
+  /** kcEsc = SHA-256("keyfair/v1/kc-esc" ‖ K_esc): the part the shares carry */
+  kcEsc: Uint8Array
+  /** kcDev = SHA-256("keyfair/v1/kc-dev" ‖ K_dev): the part the wrap carries */
+  kcDev: Uint8Array
 }
 
 /** A device asks an escrow of an offer to state that it is not revoked (licence renewal) */
@@ -148,6 +154,24 @@ export interface Receipt {
 
 export type DisputeReason = 'key' | 'chunk' | 'fraud'
 
+/**
+ * The part of a device-bound licence a key dispute opens: the shares of K_esc, the
+ * K_dev wrap, or both (only when each matches its commitment and K does not)
+ */
+export type DisputePart = 'escrow' | 'device' | 'both'
+export const DISPUTE_PARTS: readonly DisputePart[] = ['escrow', 'device', 'both']
+
+/**
+ * What the device's K_dev wrap w decrypts to: m = w^d mod n (the raw RSA value, k bytes),
+ * under the device's certified encryption key. Anyone checks m^e = w and decodes m.
+ * `m` is absent when w is not a ciphertext for that key at all (wrong length, ≥ n).
+ */
+export interface DeviceWrapOpening {
+  /** the device's encryption certificate (PEM), issued by the agency to the signing device */
+  certificate: string
+  m?: Uint8Array
+}
+
 export interface Opening {
   j: number
   /** the unblinded KEM secret x_j of share j */
@@ -159,9 +183,14 @@ export interface Dispute {
   purchase: string
   offer: CID
   reason: DisputeReason
-  /** key and chunk disputes: every x_j the device used, and K_dev when bound */
+  /** key disputes over a device-bound licence: the part opened (absent for open offers) */
+  part?: DisputePart
+  /** every x_j the device used: key disputes (open, or parts 'escrow' and 'both') and chunk disputes */
   openings: Opening[]
+  /** K_dev, checked against the licence's kcDev: part 'both' and chunk disputes over a licence */
   kDev?: Uint8Array
+  /** part 'device': what the licence's K_dev wrap decrypts to */
+  kDevWrap?: DeviceWrapOpening
   licence?: Signed<Licence>
   /** chunk dispute: a chunk that matches the manifest but fails under the committed key */
   chunk?: { index: number, data: Uint8Array }
@@ -258,7 +287,7 @@ export function parseSignedOffer (value: unknown): Signed<Offer> {
 
 export function parseLicence (value: unknown, terms: Terms): Licence {
   const o = check.expectRecord(value, 'licence')
-  noExtraFields(o, ['v', 'offer', 'device', 'salt', 'shares', 'kDev'], 'licence')
+  noExtraFields(o, ['v', 'offer', 'device', 'salt', 'shares', 'kDev', 'kcEsc', 'kcDev'], 'licence')
   const shares = parseShares(o.shares, terms, 'licence')
   if (shares.length === 0) throw new ObjectError('licence wraps no shares')
   return {
@@ -267,7 +296,9 @@ export function parseLicence (value: unknown, terms: Terms): Licence {
     device: check.expectString(o.device, 'licence.device', 64),
     salt: check.expectBytes(o.salt, 'licence.salt', SALT_LENGTH, SALT_LENGTH),
     shares,
-    kDev: check.expectBytes(o.kDev, 'licence.kDev', LIMITS.maxDeviceKeyWrap, 1)
+    kDev: check.expectBytes(o.kDev, 'licence.kDev', LIMITS.maxDeviceKeyWrap, 1),
+    kcEsc: check.expectBytes(o.kcEsc, 'licence.kcEsc', 32, 32),
+    kcDev: check.expectBytes(o.kcDev, 'licence.kcDev', 32, 32)
   }
 }
 
@@ -371,7 +402,7 @@ export function parseSignedReceipt (value: unknown): Signed<Receipt> {
 
 export function parseDispute (value: unknown): Dispute {
   const o = check.expectRecord(value, 'dispute')
-  noExtraFields(o, ['v', 'purchase', 'offer', 'reason', 'openings', 'kDev', 'licence', 'chunk', 'manifest', 'fraud', 'at'], 'dispute')
+  noExtraFields(o, ['v', 'purchase', 'offer', 'reason', 'part', 'openings', 'kDev', 'kDevWrap', 'licence', 'chunk', 'manifest', 'fraud', 'at'], 'dispute')
   const reason = o.reason
   if (reason !== 'key' && reason !== 'chunk' && reason !== 'fraud') throw new ObjectError('dispute.reason must be key, chunk or fraud')
   const dispute: Dispute = {
@@ -389,7 +420,17 @@ export function parseDispute (value: unknown): Dispute {
     }),
     at: check.expectUint(o.at, 'dispute.at')
   }
+  if (o.part !== undefined) {
+    if (!DISPUTE_PARTS.includes(o.part as DisputePart)) throw new ObjectError('dispute.part must be escrow, device or both')
+    dispute.part = o.part as DisputePart
+  }
   if (o.kDev !== undefined) dispute.kDev = check.expectBytes(o.kDev, 'dispute.kDev', DEVICE_KEY_LENGTH, DEVICE_KEY_LENGTH)
+  if (o.kDevWrap !== undefined) {
+    const w = check.expectRecord(o.kDevWrap, 'dispute.kDevWrap')
+    noExtraFields(w, ['certificate', 'm'], 'dispute.kDevWrap')
+    dispute.kDevWrap = { certificate: check.expectString(w.certificate, 'dispute.kDevWrap.certificate', LIMITS.maxCertificatePem) }
+    if (w.m !== undefined) dispute.kDevWrap.m = check.expectBytes(w.m, 'dispute.kDevWrap.m', LIMITS.maxDeviceKeyWrap, 1)
+  }
   if (o.licence !== undefined) dispute.licence = parseSigned(o.licence, 'licence') as Signed<Licence>
   if (o.chunk !== undefined) {
     const c = check.expectRecord(o.chunk, 'dispute.chunk')
@@ -408,7 +449,8 @@ export function parseDispute (value: unknown): Dispute {
   if (reason === 'fraud' && dispute.fraud == null) throw new ObjectError('a fraud dispute carries the request and answer')
   if (reason !== 'fraud' && dispute.manifest == null) throw new ObjectError(`a ${reason} dispute carries the manifest`)
   if (reason === 'chunk' && dispute.chunk == null) throw new ObjectError('a chunk dispute carries the chunk')
-  if (reason !== 'fraud' && dispute.openings.length === 0) throw new ObjectError(`a ${reason} dispute opens the shares`)
+  // part 'device' opens the K_dev wrap instead of the shares
+  if (reason !== 'fraud' && dispute.part !== 'device' && dispute.openings.length === 0) throw new ObjectError(`a ${reason} dispute opens the shares`)
   return dispute
 }
 

@@ -2,12 +2,9 @@
 // and how each hold ends. Protocol handlers parse frames and call this; every
 // refusal is a typed error thrown before anything is written.
 import { randomBytes } from 'node:crypto'
-import {
-  ChunkAuthError, ExponentError, bytesEqual, combineDeviceBound, combineShares, openOfferDeviceKey,
-  openVerifiedChunk, os2ip, priceExponent, rawPublic, unwrapShare, verifyChunk, verifyKeyCommitment
-} from '../../device/crypto/index.ts'
+import { ExponentError, bytesEqual, os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
 import { cidOfBytes, decodeObject, encodeObject, encodeWithEncoded } from '../../device/objects/codec.ts'
-import { contentIdOf, parseSignedDispute, parseSignedRenewalRequest, parseSignedLicence, parseSignedReceipt, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
+import { parseSignedDispute, parseSignedReceipt, parseSignedRenewalRequest, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
@@ -15,14 +12,16 @@ import {
   HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
 import { HoldCommitter } from './commits.ts'
+import { judgeOpenedDispute } from './judge.ts'
+import type { Verdict } from './judge.ts'
 import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { Unblinder } from './unblind.ts'
-import type { Dispute, Licence, Offer, Renewal, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
+import type { Dispute, Offer, Renewal, UnblindAnswer, UnblindRequest } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
-import type { TrustStore, VerifiedCertificate } from '../../device/pki/index.ts'
+import type { CertificatePurpose, TrustStore, VerifiedCertificate } from '../../device/pki/index.ts'
 import type { Logger, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -274,7 +273,8 @@ export class Escrow {
     if (dispute.body.offer.toString() !== hold.offer) throw new BadDisputeError('the dispute names another offer than the purchase')
     if (hold.state !== 'open') throw new HoldEndedError(`hold ${hold.id} has already ended (${hold.state})`)
     const request = parseSignedUnblindRequest(decodeObject(hold.requestBytes))
-    const verdict = await this.judge(dispute.body, request, hold)
+    // judged before anything is written: a malformed dispute leaves the hold open
+    const verdict = await this.judge(dispute.body, request, hold, device)
     const end = verdict.sellerAtFault ? 'refund' : 'release'
     const { ended, hold: after } = this.init.ledger.endHold(hold.id, end, `${dispute.body.reason} dispute: ${verdict.reason}`, this.now())
     if (!ended) throw new HoldEndedError(`hold ${hold.id} has already ended (${after.state})`)
@@ -284,14 +284,11 @@ export class Escrow {
 
   /**
    * Decides a dispute from its proof alone (DESIGN §4): refund only if this escrow's
-   * answer was wrong (fraud), the opened shares do not yield kc (key), or a chunk that
-   * matches the manifest fails under the committed key (chunk).
+   * answer was wrong (fraud), or the openings prove the seller at fault (see judge.ts).
    */
-  private async judge (dispute: Dispute, request: Signed<UnblindRequest>, hold: HoldRecord): Promise<{ sellerAtFault: boolean, reason: string }> {
-    const offer = request.body.offer
-    const terms = offer.body.terms
-    const eT = priceExponent(termsCid(terms).bytes)
+  private async judge (dispute: Dispute, request: Signed<UnblindRequest>, hold: HoldRecord, device: VerifiedCertificate): Promise<Verdict> {
     if (dispute.reason === 'fraud') {
+      const eT = priceExponent(termsCid(request.body.offer.body.terms).bytes)
       // our own stored answer is the one that counts, whatever the dispute carries
       const answer = decodeObject(hold.answer) as Signed<UnblindAnswer>
       const z = os2ip(answer.body.z)
@@ -300,58 +297,11 @@ export class Escrow {
         ? { sellerAtFault: true, reason: 'this escrow\'s answer fails z^e_T = b: refunded' }
         : { sellerAtFault: false, reason: 'this escrow\'s answer is correct' }
     }
-    let licence: Signed<Licence> | undefined
-    if (dispute.licence != null) {
-      licence = parseSignedLicence(dispute.licence, terms)
-      if ((await verifyPeerSigned(licence, 'licence')) !== terms.seller || !licence.body.offer.equals(signedId(offer))) {
-        throw new BadDisputeError('the licence is not the seller\'s licence for this offer')
-      }
-      if (dispute.kDev == null) throw new BadDisputeError('a dispute over a device-bound licence opens K_dev')
-    }
-    const wrapped: WrappedShareRef[] = licence?.body.shares ?? offer.body.shares
-    const salt = licence?.body.salt ?? offer.body.salt
-    if (dispute.openings.length < terms.t) throw new BadDisputeError(`a ${dispute.reason} dispute opens at least ${terms.t} shares`)
-    const { manifest } = dispute
-    // the manifest's salt keys every share wrap, and its chunk hashes prove a chunk
-    if (manifest == null || !contentIdOf(manifest).equals(terms.content)) throw new BadDisputeError(`a ${dispute.reason} dispute carries the manifest of the offered content`)
-    const contentSalt = manifest.salt
-    const shares: Uint8Array[] = []
-    for (const opening of dispute.openings) {
-      const share = wrapped[opening.j - 1]
-      const escrow = terms.escrows[opening.j - 1]
-      if (share == null || escrow == null) throw new BadDisputeError(`the offer has no share ${opening.j}`)
-      const n = os2ip(escrow.n)
-      const x = os2ip(opening.x)
-      // an opening must be the KEM secret of that share: anyone can check x^e_T = c
-      if (x < 2n || x > n - 2n || rawPublic(x, eT, n) !== os2ip(share.c)) {
-        return { sellerAtFault: false, reason: `opening ${opening.j} is not the secret of share ${opening.j}` }
-      }
-      try {
-        shares.push(unwrapShare({ x, n, j: opening.j, dem: share.dem, contentSalt, offerSalt: salt }))
-      } catch {
-        return { sellerAtFault: true, reason: `share ${opening.j} does not unwrap under its own secret: refunded` }
-      }
-    }
-    let key: Uint8Array
-    try {
-      key = combineDeviceBound(combineShares(shares, terms.t), dispute.kDev ?? openOfferDeviceKey())
-    } catch {
-      return { sellerAtFault: true, reason: 'the shares do not combine to a key: refunded' }
-    }
-    if (!verifyKeyCommitment(key, offer.body.kc)) return { sellerAtFault: true, reason: 'the opened shares do not yield the committed key: refunded' }
-    if (dispute.reason === 'key') return { sellerAtFault: false, reason: 'the opened shares yield the committed key' }
-    const { chunk } = dispute
-    if (chunk == null) throw new BadDisputeError('a chunk dispute carries the chunk')
-    if (!verifyChunk(manifest, chunk.index, chunk.data)) return { sellerAtFault: false, reason: `chunk ${chunk.index} is not the manifest's chunk` }
-    try {
-      openVerifiedChunk(manifest, key, chunk.index, chunk.data)
-    } catch (err) {
-      if (err instanceof ChunkAuthError) return { sellerAtFault: true, reason: `chunk ${chunk.index} fails under the committed key: refunded` }
-      throw err
-    } finally {
-      key.fill(0)
-    }
-    return { sellerAtFault: false, reason: `chunk ${chunk.index} decrypts under the committed key` }
+    return judgeOpenedDispute(dispute, {
+      offer: request.body.offer,
+      device: device.subjectCommonName,
+      verifyEncryptionCertificate: async pem => this.verifyCertificate(pem, 'device-encryption')
+    })
   }
 
   private holdOf (device: VerifiedCertificate, purchase: string): HoldRecord {
@@ -364,7 +314,17 @@ export class Escrow {
   private async verifyDevice (signed: Signed<unknown>, bodyCid?: CID): Promise<VerifiedCertificate> {
     const { trust } = this.requireCredentials()
     const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute' | 'renewal-request'
-    const check = (): VerifiedCertificate => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }), bodyCid)
+    return this.withFreshCrl(() => verifyDeviceSigned(signed, kind, der => trust.verify(der, { purpose: 'device-signing', at: new Date(this.now()) }), bodyCid))
+  }
+
+  /** A certificate's agency chain and revocation, for one purpose */
+  private async verifyCertificate (certificate: string, purpose: CertificatePurpose): Promise<VerifiedCertificate> {
+    const { trust } = this.requireCredentials()
+    return this.withFreshCrl(() => trust.verify(certificate, { purpose, at: new Date(this.now()) }))
+  }
+
+  /** Runs a check; if the CRL held went stale, fetches a fresh one and runs it once more */
+  private async withFreshCrl (check: () => VerifiedCertificate): Promise<VerifiedCertificate> {
     try {
       return check()
     } catch (err) {

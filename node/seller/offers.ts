@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  keyCommitment, os2ip, i2ospMod, priceExponent, splitDeviceBound, splitSecret, wrapDeviceKey, wrapShare, SALT_LENGTH, DEVICE_KEY_LENGTH
+  devicePartCommitment, escrowPartCommitment, keyCommitment, os2ip, i2ospMod, priceExponent, splitDeviceBound, splitSecret, wrapDeviceKey, wrapShare, SALT_LENGTH, DEVICE_KEY_LENGTH
 } from '../../device/crypto/index.ts'
 import { termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId } from '../../device/objects/signed.ts'
@@ -72,7 +72,10 @@ export interface LicenceInput {
   device: { id: string, encryptionKey: KeyObject }
 }
 
-/** A licence only that device can use: K_esc = K ⊕ K_dev to the escrows, K_dev to the device */
+/**
+ * A licence only that device can use: K_esc = K ⊕ K_dev to the escrows, K_dev to the
+ * device, each part committed on its own so a dispute need open only the part at fault
+ */
 export async function createLicence (input: LicenceInput): Promise<Signed<Licence>> {
   const kDev = new Uint8Array(randomBytes(DEVICE_KEY_LENGTH))
   const kEsc = splitDeviceBound(input.key, kDev)
@@ -84,7 +87,9 @@ export async function createLicence (input: LicenceInput): Promise<Signed<Licenc
       device: input.device.id,
       salt,
       shares: wrapShares(kEsc, input.offer.body.terms, input.contentSalt, salt),
-      kDev: wrapDeviceKey(kDev, input.device.encryptionKey)
+      kDev: wrapDeviceKey(kDev, input.device.encryptionKey),
+      kcEsc: escrowPartCommitment(kEsc),
+      kcDev: devicePartCommitment(kDev)
     }
     return await (signWithPeerKey('licence', body, input.sellerKey) as Promise<Signed<Licence>>)
   } finally {

@@ -297,10 +297,21 @@ describe('escrow over real libp2p', function () {
 
     // a buyer who disputes a good purchase (a chunk that decrypts fine) is refused
     const d4 = await world.device('chancer')
-    const fine = await buy(d4, [{ ...escrow, addr: escrowAddr() }], await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: 100 }))
+    const fineOffer = await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: 100 })
+    const fine = await buy(d4, [{ ...escrow, addr: escrowAddr() }], fineOffer)
     await d4.device.completePurchase({ purchase: fine.purchase })
     const chunk0 = (await readFile(work.ciphertextFile)).subarray(0, work.manifest.chunkSize + 16)
-    const chancer = await d4.device.dispute({ purchase: fine.purchase, reason: 'chunk', chunk: { index: 0, data: new Uint8Array(chunk0) } })
+    // the device itself signs no dispute over a chunk that decrypts (it would disclose K)
+    await assert.rejects(d4.device.dispute({ purchase: fine.purchase, reason: 'chunk', chunk: { index: 0, data: new Uint8Array(chunk0) } }), { code: 'ERR_CHUNK_DECRYPTS' })
+    assert.equal((await d4.device.purchase({ purchase: fine.purchase })).state, 'complete')
+    // a device broken into signs one anyway: the escrow refuses it on its own check
+    const chancerSecrets = await d4.store.open(Buffer.from(PASSPHRASE))
+    const x = (await d4.store.getRecord(chancerSecrets, 'purchase', fine.purchase) as { shares: Array<{ j: number, x: Uint8Array }> }).shares[0]!
+    const chancerCert = new Uint8Array(new X509Certificate((await d4.device.certificates()).signing).raw)
+    const chancer = { dispute: encodeObject(signWithDeviceKey('dispute', {
+      v: 1, purchase: fine.purchase, offer: signedId(fineOffer), reason: 'chunk', openings: [{ j: 1, x: x.x }],
+      chunk: { index: 0, data: new Uint8Array(chunk0) }, manifest: work.manifest, at: Date.now()
+    }, chancerSecrets.signingKey, chancerCert)) }
     const sellerBeforeChance = escrow.role.ledger.balance(world.seller)
     const chance = await settle(escrowAddr(), chancer.dispute)
     assert.deepEqual([chance.state, chance.refused], ['released', true], chance.reason)
