@@ -103,7 +103,13 @@ export class CrlFeed implements Startable {
       if (entry.listeners.size > 0 || this.followed.get(topic) !== entry) return
       this.followed.delete(topic)
       this.pubsub.topicValidators.delete(topic)
-      if (entry.subscribed && this.running) this.pubsub.unsubscribe(topic)
+      if (!entry.subscribed || !this.running) return
+      try {
+        this.pubsub.unsubscribe(topic)
+      } catch (err) {
+        // pubsub stops alongside the roles that follow topics: it may already have
+        this.log('could not unsubscribe from %s - %e', topic, err)
+      }
     }
   }
 

@@ -87,7 +87,8 @@ export class AgencyTrust {
 
   /** Follows the trusted agency's lists, and fetches one whenever none came for the maximum age */
   async start (): Promise<void> {
-    const record = await this.load()
+    // an unreadable agency.json fails the checks that need it, not the node's start
+    const record = await this.load().catch((err: any) => { this.log.error('cannot read the trusted agency - %e', err) })
     if (record != null) this.follow()
     this.timer = setInterval(() => { void this.checkAge() }, this.crlCheckMs)
     this.timer.unref()

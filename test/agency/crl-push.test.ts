@@ -169,9 +169,11 @@ describe('revocation pushed to escrows and buyers', function () {
     await Promise.all(watchers)
     const adoptedLast = Math.max(...adopted.values())
     const fromStart = (t: number): number => t - revokeStarted
-    process.stdout.write(`      revocation: CLI revoke took ${revokedAt - revokeStarted} ms; from its start: all 5 escrows held CRL ${revoked.crlNumber} at ${fromStart(adoptedLast)} ms ` +
-      `(${[...adopted.values()].map(fromStart).sort((a, b) => a - b).join(', ')}), the device's next purchase was refused by all 5 (ERR_CERT_REVOKED) at ${fromStart(allRefused)} ms, ` +
-      `device status said revoked at ${fromStart(statusRevokedAt!)} ms\n`)
+    const fromReturn = (t: number): string => `${t - revokedAt >= 0 ? '+' : ''}${t - revokedAt}`
+    process.stdout.write(`      revocation: \`agency revoke\` (a CLI process) took ${revokedAt - revokeStarted} ms. From its start (and from its return):\n` +
+      `        all 5 escrows held CRL ${revoked.crlNumber} at ${fromStart(adoptedLast)} ms (${fromReturn(adoptedLast)}); each: ${[...adopted.values()].sort((a, b) => a - b).map(fromReturn).join(', ')} ms after the return\n` +
+      `        the device's next purchase refused by all 5 escrows (ERR_CERT_REVOKED) at ${fromStart(allRefused)} ms (${fromReturn(allRefused)})\n` +
+      `        \`device status\` said revoked at ${fromStart(statusRevokedAt!)} ms (${fromReturn(statusRevokedAt!)})\n`)
     assert.ok(fromStart(allRefused) <= REVOCATION_WINDOW_MS, `refused by all 5 only ${fromStart(allRefused)} ms after the revocation`)
     assert.ok(fromStart(adoptedLast) <= REVOCATION_WINDOW_MS)
     assert.ok(fromStart(statusRevokedAt!) <= REVOCATION_WINDOW_MS)
