@@ -303,7 +303,10 @@ export class Agency {
     if (wanted === '' || wanted.length > 128) throw new BadRequestError('name a serial, device id or peer id to revoke')
     let signed: { number: number, der: Uint8Array } | undefined
     const result = transaction(this.db, () => {
-      const matches = this.store.matching(canonicalSerial(wanted), [wanted, wanted.toLowerCase()])
+      // serials are stored in whole bytes, so one whose first byte is below 0x10 starts with a 0
+      const serial = canonicalSerial(wanted)
+      const serials = serial == null ? [] : [serial, serial.length % 2 === 1 ? `0${serial}` : serial]
+      const matches = this.store.matching(serials, [wanted, wanted.toLowerCase()])
       if (matches.length === 0) throw new CertificateNotFoundError(wanted)
       const now = this.now()
       const revoked: IssuedCertificate[] = []

@@ -2,8 +2,8 @@
 // of its own, and every node that trusts the agency takes it from there within moments
 // instead of waiting for its next fetch. The gossip layer is not trusted: a list is passed
 // on (and handed to this node's trust stores) only if the agency root signed it and it is
-// at least as new as the newest one seen on the topic. A peer that sends anything else is
-// refused, and gossipsub's scoring counts that against it.
+// at least as new as the newest one seen on the topic; anything else is dropped, and a peer
+// that keeps sending lists that fail the checks is not heard on the topic for a while.
 import { createHash } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { bytesEqual } from '../../device/crypto/index.ts'
@@ -22,6 +22,15 @@ export function crlTopic (rootPem: string): string {
   if (der == null) throw new KeyfairError('the agency root is not one PEM certificate', 'ERR_BAD_CERT')
   return CRL_TOPIC_PREFIX + createHash('sha256').update(der).digest('hex')
 }
+
+/**
+ * A peer that sent this many lists that fail the checks is not heard on the topic for the
+ * rest of the window: each check parses up to a megabyte and verifies a signature, and
+ * an honest peer only passes on lists that passed its own checks.
+ */
+export const MAX_REFUSED_PER_PEER = 5
+export const REFUSED_WINDOW_MS = 60_000
+const MAX_REFUSING_PEERS = 1000
 
 /** Called with each list that passed the checks, newest or equal to the newest seen; the listener's own trust store decides */
 export type CrlListener = (der: Uint8Array, info: CrlInfo) => void
@@ -44,6 +53,8 @@ export class CrlFeed implements Startable {
   private readonly log: Logger
   private readonly followed = new Map<string, Followed>()
   private running = false
+  /** peers whose lists failed the checks: how many, since when */
+  private readonly refused = new Map<string, { count: number, since: number }>()
 
   constructor (components: CrlFeedComponents) {
     if (components.pubsub == null) throw new Error('the CRL feed needs the pubsub service, created before it')
@@ -136,6 +147,9 @@ export class CrlFeed implements Startable {
   }
 
   private validate (followed: Followed, peer: PeerId, message: Message): TopicValidatorResult {
+    const now = Date.now()
+    const record = this.refused.get(peer.toString())
+    if (record != null && now - record.since < REFUSED_WINDOW_MS && record.count >= MAX_REFUSED_PER_PEER) return TopicValidatorResult.Ignore
     try {
       const info = followed.trust.setCrl(message.data)
       if (bytesEqual(info.der, message.data)) return TopicValidatorResult.Accept
@@ -145,6 +159,12 @@ export class CrlFeed implements Startable {
       // a list that has simply expired may come from an honest peer that was offline
       if (err instanceof CrlStaleError) return TopicValidatorResult.Ignore
       this.log('refusing a revocation list from %p: %s', peer, err.code ?? err.message)
+      if (record == null || now - record.since >= REFUSED_WINDOW_MS) {
+        if (this.refused.size >= MAX_REFUSING_PEERS) this.refused.clear()
+        this.refused.set(peer.toString(), { count: 1, since: now })
+      } else {
+        record.count++
+      }
       return TopicValidatorResult.Reject
     }
   }

@@ -104,6 +104,19 @@ describe('revocation lists: pushed on the topic, fetched after the maximum age',
     assert.deepEqual(state.serials, [device.serial])
   })
 
+  it('revokes by a serial whose first byte is below 0x10 (stored with its leading zero)', async function () {
+    const csr = deviceCsrs(deviceKeys()).signing
+    let issued = agency.issue(csr, 'device-signing')
+    for (let i = 0; !issued.serial.startsWith('0'); i++) {
+      assert.ok(i < 200, 'one serial in 8 starts with a zero digit')
+      issued = agency.issue(csr, 'device-signing')
+    }
+    for (const spelling of [issued.serial, issued.serial.replace(/^0+/, '').toUpperCase()]) {
+      const result = agency.revoke(spelling)
+      assert.deepEqual([...result.revoked.map(c => c.serial), ...result.alreadyRevoked], [issued.serial], spelling)
+    }
+  })
+
   it('a follower that hears nothing fetches the list once it is older than the maximum age', async function () {
     const maxAge = 3000
     const { node, trust } = await follower('fallback', { crlMaxAgeMs: maxAge, crlCheckMs: 100 })
