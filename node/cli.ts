@@ -486,6 +486,15 @@ function addEscrowCommands (program: Command): void {
       print(command.optsWithGlobals(), r, () => Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n'))
     })
 
+  escrow.command('crl')
+    .description("the agency's revocation list (pushed by the agency; fetched when none came for 2 minutes)")
+    .command('refresh')
+    .description("fetch the agency's current revocation list now")
+    .action(async (_opts, command: Command) => {
+      const r = await call<{ number: string, thisUpdate: string, nextUpdate: string, revoked: number }>(command, 'escrow.crlRefresh', {}, 30_000)
+      print(command.optsWithGlobals(), r, () => `CRL number ${r.number}, ${r.revoked} revoked, next update ${r.nextUpdate}`)
+    })
+
   for (const [name, description] of [['deposit', 'credit an account (a bank transfer in)'], ['withdraw', 'debit an account (a bank transfer out); refused beyond its balance']] as const) {
     escrow.command(`${name} <peer> <amount>`)
       .description(`${description}; amount in minor units`)
@@ -550,6 +559,24 @@ interface DeviceCertificateSummary {
   encryptionCertificate: { serial: string, notAfter: string }
 }
 
+interface DeviceRevocation {
+  state: 'revoked' | 'valid' | 'unknown'
+  why?: string
+  reason?: string
+  revokedAt?: string
+  crl?: { number: string, thisUpdate: string, ageMs: number, heardAt: string | null }
+}
+
+function revocationLines (r: DeviceRevocation): string[] {
+  const seconds = (ms: number): string => ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`
+  return [
+    `revoked:     ${r.state === 'revoked' ? `yes (${r.reason ?? 'unspecified'}, ${r.revokedAt ?? 'date unknown'})` : r.state === 'valid' ? 'no' : `unknown: ${r.why ?? ''}`}`,
+    ...(r.crl == null
+      ? []
+      : [`crl:         number ${r.crl.number}, signed ${seconds(r.crl.ageMs)} ago${r.crl.heardAt != null ? `, last heard ${seconds(Math.max(0, Date.now() - Date.parse(r.crl.heardAt)))} ago` : ''}`])
+  ]
+}
+
 /** `keyfair device …`: the buyer node's sealed device, reached through the running node */
 function addDeviceCommands (program: Command): void {
   const device = program.command('device')
@@ -557,14 +584,16 @@ function addDeviceCommands (program: Command): void {
   const passphraseFile = (): Option => new Option('--passphrase-file <file>', `read the passphrase from a file (mode 0600) instead of $${PASSPHRASE_ENV} or a prompt`)
 
   device.command('status')
-    .description('whether the device is initialised, unlocked and enrolled')
+    .description('whether the device is initialised, unlocked and enrolled, and whether the agency revoked it')
     .action(async (_opts, command: Command) => {
-      const s = await call<DeviceStatus>(command, 'device.status')
+      const s = await call<DeviceStatus & { revocation?: DeviceRevocation }>(command, 'device.status', {}, 30_000)
+      const r = s.revocation
       print(command.optsWithGlobals(), s, () => [
         `device:      ${s.deviceId ?? '(none: run keyfair device init)'}`,
         `initialised: ${s.initialised ? 'yes' : 'no'}`,
         `unlocked:    ${s.unlocked ? 'yes' : 'no'}`,
-        `enrolled:    ${s.enrolled ? 'yes' : 'no'}`
+        `enrolled:    ${s.enrolled ? (r?.state === 'revoked' ? 'yes, but REVOKED by the agency' : 'yes') : 'no'}`,
+        ...(r == null ? [] : revocationLines(r))
       ].join('\n'))
     })
 

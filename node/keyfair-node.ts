@@ -1,6 +1,7 @@
 import { createServer } from 'node:net'
 import { logger } from '@libp2p/logger'
 import { CID } from 'multiformats/cid'
+import { CrlFeed } from './agency/crl-feed.ts'
 import { AnnouncementStore, announcementMigrations } from './discovery/announcements.ts'
 import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
@@ -51,7 +52,7 @@ export interface PeerInfo {
   direction: string
 }
 
-type KeyfairServices = BaseServices & { discovery: Discovery, market: Market } & Record<string, unknown>
+type KeyfairServices = BaseServices & { crl: CrlFeed, discovery: Discovery, market: Market } & Record<string, unknown>
 
 export const VERSION = '0.1.0'
 
@@ -200,21 +201,24 @@ export class KeyfairNode {
   }
 
   private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
+    let crl: CrlFeed | undefined
     let discovery: Discovery | undefined
     let market: Market | undefined
     this.roles.length = 0
     const roleServices: Record<string, (components: any) => Role> = {}
     for (const name of this.init.roles) {
       roleServices[`role:${name}`] = (components: any) => {
-        if (discovery == null || market == null) throw new Error('discovery and market must be created before roles')
+        if (crl == null || discovery == null || market == null) throw new Error('the CRL feed, discovery and market must be created before roles')
         const role = createRole(name, {
           peerId: components.peerId,
           privateKey: components.privateKey,
           registrar: components.registrar,
           connectionManager: components.connectionManager,
+          peerStore: components.peerStore,
           logger: components.logger,
           discovery,
           market,
+          crl,
           device: () => this.device,
           repo: this.repo
         })
@@ -227,9 +231,13 @@ export class KeyfairNode {
       listen: this.init.listen,
       bootstrap: this.init.bootstrap,
       services: {
-        // listed before the roles: libp2p creates services in key order
+        // listed before the roles: libp2p creates services in key order (pubsub, a base service, comes first)
+        crl: (components: any) => (crl = new CrlFeed(components)),
         discovery: (components: any) => (discovery = new Discovery(components, { store })),
-        market: (components: any) => (market = new Market(components, { repoPath: this.repo.path })),
+        market: (components: any) => {
+          if (crl == null) throw new Error('the CRL feed must be created before the market')
+          return (market = new Market(components, { repoPath: this.repo.path, crl }))
+        },
         ...roleServices
       } as any
     })

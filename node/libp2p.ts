@@ -1,5 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
@@ -8,6 +9,7 @@ import { createLibp2p } from 'libp2p'
 import { BootstrapDialer, joinDht } from './bootstrap.ts'
 import { keyedNoiseCrypto } from './noise-crypto.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
+import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { PrivateKey, Libp2p } from '@libp2p/interface'
@@ -22,6 +24,7 @@ export type BaseServices = {
   ping: Ping
   dht: KadDHT
   bootstrap: BootstrapDialer
+  pubsub: GossipSub
 }
 
 export interface Libp2pInit<S extends Record<string, unknown>> {
@@ -53,6 +56,12 @@ export const CONNECTION_PING_INTERVAL_MS = 60_000
  * monitor's, it aborted the connection.
  */
 export const PING_STREAMS_PER_CONNECTION = 4
+
+/**
+ * Largest pubsub frame a peer may send: one signed revocation list (1 MiB at most) with
+ * the message's topic, sender key and signature. Pubsub carries nothing bigger.
+ */
+export const MAX_PUBSUB_FRAME_BYTES = 1024 * 1024 + 16 * 1024
 
 export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
@@ -104,6 +113,13 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
           if (dht == null) return
           await joinDht(dht, options, async recheckOptions => identifyService?.identify(connection, recheckOptions))
         }
+      }),
+      // carries the agencies' signed revocation lists (node/agency/crl-feed.ts); what it
+      // delivers is checked against the agency root, so the gossip itself is not trusted
+      pubsub: gossipsub({
+        // the agency publishes whether or not anyone listens yet
+        allowPublishToZeroTopicPeers: true,
+        maxInboundDataLength: MAX_PUBSUB_FRAME_BYTES
       }),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>

@@ -94,6 +94,8 @@ export interface AgencyOptions {
   escrowValidityDays?: number
   /** nextUpdate − thisUpdate of each CRL (default 24 h); re-signed after half of it. */
   crlValidityMs?: number
+  /** Told of each newly signed CRL, once its transaction has committed (the agency role publishes it) */
+  onCrlSigned?: (crl: { number: number, der: Uint8Array }) => void
   log?: Logger
 }
 
@@ -173,6 +175,7 @@ export class Agency {
   private readonly deviceValidityMs: number
   private readonly escrowValidityMs: number
   private readonly crlValidityMs: number
+  private readonly onCrlSigned?: (crl: { number: number, der: Uint8Array }) => void
 
   private constructor (rootPem: string, issuer: Issuer, db: DatabaseSync, options: AgencyOptions) {
     this.rootPem = rootPem
@@ -185,6 +188,7 @@ export class Agency {
     this.deviceValidityMs = (options.deviceValidityDays ?? 365) * DAY_MS
     this.escrowValidityMs = (options.escrowValidityDays ?? 365) * DAY_MS
     this.crlValidityMs = options.crlValidityMs ?? DAY_MS
+    this.onCrlSigned = options.onCrlSigned
   }
 
   /** Opens the agency of a repo: loads the CA key once (refusing a key file others can read), opens its database. */
@@ -297,8 +301,12 @@ export class Agency {
     if (!(REVOCATION_REASONS as readonly string[]).includes(reason)) throw new BadRequestError(`reason must be one of: ${REVOCATION_REASONS.join(', ')}`)
     const wanted = target.trim()
     if (wanted === '' || wanted.length > 128) throw new BadRequestError('name a serial, device id or peer id to revoke')
-    return transaction(this.db, () => {
-      const matches = this.store.matching(canonicalSerial(wanted), [wanted, wanted.toLowerCase()])
+    let signed: { number: number, der: Uint8Array } | undefined
+    const result = transaction(this.db, () => {
+      // serials are stored in whole bytes, so one whose first byte is below 0x10 starts with a 0
+      const serial = canonicalSerial(wanted)
+      const serials = serial == null ? [] : [serial, serial.length % 2 === 1 ? `0${serial}` : serial]
+      const matches = this.store.matching(serials, [wanted, wanted.toLowerCase()])
       if (matches.length === 0) throw new CertificateNotFoundError(wanted)
       const now = this.now()
       const revoked: IssuedCertificate[] = []
@@ -306,10 +314,12 @@ export class Agency {
         this.store.revoke(cert.serial, reason, now)
         revoked.push(toIssued({ ...cert, revokedAt: now, reason }))
       }
-      const crl = revoked.length > 0 ? this.signCrl(now) : this.store.getCrl()
+      const crl = revoked.length > 0 ? (signed = this.signCrl(now)) : this.store.getCrl()
       if (revoked.length > 0) this.log('revoked %s (%s); CRL %d', revoked.map(c => c.serial).join(', '), reason, crl?.number)
       return { revoked, alreadyRevoked: matches.filter(c => c.revokedAt != null).map(c => c.serial), crlNumber: crl?.number ?? 0 }
     })
+    if (signed != null) this.announce(signed)
+    return result
   }
 
   /** The current CRL (DER), re-signed first once half its validity has passed. */
@@ -322,6 +332,7 @@ export class Agency {
     const now = this.now()
     if (crl == null || now >= crl.thisUpdate + (crl.nextUpdate - crl.thisUpdate) / 2) {
       crl = transaction(this.db, () => this.signCrl(now))
+      this.announce(crl)
     }
     return { number: crl.number, thisUpdate: new Date(crl.thisUpdate), nextUpdate: new Date(crl.nextUpdate), revoked: this.store.counts().revocations, der: crl.der }
   }
@@ -332,6 +343,15 @@ export class Agency {
 
   counts (): AgencyCounts {
     return this.store.counts()
+  }
+
+  /** A listener's failure must not undo or hide a committed revocation */
+  private announce (crl: { number: number, der: Uint8Array }): void {
+    try {
+      this.onCrlSigned?.({ number: crl.number, der: crl.der })
+    } catch (err) {
+      this.log.error('announcing CRL %d failed - %e', crl.number, err)
+    }
   }
 
   private checkCode (codeHash: string): CodeRecord {

@@ -88,3 +88,11 @@ export function toKeyfairError (err: unknown): unknown {
   if (err instanceof PkiError) return new CertificateError(err.message, err.code, { cause: err })
   return err
 }
+
+/** The agency did not answer a request for its revocation list (down, unreachable, or too slow). */
+export class AgencyUnreachableError extends KeyfairError {
+  static readonly code = 'ERR_AGENCY_UNREACHABLE'
+  constructor (address: string, reason: string, options?: ErrorOptions) {
+    super(`the agency at ${address} did not answer (${reason}); the revocation list held stays in force`, AgencyUnreachableError.code, options)
+  }
+}

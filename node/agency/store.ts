@@ -116,11 +116,12 @@ export class AgencyStore {
   }
 
   /** Certificates whose serial is `serial` or whose subject is one of `subjects`. */
-  matching (serial: string | undefined, subjects: string[]): CertificateRecord[] {
+  matching (serials: string[], subjects: string[]): CertificateRecord[] {
+    const numbers = [...new Set(serials)]
     const names = [...new Set(subjects)]
     const rows = this.db.prepare(`SELECT ${CERT_COLUMNS} FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
-      WHERE c.serial = ? OR c.subject IN (${names.map(() => '?').join(', ')}) ORDER BY c.issued_at, c.serial`)
-      .all(serial ?? '', ...names)
+      WHERE c.serial IN (${numbers.map(() => '?').join(', ') || "''"}) OR c.subject IN (${names.map(() => '?').join(', ')}) ORDER BY c.issued_at, c.serial`)
+      .all(...numbers, ...names)
     return rows.map(toCertificate)
   }
 

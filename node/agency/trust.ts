@@ -1,18 +1,33 @@
 // Which agency a node trusts (`<repo>/agency.json`: its multiaddr and root), and the
-// trust store every check of certificates goes through, kept fresh by fetching the
-// agency's CRL on a timer and whenever the one held has gone stale.
+// trust store every check of certificates goes through. Its revocation list comes pushed
+// over pubsub (node/agency/crl-feed.ts); a node that has heard none for a while, or holds
+// a stale one when it needs it, fetches it from the agency.
+import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { bytesEqual } from '../../device/crypto/index.ts'
-import { CrlStaleError, TrustStore } from '../../device/pki/index.ts'
+import { CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/index.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestCrlAnswer } from '../../protocols/agency/crl.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { fetchCrl } from './client.ts'
-import type { CertificatePurpose, VerifiedCertificate } from '../../device/pki/index.ts'
+import type { CrlFeed } from './crl-feed.ts'
+import type { CertificatePurpose, CrlInfo, VerifiedCertificate } from '../../device/pki/index.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
+
+/** A node that has heard no revocation list for this long fetches one from its agency */
+export const CRL_MAX_AGE_MS = 2 * 60_000
+
+/**
+ * A node in its agency's topic mesh hears the current list every 30 s: one not heard for
+ * longer is fetched before the node answers whether a certificate is revoked.
+ */
+export const CRL_FRESH_MS = 45_000
+
+/** How often a node looks at the age of the list it holds */
+export const CRL_CHECK_MS = 10_000
 
 export class NoAgencyError extends KeyfairError {
   static readonly code = 'ERR_NO_AGENCY'
@@ -27,25 +42,71 @@ export interface AgencyRecord {
   root: string
 }
 
+/** Whether certificates appear on the newest revocation list this node holds */
+export interface RevocationState {
+  revoked: boolean
+  /** the revoked serials among those asked about */
+  serials: string[]
+  reason?: string
+  revokedAt?: Date
+  crl: { number: bigint, thisUpdate: Date, nextUpdate: Date, heardAt?: Date }
+}
+
+export interface AgencyTrustInit {
+  repoPath: string
+  streams: StreamOpener
+  crl: CrlFeed
+  log: Logger
+  /** fetch the list from the agency when none was heard for this long (default 2 minutes) */
+  crlMaxAgeMs?: number
+  /** how often the list's age is looked at (default 10 s) */
+  crlCheckMs?: number
+}
+
 export class AgencyTrust {
   private readonly file: string
   private readonly streams: StreamOpener
+  private readonly feed: CrlFeed
   private readonly log: Logger
-  private current?: { record: AgencyRecord, trust: TrustStore }
-  private refreshing?: Promise<void>
+  private readonly crlMaxAgeMs: number
+  private readonly crlCheckMs: number
+  private current?: { record: AgencyRecord, trust: TrustStore, unfollow?: () => void }
+  private refreshing?: Promise<CrlInfo>
+  /** when a list from the agency last arrived (pushed or fetched), ms */
+  private heardAt = 0
+  private timer?: ReturnType<typeof setInterval>
 
-  constructor (init: { repoPath: string, streams: StreamOpener, log: Logger }) {
+  constructor (init: AgencyTrustInit) {
     this.file = join(init.repoPath, 'agency.json')
     this.streams = init.streams
+    this.feed = init.crl
     this.log = init.log
+    this.crlMaxAgeMs = init.crlMaxAgeMs ?? CRL_MAX_AGE_MS
+    this.crlCheckMs = init.crlCheckMs ?? CRL_CHECK_MS
+  }
+
+  /** Follows the trusted agency's lists, and fetches one whenever none came for the maximum age */
+  async start (): Promise<void> {
+    // an unreadable agency.json fails the checks that need it, not the node's start
+    const record = await this.load().catch((err: any) => { this.log.error('cannot read the trusted agency - %e', err) })
+    if (record != null) this.follow()
+    this.timer = setInterval(() => { void this.checkAge() }, this.crlCheckMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.current?.unfollow?.()
+    if (this.current != null) this.current.unfollow = undefined
   }
 
   async load (): Promise<AgencyRecord | undefined> {
     if (this.current != null) return this.current.record
     try {
       const record = JSON.parse(await readFile(this.file, 'utf8')) as AgencyRecord
-      this.current = { record, trust: new TrustStore(record.root) }
-      return record
+      this.current ??= { record, trust: new TrustStore(record.root) }
+      return this.current.record
     } catch (err: any) {
       if (err.code === 'ENOENT') return undefined
       throw err
@@ -63,7 +124,10 @@ export class AgencyTrust {
     const trust = new TrustStore(record.root)
     trust.setCrl(answer.crl)
     await writeFileAtomic(this.file, JSON.stringify(record, null, 2) + '\n', 0o644)
+    this.current?.unfollow?.()
     this.current = { record, trust }
+    this.heardAt = Date.now()
+    if (this.timer != null) this.follow()
     return record
   }
 
@@ -89,13 +153,76 @@ export class AgencyTrust {
     return cert
   }
 
-  async refresh (options: AbortOptions = {}): Promise<void> {
+  async refresh (options: AbortOptions = {}): Promise<CrlInfo> {
     const { record, trust } = await this.require()
     // one fetch at a time, however many checks are waiting on it
     this.refreshing ??= fetchCrl({ connectionManager: this.streams }, multiaddr(record.address), trust, options)
-      .then(crl => { this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString()) })
+      .then(crl => {
+        this.heardAt = Date.now()
+        this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())
+        return crl
+      })
       .finally(() => { this.refreshing = undefined })
-    await this.refreshing
+    return this.refreshing
+  }
+
+  /**
+   * Whether any of these certificates (PEM, issued by the trusted root) is on the newest
+   * list held; a list not heard of for CRL_FRESH_MS (the node is not in the topic's mesh)
+   * is fetched first. Undefined when this node trusts no agency or holds no list from it.
+   */
+  async revocationOf (certificates: string[], options: AbortOptions = {}): Promise<RevocationState | undefined> {
+    const current = await this.load()
+    if (current == null || this.current == null) return undefined
+    const { trust } = this.current
+    if (trust.crl == null || Date.now() - this.heardAt >= CRL_FRESH_MS) {
+      await this.refresh(options).catch((err: any) => { this.log('no fresh CRL from the agency: %s', err.code ?? err.message) })
+    }
+    const crl = trust.crl
+    if (crl == null) return undefined
+    const serials = certificates.map(pem => canonicalSerial(new X509Certificate(pem).serialNumber) ?? '')
+    const entries = serials.flatMap(serial => {
+      const entry = crl.revoked.get(serial)
+      return entry == null ? [] : [entry]
+    })
+    return {
+      revoked: entries.length > 0,
+      serials: entries.map(e => e.serial),
+      reason: entries[0]?.reason,
+      revokedAt: entries[0]?.revokedAt,
+      crl: { number: crl.number, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, heardAt: this.heardAt > 0 ? new Date(this.heardAt) : undefined }
+    }
+  }
+
+  /** The root this node trusts, if any (PEM) */
+  async root (): Promise<string | undefined> {
+    return (await this.load())?.root
+  }
+
+  private follow (): void {
+    const current = this.current
+    if (current == null) return
+    current.unfollow?.()
+    current.unfollow = this.feed.follow(current.record.root, der => {
+      const before = current.trust.crl
+      try {
+        const info = current.trust.setCrl(der)
+        if (!bytesEqual(info.der, der)) return
+        this.heardAt = Date.now()
+        if (before == null || info.number > before.number) this.log('CRL %s pushed, in force until %s', info.number, info.nextUpdate.toISOString())
+      } catch (err: any) {
+        this.log('pushed CRL not taken: %s', err.code ?? err.message)
+      }
+    })
+  }
+
+  private async checkAge (): Promise<void> {
+    if (this.current == null || Date.now() - this.heardAt < this.crlMaxAgeMs) return
+    try {
+      await this.refresh({ signal: AbortSignal.timeout(this.crlCheckMs) })
+    } catch (err: any) {
+      this.log('no CRL heard for %d s and the agency did not answer: %s', Math.round((Date.now() - this.heardAt) / 1000), err.code ?? err.message)
+    }
   }
 
   private async require (): Promise<{ record: AgencyRecord, trust: TrustStore }> {

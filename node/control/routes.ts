@@ -13,6 +13,7 @@ import type { Seller } from '../seller/seller.ts'
 import { requestAccount } from '../../protocols/escrow/account.ts'
 import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
+import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { BadRequestError } from '../errors.ts'
 import { UnknownContentError } from '../content/store.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
@@ -49,6 +50,7 @@ export interface ControlRoutes {
   'device.certificates': Route
   'escrow.enroll': Route
   'escrow.info': Route
+  'escrow.crlRefresh': Route
   'escrow.deposit': Route
   'escrow.withdraw': Route
   'escrow.ledger': Route
@@ -132,7 +134,10 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
         crl: Buffer.from(crl.der).toString('base64')
       }
     },
-    'device.status': async () => node.device.status(),
+    'device.status': async (_body, signal) => {
+      const status = await node.device.status()
+      return status.enrolled ? { ...status, revocation: await deviceRevocation(node, signal) } : status
+    },
     'device.init': async body => {
       const { passphrase, bits } = fields(body)
       if (typeof passphrase !== 'string') throw new BadRequestError('passphrase must be a string')
@@ -180,7 +185,19 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     'escrow.info': async () => {
       const role = escrowOf(node)
       const info = role.escrow.info()
-      return { peerId: info.peer, bits: info.n.length * 8, currency: info.currency, holdTtlMs: info.holdTtlMs, unblindWorkers: role.unblindWorkers, crl: role.escrow.trust?.crl?.number?.toString() ?? null }
+      return {
+        peerId: info.peer,
+        bits: info.n.length * 8,
+        currency: info.currency,
+        holdTtlMs: info.holdTtlMs,
+        unblindWorkers: role.unblindWorkers,
+        crl: role.escrow.trust?.crl?.number?.toString() ?? null,
+        crlHeardAt: role.crlHeardAt?.toISOString() ?? null
+      }
+    },
+    'escrow.crlRefresh': async (_body, signal) => {
+      const crl = await escrowOf(node).refreshCrl({ signal: timeoutSignal(CRL_REFRESH_TIMEOUT_MS, signal) })
+      return { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revoked: crl.revoked.size }
     },
     'escrow.deposit': async body => {
       const { account, amount, memo } = moneyFields(body)
@@ -319,6 +336,32 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
         return rest
       })
     })
+  }
+}
+
+/** `keyfair escrow crl refresh` waits this long for the agency */
+const CRL_REFRESH_TIMEOUT_MS = 10_000
+
+/** Revocation, as the device's own agency sees it: this node's newest CRL against the device's public certificates */
+async function deviceRevocation (node: KeyfairNode, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const certs = await node.device.certificates()
+  const trusted = await node.market.trust.root()
+  if (trusted == null || new X509Certificate(trusted).fingerprint256 !== new X509Certificate(certs.root).fingerprint256) {
+    return { state: 'unknown', why: 'this node does not trust the agency that certified the device (keyfair trust --agency <multiaddr>)' }
+  }
+  const state = await node.market.trust.revocationOf([certs.signing, certs.encryption], { signal: timeoutSignal(CRL_REFRESH_TIMEOUT_MS, signal) })
+  if (state == null) return { state: 'unknown', why: 'no revocation list from the agency yet' }
+  const now = Date.now()
+  return {
+    state: state.revoked ? 'revoked' : 'valid',
+    ...(state.revoked ? { reason: state.reason ?? 'unspecified', revokedAt: state.revokedAt?.toISOString(), serials: state.serials } : {}),
+    crl: {
+      number: state.crl.number.toString(),
+      thisUpdate: state.crl.thisUpdate.toISOString(),
+      nextUpdate: state.crl.nextUpdate.toISOString(),
+      ageMs: now - state.crl.thisUpdate.getTime(),
+      heardAt: state.crl.heardAt?.toISOString() ?? null
+    }
   }
 }
 

@@ -11,6 +11,7 @@ import { ContentService } from '../../protocols/market/content.ts'
 import { OfferService } from '../../protocols/market/offer.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { AgencyTrust } from '../agency/trust.ts'
+import type { CrlFeed } from '../agency/crl-feed.ts'
 import { ContentStore } from '../content/store.ts'
 import { normaliseKeyword } from '../discovery/keywords.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -39,11 +40,11 @@ export class Market implements Startable {
   private readonly log: Logger
   private readonly services: Startable[]
 
-  constructor (components: MarketComponents, init: { repoPath: string }) {
+  constructor (components: MarketComponents, init: { repoPath: string, crl: CrlFeed }) {
     this.log = components.logger.forComponent('keyfair:market')
     this.content = new ContentStore(join(init.repoPath, 'content'))
     this.offersDir = join(init.repoPath, 'offers')
-    this.trust = new AgencyTrust({ repoPath: init.repoPath, streams: components.connectionManager as StreamOpener, log: this.log })
+    this.trust = new AgencyTrust({ repoPath: init.repoPath, streams: components.connectionManager as StreamOpener, crl: init.crl, log: this.log })
     this.services = [
       new ContentService(components, {
         source: {
@@ -58,9 +59,11 @@ export class Market implements Startable {
 
   async start (): Promise<void> {
     for (const service of this.services) await service.start()
+    await this.trust.start()
   }
 
   async stop (): Promise<void> {
+    this.trust.stop()
     for (const service of this.services) await service.stop()
   }
 

@@ -1,6 +1,8 @@
 import { createPublicKey } from 'node:crypto'
-import { setMaxListeners } from '@libp2p/interface'
+import { KEEP_ALIVE, setMaxListeners } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { bytesEqual } from '../../device/crypto/index.ts'
 import { TrustStore, createCsr, ESCROW_UNIT } from '../../device/pki/index.ts'
 import { AccountService } from '../../protocols/escrow/account.ts'
 import { EscrowInfoService } from '../../protocols/escrow/info.ts'
@@ -8,6 +10,10 @@ import { RenewService } from '../../protocols/escrow/renew.ts'
 import { SettleService } from '../../protocols/escrow/settle.ts'
 import { UnblindService } from '../../protocols/escrow/unblind.ts'
 import { enrollWithAgency, fetchCrl } from '../agency/client.ts'
+import { AgencyUnreachableError } from '../agency/errors.ts'
+import { CRL_CHECK_MS, CRL_MAX_AGE_MS } from '../agency/trust.ts'
+import { KeyfairError } from '../../protocols/errors.ts'
+import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid } from '../discovery/keywords.ts'
 import { Escrow } from '../escrow/escrow.ts'
 import { EscrowNotReadyError } from '../escrow/errors.ts'
@@ -17,16 +23,25 @@ import { UnblindPool, unblindWorkerCount } from '../escrow/pool.ts'
 import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
 import type { RoleComponents } from './role.ts'
+import type { CrlInfo } from '../../device/pki/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface EscrowRoleInit {
   /** How often the escrow service record is provided again. */
   advertiseIntervalMs?: number
-  /** How often the agency's CRL is fetched again. */
-  crlRefreshMs?: number
+  /** Fetch the agency's CRL when none arrived (pushed or fetched) for this long (default 2 minutes). */
+  crlMaxAgeMs?: number
+  /** How often the CRL's age and the connection to the agency are looked at (default 10 s). */
+  crlCheckMs?: number
 }
 
 const CRL_RETRY_MS = 5000
+
+/** A fetch of the agency's CRL gives up after this long */
+const CRL_FETCH_TIMEOUT_MS = 10_000
+
+/** Peer store tag of the agency: libp2p redials a peer tagged keep-alive when its connection drops */
+const AGENCY_TAG = `${KEEP_ALIVE}-keyfair-agency`
 
 /**
  * Holds payments and answers blind unblind requests (DESIGN §4). Its key and
@@ -37,17 +52,24 @@ const CRL_RETRY_MS = 5000
 export class EscrowRole extends Role {
   readonly name = 'escrow'
   private readonly advertiseIntervalMs: number
-  private readonly crlRefreshMs: number
+  private readonly crlMaxAgeMs: number
+  private readonly crlCheckMs: number
   private readonly files: EscrowFiles
   private controller?: AbortController
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private running?: { escrow: Escrow, ledger: Ledger, pool?: UnblindPool, agency?: string }
-  private refreshing?: Promise<void>
+  private refreshing?: Promise<CrlInfo>
+  /** when a current CRL last arrived from the agency, pushed or fetched (ms) */
+  private crlHeard = 0
+  private unfollow?: () => void
+  /** CRL writes, one after another, each of the list in force then */
+  private saving: Promise<void> = Promise.resolve()
 
   constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
     super(components, 'escrow')
     this.advertiseIntervalMs = init.advertiseIntervalMs ?? 6 * 60 * 60 * 1000
-    this.crlRefreshMs = init.crlRefreshMs ?? 10 * 60 * 1000
+    this.crlMaxAgeMs = init.crlMaxAgeMs ?? CRL_MAX_AGE_MS
+    this.crlCheckMs = init.crlCheckMs ?? CRL_CHECK_MS
     this.files = new EscrowFiles(components.repo.path)
     this.services.push(
       new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
@@ -91,7 +113,7 @@ export class EscrowRole extends Role {
       holdTtlMs: settings.holdTtlMs,
       clockWindowMs: settings.clockWindowMs,
       faultyAnswers: settings.faultyAnswers,
-      refreshCrl: async () => this.refreshCrl({ signal: AbortSignal.timeout(10_000) })
+      refreshCrl: async () => { await this.refreshCrl({ signal: AbortSignal.timeout(CRL_FETCH_TIMEOUT_MS) }) }
     })
     this.running = { escrow, ledger, pool }
     try {
@@ -127,13 +149,19 @@ export class EscrowRole extends Role {
       this.log(result.ok ? 'advertised escrow service' : 'escrow service not advertised yet: %s', result.error)
       return result.ok ? this.advertiseIntervalMs : 2000
     })
+    // CRLs come pushed by the agency; one is fetched only when none came for the maximum age
+    if (this.running?.agency != null) this.followAgency()
     this.schedule(0, async signal => {
-      if (this.running?.agency == null) return this.crlRefreshMs
+      if (this.running?.agency == null) return this.crlCheckMs
+      await this.keepAgencyConnection(signal).catch((err: any) => {
+        this.log('agency unreachable: %s', err.code ?? err.message)
+      })
+      if (Date.now() - this.crlHeard < this.crlMaxAgeMs) return this.crlCheckMs
       try {
-        await this.refreshCrl({ signal })
-        return this.crlRefreshMs
+        await this.refreshCrl({ signal: timeoutSignal(CRL_FETCH_TIMEOUT_MS, signal) })
+        return this.crlCheckMs
       } catch (err: any) {
-        this.log('CRL refresh failed, retrying: %s', err.code ?? err.message)
+        this.log('no CRL heard for %d s and the fetch failed, retrying: %s', Math.round((Date.now() - this.crlHeard) / 1000), err.code ?? err.message)
         return CRL_RETRY_MS
       }
     })
@@ -146,6 +174,8 @@ export class EscrowRole extends Role {
   }
 
   override async stop (): Promise<void> {
+    this.unfollow?.()
+    this.unfollow = undefined
     this.controller?.abort()
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
@@ -167,23 +197,89 @@ export class EscrowRole extends Role {
     await this.files.saveCredentials({ certificate, root: enrolled.root, agency })
     this.escrow.setCredentials({ certificate, root: enrolled.root, trust: new TrustStore(enrolled.root) })
     this.running!.agency = agency
+    this.followAgency()
     await this.refreshCrl(options)
     return { certificate, root: enrolled.root }
   }
 
-  /** Fetches the agency's current CRL into the trust store */
-  async refreshCrl (options: AbortOptions = {}): Promise<void> {
+  /** Fetches the agency's current CRL into the trust store now; resolves with the list in force */
+  async refreshCrl (options: AbortOptions = {}): Promise<CrlInfo> {
     const agency = this.running?.agency
     const trust = this.running?.escrow.trust
     if (agency == null || trust == null) throw new EscrowNotReadyError('this escrow is not enrolled with an agency yet')
     // however many requests wait on a fresh CRL, one fetch serves them all
     this.refreshing ??= fetchCrl(this.components, multiaddr(agency), trust, options)
       .then(async crl => {
-        await this.files.saveCrl(crl.der)
+        this.crlHeard = Date.now()
+        await this.saveCrl()
         this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())
+        return crl
+      }, (err: any) => {
+        // a list the agency sent that does not check out is its own error; anything else means no answer
+        if (err instanceof KeyfairError && /^ERR_(CRL|CERT)_/.test(err.code)) throw err
+        throw new AgencyUnreachableError(agency, String(err?.code ?? err?.name ?? 'no answer'), { cause: err })
       })
       .finally(() => { this.refreshing = undefined })
-    await this.refreshing
+    return this.refreshing
+  }
+
+  /** When a current CRL last arrived from the agency, pushed or fetched */
+  get crlHeardAt (): Date | undefined {
+    return this.crlHeard > 0 ? new Date(this.crlHeard) : undefined
+  }
+
+  /** Takes the agency's CRLs from its pubsub topic, and keeps a connection to it so they reach this escrow */
+  private followAgency (): void {
+    const trust = this.running?.escrow.trust
+    if (trust == null) return
+    this.unfollow?.()
+    this.unfollow = this.components.crl.follow(trust.rootPem, der => { this.adoptPushedCrl(der) })
+    if (this.controller != null) {
+      void this.keepAgencyConnection(this.controller.signal).catch((err: any) => {
+        this.log('agency unreachable: %s', err.code ?? err.message)
+      })
+    }
+  }
+
+  /** A CRL from the topic: the feed checked it against the root, the trust store takes it only if newer */
+  private adoptPushedCrl (der: Uint8Array): void {
+    const trust = this.running?.escrow.trust
+    if (trust == null) return
+    const before = trust.crl?.number
+    let info: CrlInfo
+    try {
+      info = trust.setCrl(der)
+    } catch (err: any) {
+      this.log('pushed CRL not taken: %s', err.code ?? err.message)
+      return
+    }
+    if (!bytesEqual(info.der, der)) return
+    this.crlHeard = Date.now()
+    if (before != null && info.number <= before) return
+    this.log('CRL %s pushed, in force until %s', info.number, info.nextUpdate.toISOString())
+    void this.saveCrl().catch((err: any) => { this.log.error('could not save the CRL - %e', err) })
+  }
+
+  private async saveCrl (): Promise<void> {
+    this.saving = this.saving.catch(() => {}).then(async () => {
+      const crl = this.running?.escrow.trust?.crl
+      if (crl != null) await this.files.saveCrl(crl.der)
+    })
+    await this.saving
+  }
+
+  /** Tags the agency keep-alive and dials it when no connection is open (libp2p drops the tag after failed redials) */
+  private async keepAgencyConnection (signal: AbortSignal): Promise<void> {
+    const agency = this.running?.agency
+    if (agency == null) return
+    const address = multiaddr(agency)
+    const id = address.getComponents().findLast(c => c.name === 'p2p')?.value
+    if (id == null) return
+    const peer = peerIdFromString(id)
+    if (peer.equals(this.components.peerId)) return
+    if (this.components.connectionManager.getConnections(peer).length > 0) return
+    await this.components.peerStore.merge(peer, { multiaddrs: [address], tags: { [AGENCY_TAG]: { value: 100 } } })
+    await this.components.connectionManager.openConnection(address, { signal: timeoutSignal(CRL_FETCH_TIMEOUT_MS, signal) })
   }
 
   /** Runs `task` after `delayMs`, then again after the delay it returns, until the role stops */

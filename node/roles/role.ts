@@ -1,9 +1,10 @@
+import type { CrlFeed } from '../agency/crl-feed.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import type { Market } from '../market/market.ts'
 import type { DeviceClient } from '../device/client.ts'
 import type { RoleName } from '../config.ts'
 import type { Repo } from '../repo.ts'
-import type { ComponentLogger, Logger, PeerId, PrivateKey, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerId, PeerStore, PrivateKey, Startable } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 /** What a role is given: libp2p's components plus keyfair's own. */
@@ -13,8 +14,11 @@ export interface RoleComponents {
   privateKey: PrivateKey
   registrar: Registrar
   connectionManager: ConnectionManager
+  peerStore: PeerStore
   logger: ComponentLogger
   discovery: Discovery
+  /** agencies' revocation lists, pushed over pubsub */
+  crl: CrlFeed
   /** content and offers this node serves, the agency it trusts */
   market: Market
   /** the node's sealed device (buyer nodes; throws elsewhere) */

@@ -78,7 +78,10 @@ describe('keyfair device CLI on a buyer node process', function () {
     const verified = await openssl(['verify', '-CAfile', join(dir, 'root.pem'), join(dir, 'signing.pem')])
     assert.equal(verified.code, 0, verified.stderr)
     assert.match(new X509Certificate(certs.signing).subject, new RegExp(`CN=${deviceId}`))
-    assert.deepEqual(await json(['--repo', buyerRepo, 'device', 'status']), { initialised: true, unlocked: true, enrolled: true, deviceId })
+    const { revocation, ...status } = await json(['--repo', buyerRepo, 'device', 'status'])
+    assert.deepEqual(status, { initialised: true, unlocked: true, enrolled: true, deviceId })
+    assert.equal(revocation.state, 'valid')
+    assert.equal(revocation.crl.number, '1')
 
     // a restart locks it; a wrong passphrase at start refuses to start; the right one unlocks
     await buyer.stop()
@@ -93,7 +96,17 @@ describe('keyfair device CLI on a buyer node process', function () {
     assert.equal((await json(['--repo', buyerRepo, 'device', 'status'])).unlocked, false)
 
     // a revoked device is refused a new certificate, whatever the code
-    await json(['--repo', agencyRepo, 'agency', 'revoke', deviceId, '--reason', 'keyCompromise'])
+    const revoked = await json(['--repo', agencyRepo, 'agency', 'revoke', deviceId, '--reason', 'keyCompromise'])
+    // the node checks the device's certificates against the newest list it holds
+    const after = await json(['--repo', buyerRepo, 'device', 'status'])
+    assert.equal(after.enrolled, true)
+    assert.equal(after.revocation.state, 'revoked')
+    assert.equal(after.revocation.reason, 'keyCompromise')
+    assert.equal(after.revocation.crl.number, String(revoked.crlNumber))
+    const text = await runCli(['--repo', buyerRepo, 'device', 'status'])
+    assert.match(text.stdout, /^enrolled: {4}yes, but REVOKED by the agency$/m)
+    assert.match(text.stdout, /^revoked: {5}yes \(keyCompromise, \d{4}-\d\d-\d\dT[\d:.]+Z\)$/m)
+    assert.match(text.stdout, new RegExp(`^crl: {9}number ${String(revoked.crlNumber)}, signed \\d+ s ago`, 'm'))
     await json(['--repo', buyerRepo, 'device', 'unlock'], { KEYFAIR_PASSPHRASE: 'a long device passphrase' })
     const second = await json(['--repo', agencyRepo, 'agency', 'enroll-code', '--for', 'device'])
     assert.equal((await refusal(['--repo', buyerRepo, 'device', 'enroll', '--agency', agencyAddr, '--code', second.code])).code, 'ERR_DEVICE_REVOKED')
