@@ -10,7 +10,7 @@ import { signedId, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { requestUnblind } from '../../protocols/escrow/unblind.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { KeyfairError, RemoteError } from '../../protocols/errors.ts'
 import { MAX_RANGE, fetchChunks, fetchManifest } from '../../protocols/market/content.ts'
 import { requestLicence } from '../../protocols/market/license.ts'
 import { requestOffers } from '../../protocols/market/offer.ts'
@@ -423,7 +423,11 @@ export class Buyer {
       }, { signal: AbortSignal.timeout(LICENCE_TIMEOUT_MS) })
       return encodeObject(licence)
     } catch (err: any) {
-      if (offer.body.shares.length === 0) throw new BuyError(`the seller is unreachable and sells device-bound licences only (${String(err.code ?? err.message)})`, 'ERR_SELLER_OFFLINE')
+      if (offer.body.shares.length === 0) {
+        // the seller answered and refused (a revoked device, say): its reason, not "offline"
+        if (err instanceof RemoteError) throw new BuyError(`the seller refused a licence for this device: ${String(err.message)}`, err.code)
+        throw new BuyError(`the seller is unreachable and sells device-bound licences only (${String(err.code ?? err.message)})`, 'ERR_SELLER_OFFLINE')
+      }
       this.init.log('no licence from the seller (%s): buying the open offer', err.code ?? err.message)
       return undefined
     }

@@ -97,13 +97,14 @@ describe('revocation pushed to escrows and buyers', function () {
     const { deviceId } = await cli(buyer!, 'device', 'enroll', '--agency', agencyAddr, '--code', code)
     for (const e of escrows) await cli(e, 'escrow', 'deposit', buyer!.peerId, '10000')
 
-    // three works, each sold 5-of-5: one bought before the revocation, two to try after it
+    // three works, each sold 5-of-5 and open (the seller refuses a revoked device a licence
+    // itself; an open offer goes on to the escrows): one bought before the revocation, two after
     const order = escrows.flatMap(e => ['--escrow', e.addresses[0]!])
     const offers: string[] = []
     for (const name of ['first', 'second', 'third']) {
       const file = join(dir, `${name}.bin`)
       await writeFile(file, randomBytes(96 * 1024))
-      const published = await cli(seller!, 'publish', file, '--title', `${name} work`, '--tags', name, '--price', String(PRICE), '--escrows', '5-of-5', ...order)
+      const published = await cli(seller!, 'publish', file, '--title', `${name} work`, '--tags', name, '--price', String(PRICE), '--escrows', '5-of-5', '--open', ...order)
       const found = await cli(buyer!, 'search', name)
       assert.ok(found.offers.some((o: any) => o.offer === published.offer), `${name} found`)
       offers.push(published.offer)
