@@ -6,7 +6,7 @@ import { Role } from './role.ts'
 import type { AgencyOptions } from '../agency/agency.ts'
 import type { RoleComponents } from './role.ts'
 
-export type AgencyRoleInit = Omit<AgencyOptions, 'log'>
+export type AgencyRoleInit = Omit<AgencyOptions, 'log' | 'keys'>
 
 /**
  * Certifies devices and escrows and publishes the revocation list. Its state
@@ -34,7 +34,7 @@ export class AgencyRole extends Role {
   }
 
   override async start (): Promise<void> {
-    this.opened = await Agency.open(this.components.repo.path, { ...this.init, log: this.components.logger.forComponent('keyfair:agency') })
+    this.opened = await Agency.open(this.components.repo.path, { ...this.init, keys: this.components.keys(), log: this.components.logger.forComponent('keyfair:agency') })
     try {
       await super.start()
     } catch (err) {

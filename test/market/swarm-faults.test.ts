@@ -17,6 +17,7 @@ import { ControlClient } from '../../node/control/client.ts'
 import { Repo } from '../../node/repo.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
+import { FAST_KDF } from '../helpers/keys.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
@@ -49,6 +50,7 @@ describe('marketplace faults on a 10-process swarm', function () {
     dir = await mkdtemp(join(tmpdir(), 'keyfair-faults-'))
     swarm = await Swarm.start({
       topology: 'star',
+      env: { KEYFAIR_PASSPHRASE: PASSPHRASE, KEYFAIR_KDF_N: String(FAST_KDF.N) },
       nodes: [
         { roles: ['agency'], prepare: [['agency', 'init', '--bits', '2048']] },
         ...[false, true, false, false, false].map(faulty => ({ roles: ['escrow'], prepare: [['escrow', 'init', '--bits', '2048', ...(faulty ? ['--faulty-answers'] : [])]] })),
