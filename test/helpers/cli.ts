@@ -32,6 +32,8 @@ export interface NodeProcess {
   child: ChildProcess
   peerId: string
   addresses: string[]
+  /** plaintext key files the start sealed into the key store (from its ready event) */
+  sealedKeyFiles: string[]
   /** SIGTERM, then wait for the exit */
   stop: () => Promise<void>
 }
@@ -52,7 +54,7 @@ export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv =
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-  const ready = await new Promise<{ peerId: string, addresses: string[] }>((resolve, reject) => {
+  const ready = await new Promise<{ peerId: string, addresses: string[], sealedKeyFiles: string[] }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', line => {
       try {
         const event = JSON.parse(line)
@@ -65,6 +67,7 @@ export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv =
     child,
     peerId: ready.peerId,
     addresses: ready.addresses,
+    sealedKeyFiles: ready.sealedKeyFiles,
     stop: async () => {
       if (child.exitCode == null && child.signalCode == null) child.kill('SIGTERM')
       await exited
