@@ -9,15 +9,17 @@ import { Command, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
 import { initAgency, REVOCATION_REASONS } from './agency/agency.ts'
-import { BadConfigError, BadRequestError } from './errors.ts'
-import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
+import { BadConfigError, BadRequestError, RepoExistsError } from './errors.ts'
+import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
 import { EscrowFiles } from './escrow/state.ts'
-import { PASSPHRASE_ENV, readPassphrase } from './passphrase.ts'
+import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
+import { PASSPHRASE_ENV, passphraseGiven, readPassphrase } from './passphrase.ts'
 import { Repo, resolveRepoPath } from './repo.ts'
 import type { NodeConfig } from './config.ts'
+import type { UnlockedKeys } from './keys/keystore.ts'
 import type { AnnounceResult, Provider } from './discovery/discovery.ts'
 import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
@@ -57,6 +59,16 @@ function repoOf (options: GlobalOptions): Repo {
   return new Repo(resolveRepoPath(options.repo))
 }
 
+const passphraseFileOption = (what: string): Option => new Option('--passphrase-file <file>', `the repo's passphrase, from a file of mode 0600 (else $${PASSPHRASE_ENV}, else a prompt): ${what}`)
+
+/** The repo's key store for an offline command: unlocked, or created (asking twice on a prompt) */
+async function unlockOrCreateKeys (repo: Repo, file: string | undefined): Promise<UnlockedKeys> {
+  const store = new NodeKeyStore(repo.keysDir)
+  if (await store.exists()) return store.unlock(await readPassphrase({ file }))
+  const kdf = kdfFromEnv()
+  return store.create(checkRepoPassphrase(await readPassphrase({ file, confirm: true })), { kdf })
+}
+
 /** Commands that talk to the running node share this: resolve repo, call the endpoint. */
 async function call<T> (command: Command, endpoint: string, body: unknown = {}, timeoutMs?: number): Promise<T> {
   const client = new ControlClient(repoOf(command.optsWithGlobals()))
@@ -77,6 +89,7 @@ export function buildProgram (): Command {
     .option('--bootstrap <multiaddr>', 'default bootstrap peer /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--role <roles>', `default roles, comma-separated (${ROLE_NAMES.join(', ')})`)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
+    .addOption(passphraseFileOption('seals the key store now (otherwise it is made when a role first needs it)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
@@ -85,8 +98,19 @@ export function buildProgram (): Command {
       if (opts.bootstrap != null) config.bootstrap = opts.bootstrap.map((a: string) => parseBootstrapAddress(a).toString())
       if (opts.role != null) config.roles = parseRoles(opts.role)
       if (opts.apiPort != null) config.apiPort = parsePort(opts.apiPort, '--api-port')
+      if (await repo.exists()) throw new RepoExistsError(repo.path)
+      const kdf = kdfFromEnv()
+      // asked before the repo is made, so a mistyped passphrase leaves nothing behind
+      const passphrase = passphraseGiven(opts.passphraseFile) || process.stdin.isTTY === true
+        ? checkRepoPassphrase(await readPassphrase({ file: opts.passphraseFile, confirm: true }))
+        : undefined
       const { peerId } = await repo.init(config)
-      print(options, { repo: repo.path, peerId }, () => `initialised ${repo.path}\npeer id ${peerId}`)
+      if (passphrase != null) (await new NodeKeyStore(repo.keysDir).create(passphrase, { kdf })).lock()
+      print(options, { repo: repo.path, peerId, keyStore: passphrase != null }, () => [
+        `initialised ${repo.path}`,
+        `peer id ${peerId}`,
+        passphrase != null ? 'key store sealed under the passphrase' : `no key store yet: it is made, under the passphrase, when a role first needs one`
+      ].join('\n'))
     })
 
   program.command('start')
@@ -96,7 +120,7 @@ export function buildProgram (): Command {
     .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
     .option('--init', 'initialise the repo first if it does not exist')
-    .option('--passphrase-file <file>', `unlock the sealed device at start (buyer role; or set $${PASSPHRASE_ENV})`)
+    .addOption(passphraseFileOption('unlocks the key store (agency, escrow, seller) and the sealed device (buyer)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
@@ -108,19 +132,22 @@ export function buildProgram (): Command {
       if (opts.init === true && !(await repo.exists())) await repo.init()
       const config = await repo.readConfig()
       restartWithFlags(roleNodeFlags(roles ?? config.roles))
-      // never a prompt here: a node is often started with no terminal
-      const devicePassphrase = opts.passphraseFile != null || process.env[PASSPHRASE_ENV] != null
-        ? await readPassphrase({ file: opts.passphraseFile })
-        : undefined
+      // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
+      // ERR_PASSPHRASE_REQUIRED; a buyer alone is never asked (its device unlocks later)
+      const passphrase = needsSealedKeys(roles ?? config.roles)
+        ? await readPassphrase({ file: opts.passphraseFile, confirm: !(await new NodeKeyStore(repo.keysDir).exists()) })
+        : passphraseGiven(opts.passphraseFile) ? await readPassphrase({ file: opts.passphraseFile }) : undefined
       await runDaemon({
         repo,
-        devicePassphrase,
+        passphrase,
+        keyStoreKdf: kdfFromEnv(),
         roles: roles ?? config.roles,
         listen: listen ?? config.listen,
         bootstrap: bootstrap ?? config.bootstrap,
         apiPort: apiPort ?? config.apiPort,
         onReady: info => {
           print(options, { event: 'ready', ...info }, () => [
+            ...info.sealedKeyFiles.map(file => `sealed ${file} into the key store and removed the plaintext`),
             `keyfair node ${info.peerId} running (pid ${info.pid})`,
             `roles:     ${info.roles.join(', ') || '(none)'}`,
             ...info.addresses.map(a => `listening: ${a}`),
@@ -453,19 +480,27 @@ function addEscrowCommands (program: Command): void {
     .description('the escrow operator: key, enrollment, deposits and withdrawals, ledger, audit')
 
   escrow.command('init')
-    .description('create the escrow key and settings in <repo>/escrow (offline; otherwise made at first start)')
+    .description('create the escrow key (sealed in <repo>/keys) and settings in <repo>/escrow (offline; otherwise made at first start)')
     .option('--bits <n>', 'RSA key size (2048 for tests only)', '3072')
     .option('--currency <code>', 'the currency this escrow settles', 'EUR')
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
     .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
     .addOption(new Option('--faulty-answers', 'answer wrongly on purpose (adversarial testing of buyers\' fraud proofs only)').hideHelp())
+    .addOption(passphraseFileOption('the escrow key is sealed in the key store under it'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
-      await files.init({ bits: integerFlag(opts.bits, '--bits'), settings: { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' : integerFlag(opts.unblindWorkers, '--unblind-workers') } })
+      const bits = integerFlag(opts.bits, '--bits')
+      const settings = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      const keys = await unlockOrCreateKeys(repo, opts.passphraseFile)
+      try {
+        await files.init({ keys, bits, settings })
+      } finally {
+        keys.lock()
+      }
       const result = { dir: files.dir, ...(await files.settings()) }
       print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
     })
@@ -650,18 +685,23 @@ function addAgencyCommands (program: Command): void {
     .description('the authentication agency (X.509 PKI): certifies devices and escrows, signs the revocation list')
 
   agency.command('init')
-    .description('create the agency root CA in <repo>/agency (offline; then: keyfair start --role agency)')
+    .description('create the agency root CA: its key sealed in <repo>/keys, its certificate in <repo>/agency (offline; then: keyfair start --role agency)')
     .option('--bits <n>', 'RSA modulus of the root key', '3072')
     .option('--name <cn>', 'root certificate common name', 'keyfair agency')
     .option('--validity-days <n>', 'root certificate validity in days', '3650')
+    .addOption(passphraseFileOption('the root key is sealed in the key store under it'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const repo = repoOf(options)
-      const result = await initAgency(repo.path, {
-        bits: integerFlag(opts.bits, '--bits'),
-        commonName: opts.name,
-        validityDays: integerFlag(opts.validityDays, '--validity-days')
-      })
+      const settings = { bits: integerFlag(opts.bits, '--bits'), commonName: opts.name, validityDays: integerFlag(opts.validityDays, '--validity-days') }
+      await repo.assertInitialised()
+      const keys = await unlockOrCreateKeys(repo, opts.passphraseFile)
+      let result
+      try {
+        result = await initAgency(repo.path, { keys, ...settings })
+      } finally {
+        keys.lock()
+      }
       print(options, { dir: result.dir, fingerprint: result.fingerprint, root: result.root }, () => [
         `agency root created in ${result.dir}`,
         `root SHA-256 fingerprint ${result.fingerprint}`,

@@ -8,6 +8,13 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 export const ROLE_NAMES = ['buyer', 'seller', 'escrow', 'agency'] as const
 export type RoleName = typeof ROLE_NAMES[number]
 
+/** Roles whose long-term secrets live sealed in the repo's key store: they need its passphrase */
+export const SEALED_KEY_ROLES: readonly RoleName[] = ['agency', 'escrow', 'seller']
+
+export function needsSealedKeys (roles: readonly string[]): boolean {
+  return roles.some(role => (SEALED_KEY_ROLES as readonly string[]).includes(role))
+}
+
 /** What `keyfair init` writes to `<repo>/config.json`; flags of `keyfair start` override it. */
 export interface NodeConfig {
   v: 1

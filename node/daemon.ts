@@ -4,6 +4,7 @@ import { controlRoutes } from './control/routes.ts'
 import { KeyfairNode } from './keyfair-node.ts'
 import type { RoleName } from './config.ts'
 import type { Repo } from './repo.ts'
+import type { KdfParams } from './keys/keystore.ts'
 
 export interface DaemonInit {
   repo: Repo
@@ -11,8 +12,10 @@ export interface DaemonInit {
   listen: string[]
   bootstrap: string[]
   apiPort: number
-  /** unlock the sealed device at start */
-  devicePassphrase?: string
+  /** the repo's passphrase: unlocks its key store and its sealed device at start */
+  passphrase?: string
+  /** scrypt cost of a key store this start creates (tests; default N=2^17) */
+  keyStoreKdf?: KdfParams
   /** Called once the node serves, with what a user or a script needs to reach it. */
   onReady: (info: ReadyInfo) => void
 }
@@ -24,6 +27,8 @@ export interface ReadyInfo {
   api: string
   pid: number
   repo: string
+  /** plaintext key files of an earlier version this start sealed into the key store and removed */
+  sealedKeyFiles: string[]
 }
 
 /**
@@ -62,7 +67,7 @@ export async function runDaemon (init: DaemonInit): Promise<void> {
   if (process.channel != null) process.once('disconnect', () => { shutdown('parent process gone') })
 
   const status = node.status()
-  init.onReady({ peerId: status.peerId, addresses: status.addresses, roles: status.roles, api: control.url, pid: process.pid, repo: init.repo.path })
+  init.onReady({ peerId: status.peerId, addresses: status.addresses, roles: status.roles, api: control.url, pid: process.pid, repo: init.repo.path, sealedKeyFiles: node.sealedKeyFiles })
   try {
     await stopped.promise
   } finally {

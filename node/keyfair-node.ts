@@ -12,8 +12,14 @@ import { createRole } from './roles/index.ts'
 import { DeviceClient } from './device/client.ts'
 import { Market } from './market/market.ts'
 import { DeviceNotRunningError } from './errors.ts'
+import { needsSealedKeys } from './config.ts'
+import { KeyStoreLockedError } from './keys/errors.ts'
+import { NodeKeyStore } from './keys/keystore.ts'
+import { findPlaintextKeys, sealPlaintextKeys } from './keys/plaintext.ts'
+import { PassphraseRequiredError } from './passphrase.ts'
 import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
+import type { KdfParams, UnlockedKeys } from './keys/keystore.ts'
 import type { AnnounceResult, FindOptions, Provider } from './discovery/discovery.ts'
 import type { BaseServices } from './libp2p.ts'
 import type { Repo } from './repo.ts'
@@ -28,8 +34,13 @@ export interface KeyfairNodeInit {
   roles: RoleName[]
   listen: string[]
   bootstrap: string[]
-  /** unlock the sealed device at start (buyer role) */
-  devicePassphrase?: string
+  /**
+   * The repo's passphrase: unlocks the key store (required for the agency, escrow and
+   * seller roles) and the sealed device (buyer role)
+   */
+  passphrase?: string
+  /** scrypt cost of a key store this start creates (default N=2^17; never below 2^14) */
+  keyStoreKdf?: KdfParams
 }
 
 export interface NodeStatus {
@@ -71,7 +82,10 @@ export class KeyfairNode {
   private announcements?: AnnouncementStore
   private unlock?: () => Promise<void>
   private sealedDevice?: DeviceClient
+  private unlockedKeys?: UnlockedKeys
   private startedAt = 0
+  /** plaintext key files of an earlier version that this start sealed and removed */
+  sealedKeyFiles: string[] = []
 
   constructor (init: KeyfairNodeInit) {
     this.init = init
@@ -97,6 +111,12 @@ export class KeyfairNode {
     return this.sealedDevice
   }
 
+  /** The repo's key store, unlocked while the node runs (when a role needs it) */
+  get keys (): UnlockedKeys {
+    if (this.unlockedKeys == null || this.unlockedKeys.locked) throw new KeyStoreLockedError()
+    return this.unlockedKeys
+  }
+
   /** Opens streams through libp2p's public API, for protocol clients */
   get streams (): StreamOpener {
     return {
@@ -112,6 +132,8 @@ export class KeyfairNode {
     this.unlock = await this.repo.lock()
     try {
       const privateKey = await this.repo.loadIdentity()
+      // before anything else is written: a wrong passphrase leaves the repo as it was
+      await this.openKeys()
       await assertPortsFree(this.init.listen)
       this.db = openDatabase(this.repo.databaseFile, announcementMigrations)
       this.announcements = new AnnouncementStore(this.db)
@@ -137,15 +159,34 @@ export class KeyfairNode {
     this.db?.close()
     this.db = undefined
     this.announcements = undefined
+    this.unlockedKeys?.lock()
+    this.unlockedKeys = undefined
     await this.unlock?.()
     this.unlock = undefined
+  }
+
+  /**
+   * Unlocks the key store when a role needs it (creating it on the first start), and seals
+   * plaintext key files an earlier version left. One scrypt per start.
+   */
+  private async openKeys (): Promise<void> {
+    const passphrase = this.init.passphrase
+    const required = needsSealedKeys(this.init.roles)
+    const plaintext = await findPlaintextKeys(this.repo.path)
+    if (!required && (plaintext.length === 0 || passphrase == null)) return
+    if (passphrase == null) throw new PassphraseRequiredError()
+    const store = new NodeKeyStore(this.repo.keysDir)
+    this.unlockedKeys = await store.exists()
+      ? await store.unlock(passphrase)
+      : await store.create(passphrase, { kdf: this.init.keyStoreKdf })
+    this.sealedKeyFiles = await sealPlaintextKeys(this.repo.path, this.unlockedKeys, this.log)
   }
 
   private async startDevice (): Promise<void> {
     const device = new DeviceClient({ store: this.repo.deviceDir })
     await device.start()
     this.sealedDevice = device
-    const passphrase = this.init.devicePassphrase
+    const passphrase = this.init.passphrase
     if (passphrase != null && (await device.status()).initialised) {
       await device.unlock({ passphrase })
       this.log('sealed device unlocked')
@@ -220,6 +261,7 @@ export class KeyfairNode {
           market,
           crl,
           device: () => this.device,
+          keys: () => this.keys,
           repo: this.repo
         })
         this.roles.push(role)

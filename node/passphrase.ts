@@ -1,6 +1,7 @@
-// Where a device passphrase comes from: a file (--passphrase-file), the environment
+// Where the repo's passphrase comes from: a file (--passphrase-file), the environment
 // ($KEYFAIR_PASSPHRASE), or a prompt on the terminal with echo off. Never argv:
-// other users can read a process's arguments.
+// other users can read a process's arguments. One passphrase per repo: it unlocks the
+// node's key store (agency, escrow, seller secrets) and the sealed device.
 import { readFile, stat } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { KeyfairError } from '../protocols/errors.ts'
@@ -11,7 +12,7 @@ export const PASSPHRASE_ENV = 'KEYFAIR_PASSPHRASE'
 export class PassphraseRequiredError extends KeyfairError {
   static readonly code = 'ERR_PASSPHRASE_REQUIRED'
   constructor () {
-    super(`a device passphrase is needed: use --passphrase-file <file>, set ${PASSPHRASE_ENV}, or run on a terminal`, PassphraseRequiredError.code)
+    super(`the repo's passphrase is needed: use --passphrase-file <file>, set ${PASSPHRASE_ENV}, or run on a terminal`, PassphraseRequiredError.code)
   }
 }
 
@@ -31,6 +32,11 @@ export interface PassphraseSource {
   output?: NodeJS.WritableStream
 }
 
+/** Whether a passphrase can be had without asking: a file named, or the environment set */
+export function passphraseGiven (file: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  return file != null || (env[PASSPHRASE_ENV] != null && env[PASSPHRASE_ENV] !== '')
+}
+
 export async function readPassphrase (source: PassphraseSource = {}): Promise<string> {
   if (source.file != null) {
     const info = await stat(source.file)
@@ -43,7 +49,7 @@ export async function readPassphrase (source: PassphraseSource = {}): Promise<st
   const input = source.input ?? process.stdin
   if (input.isTTY !== true) throw new PassphraseRequiredError()
   const output = source.output ?? process.stderr
-  const first = await prompt('device passphrase: ', input, output)
+  const first = await prompt(source.confirm === true ? 'new passphrase for this repo: ' : 'passphrase: ', input, output)
   if (source.confirm === true && (await prompt('again: ', input, output)) !== first) throw new PassphraseMismatchError()
   return first
 }

@@ -31,8 +31,10 @@ export interface ApiEndpoint {
  * - `api`           control API address of the running node (removed on stop)
  * - `lock`          pid of the running node
  * - `node.db`       SQLite: announcements (later: ledger, library)
+ * - `keys/`         the node's key store (0600, sealed under the repo's passphrase): the agency's
+ *                   CA key, the escrow's RSA key, each published work's content key
  * - `device/`       the sealed device's key store (0600), sealed licences and purchases, certificates
- * - `agency/`       the agency's root CA and database (agency role)
+ * - `agency/`       the agency's root certificate and database (agency role)
  */
 export class Repo {
   readonly path: string
@@ -49,6 +51,8 @@ export class Repo {
   get databaseFile (): string { return join(this.path, 'node.db') }
   /** the sealed device's key store, sealed records and certificates */
   get deviceDir (): string { return join(this.path, 'device') }
+  /** the node's key store: role secrets sealed under the repo's passphrase */
+  get keysDir (): string { return join(this.path, 'keys') }
 
   async exists (): Promise<boolean> {
     try {

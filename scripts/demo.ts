@@ -55,7 +55,8 @@ async function main (): Promise<void> {
     { roles: ['buyer'] }
   ]
   say(`starting ${specs.length} keyfair node processes on 127.0.0.1 (an agency, 5 escrows, a seller, 2 buyers) ...`)
-  const swarm = await Swarm.start({ nodes: specs, topology: 'star', onProgress: m => { say(`  ${m}`) } })
+  // one passphrase per repo: it seals the agency's, escrows' and seller's keys and the devices
+  const swarm = await Swarm.start({ nodes: specs, topology: 'star', env: { KEYFAIR_PASSPHRASE: PASSPHRASE }, onProgress: m => { say(`  ${m}`) } })
   process.once('SIGINT', () => { void swarm.stop().then(() => process.exit(130)) })
   try {
     const [agency, ...rest] = swarm.nodes

@@ -9,6 +9,7 @@
  * stops itself. `stop()` ends them by pid (SIGTERM, then SIGKILL).
  */
 import { execFile, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ControlClient } from '../node/control/client.ts'
 import { extraNodeFlags, roleNodeFlags } from '../node/config.ts'
+import { PASSPHRASE_ENV } from '../node/passphrase.ts'
 import { Repo } from '../node/repo.ts'
 import type { ChildProcess } from 'node:child_process'
 
@@ -41,6 +43,10 @@ export interface SwarmOptions {
   readyTimeoutMs?: number
   /** Parent directory for the temporary repos. */
   baseDir?: string
+  /**
+   * Environment of every keyfair process. Unless it (or this process's) sets
+   * KEYFAIR_PASSPHRASE, the swarm makes one random passphrase for all its repos (`passphrase`).
+   */
   env?: NodeJS.ProcessEnv
   /** Called as nodes come up and the DHT fills. */
   onProgress?: (message: string) => void
@@ -90,18 +96,25 @@ export function bootstrapDistance (a: number, b: number, topology: Topology): nu
 export class Swarm {
   readonly nodes: SwarmNode[] = []
   readonly topology: Topology
+  /** the passphrase of every repo of the swarm (their key stores and sealed devices) */
+  readonly passphrase: string
   private readonly dir: string
+  private readonly env: NodeJS.ProcessEnv
   private stopped = false
 
-  private constructor (dir: string, topology: Topology) {
+  private constructor (dir: string, topology: Topology, env: NodeJS.ProcessEnv) {
     this.dir = dir
     this.topology = topology
+    this.env = env
+    this.passphrase = env[PASSPHRASE_ENV] ?? ''
   }
 
   static async start (options: SwarmOptions): Promise<Swarm> {
     const topology = options.topology ?? 'tree'
     const dir = await mkdtemp(join(options.baseDir ?? tmpdir(), 'keyfair-swarm-'))
-    const swarm = new Swarm(dir, topology)
+    const given = options.env?.[PASSPHRASE_ENV] ?? process.env[PASSPHRASE_ENV]
+    const env = { ...options.env, [PASSPHRASE_ENV]: given != null && given !== '' ? given : randomBytes(16).toString('hex') }
+    const swarm = new Swarm(dir, topology, env)
     const progress = options.onProgress ?? (() => {})
     const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
     try {
@@ -160,8 +173,8 @@ export class Swarm {
     const repo = join(this.dir, `node-${index}`)
     const parent = bootstrapParent(index, this.topology)
     if (fresh && spec.prepare != null) {
-      await runKeyfair(['--repo', repo, 'init'], options.env)
-      for (const command of spec.prepare) await runKeyfair(['--repo', repo, ...command], options.env)
+      await runKeyfair(['--repo', repo, 'init'], this.env)
+      for (const command of spec.prepare) await runKeyfair(['--repo', repo, ...command], this.env)
     }
     const args = [KEYFAIR_BIN, '--repo', repo, '--json', 'start', '--init', '--role', spec.roles.join(','), ...(spec.startArgs ?? [])]
     if (parent != null) {
@@ -170,7 +183,7 @@ export class Swarm {
       args.push('--bootstrap', address)
     }
     // the V8 flags `keyfair start` gives itself for its roles (it cannot re-exec a process with an IPC channel)
-    const env = { ...process.env, ...options.env }
+    const env = { ...process.env, ...this.env }
     const child = spawn(process.execPath, [...roleNodeFlags(spec.roles), ...extraNodeFlags(env), ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env

@@ -2,36 +2,25 @@
 // passphrase (scrypt → AES-256-GCM), and sealed records (licences, open purchases)
 // under a random record key that lives only inside the key store. Files are 0600
 // in a 0700 directory; nothing here is readable without the passphrase.
-import { createPrivateKey, createPublicKey, generateKeyPair, hkdfSync, randomBytes, scrypt } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPair } from 'node:crypto'
 import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { GCM_NONCE_LENGTH, gcmOpen, gcmSeal, ownBytes } from '../crypto/aead.ts'
-import { concat, utf8 } from '../crypto/bytes.ts'
+import { GCM_NONCE_LENGTH, ownBytes } from '../crypto/aead.ts'
+import { utf8 } from '../crypto/bytes.ts'
 import { decodeObject, encodeObject } from '../objects/codec.ts'
 import { createShapeChecks } from '../objects/validate.ts'
 import { deviceIdOf } from '../pki/names.ts'
-import {
-  DeviceExistsError, DeviceNotInitialisedError, InsecureStoreError, RecordUnreadableError,
-  StoreCorruptError, WeakPassphraseError, WrongPassphraseError
-} from '../errors.ts'
+import { DeviceExistsError, DeviceNotInitialisedError, InsecureStoreError, StoreCorruptError } from '../errors.ts'
 import { fileExists, writeFileAtomic } from './files.ts'
+import { DEFAULT_KDF, checkKdf, checkPassphrase, generateStoreKey, openRecord, openWithPassphrase, sealRecord, sealWithPassphrase } from './seal.ts'
+import type { KdfParams } from './seal.ts'
 import type { KeyObject } from 'node:crypto'
 
-const scryptAsync = promisify(scrypt) as (password: Uint8Array, salt: Uint8Array, keylen: number, options: object) => Promise<Buffer>
+export { DEFAULT_KDF, MIN_KDF_N, MIN_PASSPHRASE_LENGTH } from './seal.ts'
+export type { KdfParams } from './seal.ts'
+
 const generateKeyPairAsync = promisify(generateKeyPair)
-
-export interface KdfParams {
-  N: number
-  r: number
-  p: number
-}
-
-/** OWASP's scrypt baseline: 128 MiB, a few hundred ms */
-export const DEFAULT_KDF: KdfParams = { N: 2 ** 17, r: 8, p: 1 }
-/** Below this a stolen store is cheap to brute-force; refused on create and on open */
-export const MIN_KDF_N = 2 ** 14
-export const MIN_PASSPHRASE_LENGTH = 8
 export const DEFAULT_DEVICE_KEY_BITS = 3072
 export const MIN_DEVICE_KEY_BITS = 2048
 
@@ -73,7 +62,7 @@ export class KeyStore {
 
   /** Generates both device keys inside this process and seals them under the passphrase */
   async create (passphrase: Uint8Array, options: CreateOptions = {}): Promise<DeviceSecrets> {
-    if (passphrase.length < MIN_PASSPHRASE_LENGTH) throw new WeakPassphraseError()
+    checkPassphrase(passphrase)
     const bits = options.bits ?? DEFAULT_DEVICE_KEY_BITS
     if (!Number.isInteger(bits) || bits < MIN_DEVICE_KEY_BITS || bits > 8192) throw new RangeError(`device key bits must be ${MIN_DEVICE_KEY_BITS}..8192`)
     const kdf = options.kdf ?? DEFAULT_KDF
@@ -85,23 +74,23 @@ export class KeyStore {
       generateKeyPairAsync('rsa', { modulusLength: bits }),
       generateKeyPairAsync('rsa', { modulusLength: bits })
     ])
-    const recordKey = new Uint8Array(randomBytes(32))
+    const recordKey = generateStoreKey()
     const deviceId = deviceIdOf(signing.publicKey)
     const inner = {
       signing: exportPkcs8(signing.privateKey),
       encryption: exportPkcs8(encryption.privateKey),
       records: recordKey
     }
-    const salt = new Uint8Array(randomBytes(16))
-    const kek = await deriveKek(passphrase, salt, kdf)
-    const nonce = new Uint8Array(randomBytes(GCM_NONCE_LENGTH))
     const plain = encodeObject(inner)
-    const box = gcmSeal(kek, nonce, keystoreAad(deviceId), plain)
-    plain.fill(0)
-    inner.signing.fill(0)
-    inner.encryption.fill(0)
-    kek.fill(0)
-    const file = { v: 1, deviceId, kdf: { alg: 'scrypt', ...kdf, salt }, nonce, box }
+    let sealed
+    try {
+      sealed = await sealWithPassphrase(passphrase, plain, keystoreAad(deviceId), kdf)
+    } finally {
+      plain.fill(0)
+      inner.signing.fill(0)
+      inner.encryption.fill(0)
+    }
+    const file = { v: 1, deviceId, kdf: { alg: 'scrypt', ...sealed.kdf, salt: sealed.salt }, nonce: sealed.nonce, box: sealed.box }
     await writeFileAtomic(this.file, encodeObject(file), FILE_MODE)
     return { deviceId, signingKey: signing.privateKey, encryptionKey: encryption.privateKey, recordKey }
   }
@@ -114,10 +103,7 @@ export class KeyStore {
   /** Opens the store; a wrong passphrase fails here and writes nothing */
   async open (passphrase: Uint8Array): Promise<DeviceSecrets> {
     const file = await this.readFile()
-    const kek = await deriveKek(passphrase, file.salt, file.kdf)
-    const plain = gcmOpen(kek, file.nonce, keystoreAad(file.deviceId), file.box)
-    kek.fill(0)
-    if (plain === undefined) throw new WrongPassphraseError()
+    const plain = await openWithPassphrase(passphrase, file, keystoreAad(file.deviceId))
     try {
       const inner = check.expectRecord(decodeObject(plain), 'secrets')
       const signing = check.expectBytes(inner.signing, 'signing key', 16384, 1)
@@ -138,13 +124,10 @@ export class KeyStore {
 
   async putRecord (secrets: DeviceSecrets, kind: RecordKind, id: string, value: unknown): Promise<void> {
     const dir = await this.recordDir(kind)
-    const nonce = new Uint8Array(randomBytes(GCM_NONCE_LENGTH))
     const plain = encodeObject(value)
-    const key = recordKey(secrets, kind)
-    const box = gcmSeal(key, nonce, recordAad(secrets.deviceId, kind, checkId(id)), plain)
+    const sealed = sealRecord(secrets.recordKey, recordInfo(kind), recordAad(secrets.deviceId, kind, checkId(id)), plain)
     plain.fill(0)
-    key.fill(0)
-    await writeFileAtomic(join(dir, id), concat(nonce, box), FILE_MODE)
+    await writeFileAtomic(join(dir, id), sealed, FILE_MODE)
   }
 
   /** A record sealed by another device (or altered) does not open: RecordUnreadableError */
@@ -156,12 +139,7 @@ export class KeyStore {
       if (err.code === 'ENOENT') return undefined
       throw err
     }
-    const key = recordKey(secrets, kind)
-    const plain = data.length > GCM_NONCE_LENGTH
-      ? gcmOpen(key, data.subarray(0, GCM_NONCE_LENGTH), recordAad(secrets.deviceId, kind, id), data.subarray(GCM_NONCE_LENGTH))
-      : undefined
-    key.fill(0)
-    if (plain === undefined) throw new RecordUnreadableError(`sealed ${kind} ${id} does not open on this device`)
+    const plain = openRecord(secrets.recordKey, recordInfo(kind), recordAad(secrets.deviceId, kind, id), data, `sealed ${kind} ${id} does not open on this device`)
     try {
       return decodeObject(plain)
     } finally {
@@ -238,24 +216,12 @@ function decodeStore (bytes: Uint8Array): unknown {
   }
 }
 
-function checkKdf (kdf: KdfParams): void {
-  const powerOfTwo = Number.isInteger(kdf.N) && kdf.N > 1 && (kdf.N & (kdf.N - 1)) === 0
-  if (!powerOfTwo || kdf.N < MIN_KDF_N || kdf.N > 2 ** 20 || kdf.r < 1 || kdf.r > 64 || kdf.p < 1 || kdf.p > 16) {
-    throw new StoreCorruptError(`scrypt parameters out of range (N a power of two in 2^14..2^20)`)
-  }
-}
-
-async function deriveKek (passphrase: Uint8Array, salt: Uint8Array, kdf: KdfParams): Promise<Uint8Array> {
-  const key = await scryptAsync(passphrase, salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r * kdf.p })
-  return ownBytes(key)
-}
-
 function keystoreAad (deviceId: string): Uint8Array {
   return utf8(`keyfair/v1/keystore\0${deviceId}`)
 }
 
-function recordKey (secrets: DeviceSecrets, kind: RecordKind): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', secrets.recordKey, new Uint8Array(0), `keyfair/v1/record:${kind}`, 32))
+function recordInfo (kind: RecordKind): string {
+  return `keyfair/v1/record:${kind}`
 }
 
 function recordAad (deviceId: string, kind: RecordKind, id: string): Uint8Array {

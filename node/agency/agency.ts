@@ -1,5 +1,5 @@
-import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPair, randomBytes } from 'node:crypto'
-import { mkdir, readFile, stat } from 'node:fs/promises'
+import { X509Certificate, createHash, createPublicKey, generateKeyPair, randomBytes } from 'node:crypto'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { logger } from '@libp2p/logger'
@@ -10,7 +10,8 @@ import {
   canonicalSerial, deviceIdOf, inspectCsr
 } from '../../device/pki/index.ts'
 import { certificateSubject, decodePem } from '../../device/pki/der.ts'
-import { BadConfigError, BadRequestError, InsecureFileError } from '../errors.ts'
+import { BadConfigError, BadRequestError } from '../errors.ts'
+import { AGENCY_CA_KEY } from '../keys/keystore.ts'
 import { Repo } from '../repo.ts'
 import { openDatabase, transaction } from '../store/database.ts'
 import {
@@ -22,6 +23,7 @@ import { buildCrl, createRootCertificate, issueCertificate, keyIdentifierOf, ran
 import type { AgencyCounts, CertificateRecord, CodeRecord, EnrollmentKind } from './store.ts'
 import type { Issuer } from './x509.ts'
 import type { CertificatePurpose, CsrInfo } from '../../device/pki/index.ts'
+import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { Logger, PeerId } from '@libp2p/interface'
 import type { DatabaseSync } from 'node:sqlite'
 
@@ -34,13 +36,18 @@ export const MAX_CODE_TTL_MS = 30 * DAY_MS
 /** The reasons `revoke` accepts (RFC 5280 CRLReason names that make sense for a leaf). */
 export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const
 
-/** Where an agency keeps its state inside a node repo. */
+/**
+ * Where an agency keeps its state inside a node repo. Its CA key is sealed in the repo's key
+ * store (record `agency-ca`); `key` is where earlier versions kept it in plaintext.
+ */
 export function agencyPaths (repoPath: string): { dir: string, key: string, certificate: string, database: string } {
   const dir = join(repoPath, 'agency')
   return { dir, key: join(dir, 'ca.key'), certificate: join(dir, 'ca.crt'), database: join(dir, 'agency.db') }
 }
 
 export interface AgencyInitOptions {
+  /** the repo's unlocked key store: the CA key is sealed into it */
+  keys: UnlockedKeys
   /** RSA modulus of the root key (default 3072). */
   bits?: number
   /** Root subject CN (default 'keyfair agency'). */
@@ -58,14 +65,14 @@ export interface AgencyInitResult {
 }
 
 /**
- * Creates the agency's root CA in `<repo>/agency/`: `ca.key` (PKCS#8 PEM, 0600),
- * `ca.crt` (self-signed). Offline; refuses if the repo already has an agency.
+ * Creates the agency's root CA: its key sealed in the repo's key store, `<repo>/agency/ca.crt`
+ * (self-signed). Offline; refuses if the repo already has an agency.
  */
-export async function initAgency (repoPath: string, options: AgencyInitOptions = {}): Promise<AgencyInitResult> {
+export async function initAgency (repoPath: string, options: AgencyInitOptions): Promise<AgencyInitResult> {
   const repo = new Repo(repoPath)
   await repo.assertInitialised()
   const paths = agencyPaths(repo.path)
-  if (await fileExists(paths.certificate)) throw new AgencyExistsError(repo.path)
+  if (await fileExists(paths.certificate) || await fileExists(paths.key) || await options.keys.has(AGENCY_CA_KEY)) throw new AgencyExistsError(repo.path)
   const bits = options.bits ?? 3072
   if (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) throw new BadConfigError(`--bits must be an integer ${MIN_RSA_BITS}..${MAX_RSA_BITS}`)
   const commonName = options.commonName ?? 'keyfair agency'
@@ -80,13 +87,15 @@ export async function initAgency (repoPath: string, options: AgencyInitOptions =
     notAfter: new Date(now + validityDays * DAY_MS)
   })
   await mkdir(paths.dir, { recursive: true, mode: 0o700 })
-  await writeFileAtomic(paths.key, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600)
+  await options.keys.putPrivateKey(AGENCY_CA_KEY, privateKey)
   // the certificate last: its presence is what marks the agency as initialised
   await writeFileAtomic(paths.certificate, root, 0o644)
   return { dir: paths.dir, root, fingerprint: new X509Certificate(root).fingerprint256 }
 }
 
 export interface AgencyOptions {
+  /** the repo's unlocked key store, holding the CA key */
+  keys: UnlockedKeys
   now?: () => number
   /** Validity of device certificates (default 365 days). */
   deviceValidityDays?: number
@@ -191,23 +200,22 @@ export class Agency {
     this.onCrlSigned = options.onCrlSigned
   }
 
-  /** Opens the agency of a repo: loads the CA key once (refusing a key file others can read), opens its database. */
-  static async open (repoPath: string, options: AgencyOptions = {}): Promise<Agency> {
+  /** Opens the agency of a repo: unseals the CA key once from the key store, opens its database. */
+  static async open (repoPath: string, options: AgencyOptions): Promise<Agency> {
     const paths = agencyPaths(repoPath)
     if (!(await fileExists(paths.certificate))) throw new AgencyNotInitialisedError(repoPath)
-    const info = await stat(paths.key)
-    if ((info.mode & 0o077) !== 0) throw new InsecureFileError(paths.key, info.mode)
+    const privateKey = await options.keys.getPrivateKey(AGENCY_CA_KEY)
+    if (privateKey == null) throw new BadConfigError(`${paths.dir}: the CA key is not in the repo's key store`)
     const rootPem = await readFile(paths.certificate, 'utf8')
     let issuer: Issuer
     try {
-      const privateKey = createPrivateKey(await readFile(paths.key, 'utf8'))
       const root = new X509Certificate(rootPem)
       if (!root.checkPrivateKey(privateKey)) throw new Error('key and certificate differ')
       const der = decodePem(rootPem, 'CERTIFICATE')
       if (der == null) throw new Error('not one PEM certificate')
       issuer = { privateKey, subject: certificateSubject(der), keyIdentifier: keyIdentifierOf(createPublicKey(privateKey)) }
     } catch (err) {
-      throw new BadConfigError(`${paths.dir}: ca.key and ca.crt are not a matching RSA key and certificate`, { cause: err })
+      throw new BadConfigError(`${paths.dir}: the sealed CA key and ca.crt are not a matching RSA key and certificate`, { cause: err })
     }
     const db = openDatabase(paths.database, agencyMigrations)
     const agency = new Agency(rootPem, issuer, db, options)

@@ -1,15 +1,17 @@
-// An escrow's files in `<repo>/escrow/`: its RSA key (PKCS#8 PEM, 0600), the
-// certificate and agency root from enrollment, the agency's address (for CRL
-// refreshes), its settings, and `ledger.db`.
-import { createPrivateKey, generateKeyPair } from 'node:crypto'
-import { mkdir, readFile, stat } from 'node:fs/promises'
+// An escrow's files in `<repo>/escrow/`: the certificate and agency root from enrollment,
+// the agency's address (for CRL refreshes), its settings, and `ledger.db`. Its RSA key is
+// sealed in the repo's key store (record `escrow-rsa`).
+import { generateKeyPair } from 'node:crypto'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
-import { BadConfigError, InsecureFileError } from '../errors.ts'
+import { BadConfigError } from '../errors.ts'
+import { ESCROW_KEY } from '../keys/keystore.ts'
 import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS } from './escrow.ts'
 import { MAX_UNBLIND_WORKERS } from './pool.ts'
+import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { KeyObject } from 'node:crypto'
 
 export const DEFAULT_ESCROW_BITS = 3072
@@ -43,34 +45,35 @@ export class EscrowFiles {
     this.dir = join(repoPath, 'escrow')
   }
 
+  /** where earlier versions kept the key in plaintext (sealed into the key store at start) */
   get keyFile (): string { return join(this.dir, 'escrow.key') }
   get ledgerFile (): string { return join(this.dir, 'ledger.db') }
   private get settingsFile (): string { return join(this.dir, 'settings.json') }
   private get credentialsFile (): string { return join(this.dir, 'credentials.json') }
 
-  async hasKey (): Promise<boolean> {
-    return fileExists(this.keyFile)
+  async hasKey (keys: UnlockedKeys): Promise<boolean> {
+    return await keys.has(ESCROW_KEY) || await fileExists(this.keyFile)
   }
 
-  /** Creates the escrow's key and settings (`keyfair escrow init`); refuses if a key exists */
-  async init (options: { bits?: number, settings?: Partial<EscrowSettings> } = {}): Promise<KeyObject> {
-    if (await this.hasKey()) throw new BadConfigError(`an escrow key already exists in ${this.dir}`)
+  /** Creates the escrow's key (sealed in `keys`) and settings (`keyfair escrow init`); refuses if a key exists */
+  async init (options: { keys: UnlockedKeys, bits?: number, settings?: Partial<EscrowSettings> }): Promise<KeyObject> {
+    if (await this.hasKey(options.keys)) throw new BadConfigError(`an escrow key already exists in ${this.dir}`)
     const settings = validateSettings({ ...DEFAULT_ESCROW_SETTINGS, ...options.settings })
     const bits = options.bits ?? DEFAULT_ESCROW_BITS
     if (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) throw new BadConfigError(`escrow key bits must be ${MIN_RSA_BITS}..${MAX_RSA_BITS}`)
     const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: bits })
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     await writeFileAtomic(this.settingsFile, JSON.stringify(settings, null, 2) + '\n', 0o644)
-    await writeFileAtomic(this.keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600)
+    await options.keys.putPrivateKey(ESCROW_KEY, privateKey)
     return privateKey
   }
 
-  /** The key, created with default settings on first start */
-  async loadOrCreateKey (): Promise<KeyObject> {
-    if (!(await this.hasKey())) return this.init()
-    const info = await stat(this.keyFile)
-    if ((info.mode & 0o077) !== 0) throw new InsecureFileError(this.keyFile, info.mode)
-    return createPrivateKey(await readFile(this.keyFile))
+  /** The key, unsealed from `keys`; created with default settings on first start */
+  async loadOrCreateKey (keys: UnlockedKeys): Promise<KeyObject> {
+    const key = await keys.getPrivateKey(ESCROW_KEY)
+    if (key != null) return key
+    if (await fileExists(this.keyFile)) throw new BadConfigError(`${this.keyFile} is still in plaintext: start the node with the repo's passphrase to seal it`)
+    return this.init({ keys })
   }
 
   async settings (): Promise<EscrowSettings> {

@@ -7,7 +7,7 @@ import { Role } from './role.ts'
 import type { AgencyOptions } from '../agency/agency.ts'
 import type { RoleComponents } from './role.ts'
 
-export type AgencyRoleInit = Omit<AgencyOptions, 'log' | 'onCrlSigned'> & {
+export type AgencyRoleInit = Omit<AgencyOptions, 'log' | 'onCrlSigned' | 'keys'> & {
   /** How often the current CRL is published again, for nodes that missed it (default 30 s) */
   crlRepublishMs?: number
 }
@@ -51,6 +51,7 @@ export class AgencyRole extends Role {
     setMaxListeners(Infinity, this.controller.signal)
     this.opened = await Agency.open(this.components.repo.path, {
       ...this.init,
+      keys: this.components.keys(),
       log: this.components.logger.forComponent('keyfair:agency'),
       onCrlSigned: crl => { this.publishCrl(crl.der, `new CRL ${crl.number}`) }
     })

@@ -96,7 +96,7 @@ export class EscrowRole extends Role {
   }
 
   override async start (): Promise<void> {
-    const privateKey = await this.files.loadOrCreateKey()
+    const privateKey = await this.files.loadOrCreateKey(this.components.keys())
     const settings = await this.files.settings()
     const workers = unblindWorkerCount(settings.unblindWorkers)
     // with workers, the private key lives in them; this thread keeps the modulus
@@ -189,7 +189,7 @@ export class EscrowRole extends Role {
 
   /** Certifies this escrow's key with an agency (one-time code), then fetches its CRL */
   async enroll (agency: string, code: string, options: AbortOptions = {}): Promise<{ certificate: string, root: string }> {
-    const privateKey = await this.files.loadOrCreateKey()
+    const privateKey = await this.files.loadOrCreateKey(this.components.keys())
     const csr = createCsr(privateKey, createPublicKey(privateKey), { commonName: this.components.peerId.toString(), organizationalUnit: ESCROW_UNIT })
     const enrolled = await enrollWithAgency(this.components, multiaddr(agency), { code, csrs: { escrow: csr } }, options)
     const certificate = enrolled.certificates.escrow

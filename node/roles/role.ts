@@ -4,6 +4,7 @@ import type { Market } from '../market/market.ts'
 import type { DeviceClient } from '../device/client.ts'
 import type { RoleName } from '../config.ts'
 import type { Repo } from '../repo.ts'
+import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { ComponentLogger, Logger, PeerId, PeerStore, PrivateKey, Startable } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -25,6 +26,8 @@ export interface RoleComponents {
   device: () => DeviceClient
   /** The node's repo: roles keep their own state under it (e.g. `<repo>/agency/`). */
   repo: Repo
+  /** the repo's unlocked key store (agency, escrow and seller nodes; throws elsewhere) */
+  keys: () => UnlockedKeys
 }
 
 /** A protocol a role serves: a component with its protocol id. */

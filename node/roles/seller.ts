@@ -17,6 +17,7 @@ export class SellerRole extends Role {
       market: components.market,
       discovery: components.discovery,
       streams: components.connectionManager,
+      keys: components.keys,
       log: this.log
     })
     this.services.push(new LicenseService(components, { licensor: { licence: async request => this.seller.licence(request, { signal: AbortSignal.timeout(10_000) }) } }))

@@ -1,19 +1,20 @@
 // The seller's side of the market (DESIGN §1): publish a work (encrypt once, split and
 // wrap the key for t-of-n escrows, sign the offer, announce), and issue device-bound
-// licences while online. A work's K stays in `<repo>/seller/<cid>.key` (0600).
-import { mkdir, readFile, rename, rm } from 'node:fs/promises'
+// licences while online. A work's K stays sealed in the repo's key store (`content-<cid>`).
+import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encryptFile } from '../../device/content-file.ts'
-import { generateContentSecrets, fromHex, toHex } from '../../device/crypto/index.ts'
+import { generateContentSecrets } from '../../device/crypto/index.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { LIMITS, contentIdOf } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
-import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { escrowServiceCid, keywordsOf } from '../discovery/keywords.ts'
+import { decodeContentKey, encodeContentKey } from '../keys/content-key.ts'
+import { contentKeyName } from '../keys/keystore.ts'
 import { DEFAULT_LICENCE_TTL_MS, createLicence, createOffer } from './offers.ts'
 import type { Progress } from '../../device/content-file.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
@@ -23,6 +24,7 @@ import type { LicenceRequest } from '../../protocols/market/license.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { Discovery } from '../discovery/discovery.ts'
 import type { Market } from '../market/market.ts'
+import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { AbortOptions, Logger, PrivateKey } from '@libp2p/interface'
 
 export class PublishError extends KeyfairError {}
@@ -73,16 +75,16 @@ export interface SellerInit {
   market: Market
   discovery: Discovery
   streams: StreamOpener
+  /** the repo's unlocked key store: each work's K is sealed in it */
+  keys: () => UnlockedKeys
   log: Logger
 }
 
 export class Seller {
   private readonly init: SellerInit
-  private readonly dir: string
 
   constructor (init: SellerInit) {
     this.init = init
-    this.dir = join(init.repoPath, 'seller')
   }
 
   async publish (file: string, options: PublishOptions): Promise<Published> {
@@ -139,10 +141,14 @@ export class Seller {
       licenceTtl
     })
     const offerId = await market.content.addOffer(offer)
-    // K is kept to issue device-bound licences; 0600 in a 0700 directory
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    await writeFileAtomic(join(this.dir, `${cid}.key`), JSON.stringify({ key: toHex(secrets.key), salt: toHex(secrets.salt), offers: [offerId] }), 0o600)
-    secrets.key.fill(0)
+    // K is kept, sealed, to issue device-bound licences
+    const sealed = encodeContentKey({ key: secrets.key, salt: secrets.salt, offers: [offerId] })
+    try {
+      await this.init.keys().put(contentKeyName(cid), sealed)
+    } finally {
+      sealed.fill(0)
+      secrets.key.fill(0)
+    }
     await market.content.setServing(cid, true)
     options.onProgress?.({ phase: 'announce' })
     const announced = await discovery.announce(cid, keywordsOf(options.title, ...options.tags), { signal: options.signal })
@@ -195,8 +201,13 @@ export class Seller {
   }
 
   private async secretsOf (cid: string): Promise<{ key: Uint8Array, salt: Uint8Array }> {
-    const record = JSON.parse(await readFile(join(this.dir, `${cid}.key`), 'utf8'))
-    return { key: fromHex(record.key), salt: fromHex(record.salt) }
+    const record = await this.init.keys().get(contentKeyName(cid))
+    if (record == null) throw new KeyfairError(`this seller holds no key for ${cid}`, 'ERR_NO_CONTENT_KEY')
+    try {
+      return decodeContentKey(record)
+    } finally {
+      record.fill(0)
+    }
   }
 
   /** Escrows named by the seller, checked against the agency; topped up from the DHT */

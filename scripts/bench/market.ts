@@ -69,7 +69,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     ...Array.from({ length: sizes.nodes - 11 }, () => ({ roles: ['buyer'] }))
   ]
   log(`market: starting ${specs.length} node processes`)
-  const swarm = await Swarm.start({ nodes: specs, topology: 'star', minRoutingTable: 3, readyTimeoutMs: 180_000, onProgress: m => { log(`market: ${m}`) } })
+  const swarm = await Swarm.start({ nodes: specs, topology: 'star', minRoutingTable: 3, readyTimeoutMs: 180_000, env: { KEYFAIR_PASSPHRASE: PASSPHRASE }, onProgress: m => { log(`market: ${m}`) } })
   const raw: ChildProcess[] = []
   try {
     const node = (i: number): SwarmNode => swarm.nodes[i]!

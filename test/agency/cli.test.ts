@@ -40,7 +40,9 @@ describe('keyfair agency CLI against a real node process', function () {
     const fingerprint = await openssl(['x509', '-in', join(repo, 'agency', 'ca.crt'), '-noout', '-fingerprint', '-sha256', '-subject'])
     assert.match(fingerprint.stdout, new RegExp(`Fingerprint=${init.fingerprint}\\n`))
     assert.match(fingerprint.stdout, /subject=CN = Test Agency/)
-    assert.equal((await stat(join(repo, 'agency', 'ca.key'))).mode & 0o777, 0o600)
+    await assert.rejects(stat(join(repo, 'agency', 'ca.key')), { code: 'ENOENT' }, 'no plaintext CA key')
+    assert.equal((await stat(join(repo, 'keys', 'agency-ca.sealed'))).mode & 0o777, 0o600)
+    assert.equal((await stat(join(repo, 'keys'))).mode & 0o777, 0o700)
 
     result = await runCli(['--repo', repo, 'agency', 'init', '--bits', '2048'])
     assert.equal(result.code, 1)

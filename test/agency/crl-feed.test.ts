@@ -19,6 +19,7 @@ import type { Agency } from '../../node/agency/agency.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { BaseServices } from '../../node/libp2p.ts'
+import { FAST_KDF, TEST_PASSPHRASE, testKeys } from '../helpers/keys.ts'
 
 type Follower = Libp2p<BaseServices & { crl: CrlFeed }>
 
@@ -37,9 +38,9 @@ describe('revocation lists: pushed on the topic, fetched after the maximum age',
     dir = await mkdtemp(join(tmpdir(), 'keyfair-crl-feed-'))
     const repo = new Repo(join(dir, 'agency'))
     await repo.init()
-    await initAgency(repo.path, { bits: 2048 })
+    await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 })
     // started alone: its first publications reach no one, and must not fail
-    agencyNode = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+    agencyNode = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await agencyNode.start()
     const role = agencyNode.roles.find(r => r instanceof AgencyRole)
     assert.ok(role instanceof AgencyRole)

@@ -15,6 +15,7 @@ import { ENROLL_LIMITS, ENROLL_PROTOCOL } from '../../protocols/agency/enroll.ts
 import { FrameKind, FrameStream, encodeMessage } from '../../protocols/toolkit/index.ts'
 import { deviceCsrs, deviceKeys, escrowCsr, rsaPair, tamperPem } from '../helpers/pki.ts'
 import { waitFor } from '../helpers/nodes.ts'
+import { FAST_KDF, TEST_PASSPHRASE, testKeys } from '../helpers/keys.ts'
 import type { Agency, EnrollmentKind } from '../../node/agency/agency.ts'
 import type { AgencyClientComponents } from '../../node/agency/client.ts'
 import type { RoleName } from '../../node/config.ts'
@@ -33,8 +34,8 @@ describe('agency over libp2p: /keyfair/agency/enroll and /keyfair/agency/crl', f
   async function startNode (name: string, roles: RoleName[], withAgency = false): Promise<KeyfairNode> {
     const repo = new Repo(join(dir, name))
     await repo.init()
-    if (withAgency) await initAgency(repo.path, { bits: 2048 })
-    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+    if (withAgency) await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 })
+    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await node.start()
     running.push(node)
     return node
@@ -263,10 +264,10 @@ describe('agency over libp2p: /keyfair/agency/enroll and /keyfair/agency/crl', f
   it('the agency role on a repo without `agency init` refuses to start, leaving the repo unlocked', async function () {
     const repo = new Repo(join(dir, 'bare'))
     await repo.init()
-    const node = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+    const node = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await assert.rejects(node.start(), { code: 'ERR_AGENCY_NOT_INITIALISED' })
-    await initAgency(repo.path, { bits: 2048 })
-    const retry = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+    await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 })
+    const retry = new KeyfairNode({ repo, roles: ['agency'], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await retry.start()
     running.push(retry)
     assert.ok(retry.status().protocols.includes(ENROLL_PROTOCOL))

@@ -7,16 +7,19 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TrustStore, createCsr, deviceIdOf, encodePem, inspectCsr, parseCrl } from '../../device/pki/index.ts'
 import { Agency, agencyPaths, initAgency } from '../../node/agency/agency.ts'
+import { NodeKeyStore } from '../../node/keys/keystore.ts'
 import { Repo } from '../../node/repo.ts'
+import { testKeys } from '../helpers/keys.ts'
 import { deviceCsrs, deviceKeys, escrowCsr, openssl, rsaPair, tamperPem } from '../helpers/pki.ts'
 import type { DeviceKeys } from '../helpers/pki.ts'
 
 const DAY = 24 * 60 * 60 * 1000
 
-async function newAgency (path: string, options: Parameters<typeof Agency.open>[1] = {}): Promise<Agency> {
+async function newAgency (path: string, options: Omit<Parameters<typeof Agency.open>[1], 'keys'> = {}): Promise<Agency> {
   await new Repo(path).init()
-  await initAgency(path, { bits: 2048 })
-  return Agency.open(path, options)
+  const keys = await testKeys(path)
+  await initAgency(path, { keys, bits: 2048 })
+  return Agency.open(path, { ...options, keys })
 }
 
 describe('agency PKI: certificates and CRLs against OpenSSL and the TrustStore', function () {
@@ -191,7 +194,7 @@ describe('agency PKI: certificates and CRLs against OpenSSL and the TrustStore',
 
   it('re-signs the CRL once half its validity has passed, with a higher number', async function () {
     let now = Date.now()
-    const clocked = await Agency.open(file('other'), { now: () => now, crlValidityMs: DAY })
+    const clocked = await Agency.open(file('other'), { keys: await testKeys(file('other')), now: () => now, crlValidityMs: DAY })
     try {
       const first = parseCrl(clocked.currentCrl())
       now += DAY / 2 - 60_000
@@ -205,15 +208,20 @@ describe('agency PKI: certificates and CRLs against OpenSSL and the TrustStore',
     }
   })
 
-  it('the agency refuses a CA key others can read, and a second init', async function () {
+  it('the agency keeps its CA key sealed, refuses a key store others can read, and a second init', async function () {
     const path = file('loose')
     await new Repo(path).init()
-    await assert.rejects(Agency.open(path), { code: 'ERR_AGENCY_NOT_INITIALISED' })
-    await initAgency(path, { bits: 2048 })
-    await assert.rejects(initAgency(path, { bits: 2048 }), { code: 'ERR_AGENCY_EXISTS' })
-    await chmod(agencyPaths(path).key, 0o644)
-    await assert.rejects(Agency.open(path), { code: 'ERR_INSECURE_FILE' })
-    await assert.rejects(initAgency(file('no-repo'), { bits: 2048 }), { code: 'ERR_REPO_NOT_INITIALISED' })
+    const keys = await testKeys(path)
+    await assert.rejects(Agency.open(path, { keys }), { code: 'ERR_AGENCY_NOT_INITIALISED' })
+    await initAgency(path, { keys, bits: 2048 })
+    await assert.rejects(readFile(agencyPaths(path).key), { code: 'ENOENT' }, 'no plaintext CA key')
+    await assert.rejects(initAgency(path, { keys, bits: 2048 }), { code: 'ERR_AGENCY_EXISTS' })
+    const store = new NodeKeyStore(join(path, 'keys'))
+    await chmod(store.file, 0o644)
+    await assert.rejects(store.unlock('keyfair test repo passphrase'), { code: 'ERR_INSECURE_FILE' })
+    await chmod(store.file, 0o600)
+    await assert.rejects(store.unlock('not the passphrase'), { code: 'ERR_WRONG_PASSPHRASE' })
+    await assert.rejects(initAgency(file('no-repo'), { keys, bits: 2048 }), { code: 'ERR_REPO_NOT_INITIALISED' })
   })
 
   it('CSRs made by createCsr and by openssl both pass inspection; a mismatched key pair is refused', async function () {

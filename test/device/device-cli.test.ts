@@ -87,7 +87,8 @@ describe('keyfair device CLI on a buyer node process', function () {
     await buyer.stop()
     nodes.splice(nodes.indexOf(buyer), 1)
     await assert.rejects(start(buyerRepo, ['--role', 'buyer'], { KEYFAIR_PASSPHRASE: 'not the passphrase' }), /ERR_WRONG_PASSPHRASE|wrong passphrase/)
-    buyer = await start(buyerRepo, ['--role', 'buyer'])
+    // started with no passphrase at all: the device stays locked
+    buyer = await start(buyerRepo, ['--role', 'buyer'], { KEYFAIR_PASSPHRASE: '' })
     assert.equal((await json(['--repo', buyerRepo, 'device', 'status'])).unlocked, false)
     assert.equal((await refusal(['--repo', buyerRepo, 'device', 'unlock'], { KEYFAIR_PASSPHRASE: 'wrong wrong wrong' })).code, 'ERR_WRONG_PASSPHRASE')
     await json(['--repo', buyerRepo, 'device', 'unlock', '--passphrase-file', passFile])

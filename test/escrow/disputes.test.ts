@@ -33,6 +33,8 @@ import type { EscrowRole } from '../../node/roles/escrow.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { World } from '../helpers/escrow-world.ts'
 import type { TestWork } from '../helpers/market.ts'
+import { ESCROW_KEY } from '../../node/keys/keystore.ts'
+import { testKeys } from '../helpers/keys.ts'
 
 const PRICE = 100
 
@@ -180,7 +182,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     const blobs: Uint8Array[] = [...disputes, encodeObject(o)]
     for (const e of escrows) {
       const files = new EscrowFiles(join(world.dir, e.name))
-      keys.push(new EscrowKey(createPrivateKey(await readFile(files.keyFile))))
+      keys.push(new EscrowKey((await (await testKeys(join(world.dir, e.name))).getPrivateKey(ESCROW_KEY))!))
       blobs.push(...ledgerRows(files.ledgerFile))
     }
     if (licence != null) blobs.push(encodeObject(licence))

@@ -18,8 +18,9 @@ import { encryptWork } from '../helpers/market.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { createTestAgency } from '../helpers/test-agency.ts'
 import { unsignedVarint, waitFor } from '../helpers/nodes.ts'
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
+import { X509Certificate, createPublicKey } from 'node:crypto'
 import { agencyPaths } from '../../node/agency/agency.ts'
+import { AGENCY_CA_KEY } from '../../node/keys/keystore.ts'
 import { issueCertificate, keyIdentifierOf } from '../../node/agency/x509.ts'
 import { certificateSubject, decodePem } from '../../device/pki/der.ts'
 import { DEVICE_UNIT } from '../../device/pki/index.ts'
@@ -27,6 +28,7 @@ import { readFile } from 'node:fs/promises'
 import { os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
 import { parseSignedRenewal, termsCid } from '../../device/objects/market.ts'
 import { signWithDeviceKey, signWithPeerKey, signedId, verifyPeerSigned } from '../../device/objects/signed.ts'
+import { testKeys } from '../helpers/keys.ts'
 import type { KeyStore } from '../../device/store/keystore.ts'
 import type { SoftDevice } from '../../device/soft-device.ts'
 import type { Offer, UnblindRequest } from '../../device/objects/market.ts'
@@ -176,7 +178,7 @@ describe('escrow over real libp2p', function () {
     // a certificate of the right agency for this very device, but expired yesterday
     const paths = agencyPaths(join(world.dir, 'agency'))
     const rootPem = await readFile(paths.certificate, 'utf8')
-    const rootKey = createPrivateKey(await readFile(paths.key))
+    const rootKey = (await (await testKeys(join(world.dir, 'agency'))).getPrivateKey(AGENCY_CA_KEY))!
     const issuer = { privateKey: rootKey, subject: certificateSubject(decodePem(rootPem, 'CERTIFICATE')!), keyIdentifier: keyIdentifierOf(createPublicKey(rootKey)) }
     const lapsed = issueCertificate(issuer, createPublicKey(signingKey), { commonName: d.deviceId, organizationalUnit: DEVICE_UNIT }, 'device-signing',
       { notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) })

@@ -13,6 +13,7 @@ import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
 import { AgencyRole } from '../../node/roles/agency.ts'
 import { EscrowRole } from '../../node/roles/escrow.ts'
+import { FAST_KDF, TEST_PASSPHRASE, testKeys } from './keys.ts'
 import type { EscrowSettings } from '../../node/escrow/state.ts'
 import type { RoleName } from '../../node/config.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -38,14 +39,14 @@ export async function createWorld (): Promise<World> {
   const startNode = async (name: string, roles: RoleName[]): Promise<KeyfairNode> => {
     const repo = new Repo(join(dir, name))
     if (!(await repo.exists())) await repo.init()
-    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await node.start()
     nodes.push(node)
     return node
   }
   const agencyRepo = new Repo(join(dir, 'agency'))
   await agencyRepo.init()
-  await initAgency(agencyRepo.path, { bits: 2048 })
+  await initAgency(agencyRepo.path, { keys: await testKeys(agencyRepo.path), bits: 2048 })
   const agency = await startNode('agency', ['agency'])
   const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
   const agencyAddr = agency.status().addresses[0]!
@@ -63,7 +64,7 @@ export async function createWorld (): Promise<World> {
       const repo = new Repo(join(dir, name))
       if (!(await repo.exists())) {
         await repo.init()
-        await new EscrowFiles(repo.path).init({ bits: 2048, settings })
+        await new EscrowFiles(repo.path).init({ keys: await testKeys(repo.path), bits: 2048, settings })
       }
       const node = await startNode(name, ['escrow'])
       const role = node.roles.find(r => r instanceof EscrowRole) as EscrowRole

@@ -27,6 +27,9 @@ import { EscrowRole } from '../../node/roles/escrow.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { waitFor } from '../helpers/nodes.ts'
 import type { RoleName } from '../../node/config.ts'
+import { FAST_KDF, TEST_PASSPHRASE, testKeys } from '../helpers/keys.ts'
+import { encodeContentKey } from '../../node/keys/content-key.ts'
+import { contentKeyName } from '../../node/keys/keystore.ts'
 
 const PRICE = 70
 const CHUNK = 64 * 1024
@@ -53,19 +56,19 @@ describe('a chunk dispute between in-process nodes', function () {
     const repo = new Repo(join(dir, name))
     await repo.init()
     await prepare?.(repo)
-    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap })
+    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await node.start()
     nodes.push(node)
     return node
   }
 
   it('refunds every escrow paid for a chunk that matches the manifest and fails under K; a good chunk is never disputed', async function () {
-    const agency = await start('agency', ['agency'], [], async repo => { await initAgency(repo.path, { bits: 2048 }) })
+    const agency = await start('agency', ['agency'], [], async repo => { await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 }) })
     const agencyAddr = agency.status().addresses[0]!
     const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
     const escrows: EscrowRole[] = []
     for (const name of ['escrow-a', 'escrow-b']) {
-      const node = await start(name, ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ bits: 2048 }) })
+      const node = await start(name, ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ keys: await testKeys(repo.path), bits: 2048 }) })
       const role = node.roles.find(r => r instanceof EscrowRole) as EscrowRole
       await role.enroll(agencyAddr, agencyRole.agency.createEnrollmentCode({ kind: 'escrow', ttlMs: 60_000 }).code)
       escrows.push(role)
@@ -107,9 +110,10 @@ describe('a chunk dispute between in-process nodes', function () {
       open: false
     })
     const offerId = await sellerNode.market.content.addOffer(offer)
-    // the seller keeps K to issue licences, as publishing does
-    await mkdir(join(sellerNode.repo.path, 'seller'), { recursive: true, mode: 0o700 })
-    await writeFile(join(sellerNode.repo.path, 'seller', `${content}.key`), JSON.stringify({ key: toHex(secrets.key), salt: toHex(secrets.salt), offers: [offerId] }), { mode: 0o600 })
+    // the seller keeps K sealed in its key store to issue licences, as publishing does
+    const sellerKeys = await testKeys(sellerNode.repo.path)
+    await sellerKeys.put(contentKeyName(content), encodeContentKey({ key: secrets.key, salt: secrets.salt, offers: [offerId] }))
+    sellerKeys.lock()
     await sellerNode.market.content.setServing(content, true)
     await sellerNode.discovery.announce(content, keywordsOf('Bitches Brew', 'fusion'))
 

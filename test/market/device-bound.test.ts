@@ -12,6 +12,7 @@ import { combineShares, os2ip, unwrapShare, verifyKeyCommitment } from '../../de
 import { decodeObject } from '../../device/objects/codec.ts'
 import { parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { EscrowKey } from '../../node/escrow/unblind.ts'
+import { ESCROW_KEY, NodeKeyStore } from '../../node/keys/keystore.ts'
 import { Swarm } from '../../scripts/swarm.ts'
 import { swarmCli } from '../helpers/swarm-cli.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -52,7 +53,10 @@ async function holdingsOf (node: SwarmNode): Promise<EscrowHoldings> {
   } finally {
     db.close()
   }
-  const key = new EscrowKey(createPrivateKey(await readFile(join(node.repo, 'escrow', 'escrow.key'))))
+  // the escrow's private key, unsealed with its repo's passphrase
+  const unlocked = await new NodeKeyStore(join(node.repo, 'keys')).unlock(PASSPHRASE)
+  const key = new EscrowKey((await unlocked.getPrivateKey(ESCROW_KEY))!)
+  unlocked.lock()
   return { key, peer: node.peerId, blobs }
 }
 

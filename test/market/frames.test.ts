@@ -15,6 +15,7 @@ import { LICENSE_LIMITS, LICENSE_PROTOCOL, requestLicence } from '../../protocol
 import { OFFER_LIMITS, OFFER_PROTOCOL, requestOffers } from '../../protocols/market/offer.ts'
 import { FrameKind, FrameStream } from '../../protocols/toolkit/index.ts'
 import { unsignedVarint, waitFor } from '../helpers/nodes.ts'
+import { FAST_KDF, TEST_PASSPHRASE } from '../helpers/keys.ts'
 import type { Stream } from '@libp2p/interface'
 
 const SOME_CID = CID.parse('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
@@ -29,7 +30,7 @@ describe('market protocols under malformed frames', function () {
     for (const [name, roles] of [['seller', ['seller']], ['client', []]] as const) {
       const repo = new Repo(join(dir, name))
       await repo.init()
-      const node = new KeyfairNode({ repo, roles: [...roles], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [] })
+      const node = new KeyfairNode({ repo, roles: [...roles], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
       await node.start()
       nodes.push(node)
     }

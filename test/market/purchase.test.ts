@@ -17,6 +17,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { exportContent, importContent } from '../../node/market/media.ts'
 import { tmpdir } from 'node:os'
 import { waitFor } from '../helpers/nodes.ts'
+import { FAST_KDF, TEST_PASSPHRASE, testKeys } from '../helpers/keys.ts'
 import type { RoleName } from '../../node/config.ts'
 
 const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
@@ -39,19 +40,19 @@ describe('a marketplace purchase between in-process nodes', function () {
     const repo = new Repo(join(dir, name))
     await repo.init()
     await prepare?.(repo)
-    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap })
+    const node = new KeyfairNode({ repo, roles, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, passphrase: TEST_PASSPHRASE, keyStoreKdf: FAST_KDF })
     await node.start()
     nodes.push(node)
     return node
   }
 
   it('publishes 3-of-5, finds it, buys it, plays it, confirms it', async function () {
-    const agency = await start('agency', ['agency'], [], async repo => { await initAgency(repo.path, { bits: 2048 }) })
+    const agency = await start('agency', ['agency'], [], async repo => { await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 }) })
     const agencyAddr = agency.status().addresses[0]!
     const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
     const escrows: EscrowRole[] = []
     for (let i = 0; i < 5; i++) {
-      const node = await start(`escrow${i}`, ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ bits: 2048 }) })
+      const node = await start(`escrow${i}`, ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ keys: await testKeys(repo.path), bits: 2048 }) })
       const role = node.roles.find(r => r instanceof EscrowRole) as EscrowRole
       await role.enroll(agencyAddr, agencyRole.agency.createEnrollmentCode({ kind: 'escrow', ttlMs: 60_000 }).code)
       escrows.push(role)
@@ -150,10 +151,10 @@ describe('a marketplace purchase between in-process nodes', function () {
   })
 
   it('pays once a chunk verifies, plays behind the download, and a download that fails after payment resumes unpaid', async function () {
-    const agency = await start('agency-p', ['agency'], [], async repo => { await initAgency(repo.path, { bits: 2048 }) })
+    const agency = await start('agency-p', ['agency'], [], async repo => { await initAgency(repo.path, { keys: await testKeys(repo.path), bits: 2048 }) })
     const agencyAddr = agency.status().addresses[0]!
     const agencyRole = agency.roles.find(r => r instanceof AgencyRole) as AgencyRole
-    const escrowNode = await start('escrow-p', ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ bits: 2048 }) })
+    const escrowNode = await start('escrow-p', ['escrow'], [agencyAddr], async repo => { await new EscrowFiles(repo.path).init({ keys: await testKeys(repo.path), bits: 2048 }) })
     const escrow = escrowNode.roles.find(r => r instanceof EscrowRole) as EscrowRole
     await escrow.enroll(agencyAddr, agencyRole.agency.createEnrollmentCode({ kind: 'escrow', ttlMs: 60_000 }).code)
     const sellerNode = await start('seller-p', ['seller'], [agencyAddr])

@@ -9,14 +9,17 @@ import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
-import { keyCommitment, fromHex } from '../../device/crypto/index.ts'
+import { keyCommitment } from '../../device/crypto/index.ts'
 import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { parseManifest } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId } from '../../device/objects/signed.ts'
 import { ControlClient } from '../../node/control/client.ts'
+import { decodeContentKey } from '../../node/keys/content-key.ts'
+import { NodeKeyStore, contentKeyName } from '../../node/keys/keystore.ts'
 import { Repo } from '../../node/repo.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
+import { FAST_KDF } from '../helpers/keys.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
@@ -49,6 +52,7 @@ describe('marketplace faults on a 10-process swarm', function () {
     dir = await mkdtemp(join(tmpdir(), 'keyfair-faults-'))
     swarm = await Swarm.start({
       topology: 'star',
+      env: { KEYFAIR_PASSPHRASE: PASSPHRASE, KEYFAIR_KDF_N: String(FAST_KDF.N) },
       nodes: [
         { roles: ['agency'], prepare: [['agency', 'init', '--bits', '2048']] },
         ...[false, true, false, false, false].map(faulty => ({ roles: ['escrow'], prepare: [['escrow', 'init', '--bits', '2048', ...(faulty ? ['--faulty-answers'] : [])]] })),
@@ -150,7 +154,9 @@ describe('marketplace faults on a 10-process swarm', function () {
     // 5. a seller whose share wrapping is bad (K' wrapped, K committed), its offer served by seeder B, seller offline
     await swarm.stopNode(seller!.index)
     const sellerKey = privateKeyFromProtobuf(await readFile(join(seller!.repo, 'identity.key')))
-    const realKey = fromHex(JSON.parse(await readFile(join(seller!.repo, 'seller', `${pub1.content}.key`), 'utf8')).key)
+    // the seller's K, unsealed from its key store with the repo's passphrase
+    const sealedK = await (await new NodeKeyStore(join(seller!.repo, 'keys')).unlock(PASSPHRASE)).get(contentKeyName(pub1.content))
+    const realKey = decodeContentKey(sealedK!).key
     const manifest = parseManifest(decodeObject(await readFile(join(seller!.repo, 'content', pub1.content, 'manifest.cbor'))))
     const real = await (async () => {
       for (const name of await (await import('node:fs/promises')).readdir(join(b!.repo, 'content', pub1.content, 'offers'))) {

@@ -6,6 +6,7 @@ import { escrowServiceCid } from '../../node/discovery/keywords.ts'
 import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
 import { freePort, waitFor } from '../helpers/nodes.ts'
+import { FAST_KDF, TEST_PASSPHRASE } from '../helpers/keys.ts'
 import type { RoleName } from '../../node/config.ts'
 
 async function initRepo (path: string): Promise<Repo> {
@@ -37,7 +38,9 @@ describe('DHT discovery between keyfair nodes', function () {
       repo,
       roles,
       listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: bootstrap.map(b => b.status().addresses[0]!)
+      bootstrap: bootstrap.map(b => b.status().addresses[0]!),
+      passphrase: TEST_PASSPHRASE,
+      keyStoreKdf: FAST_KDF
     })
     await node.start()
     running.push(node)

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Swarm, bootstrapDistance } from '../../scripts/swarm.ts'
-import { isAlive, runCli } from '../helpers/cli.ts'
+import { TEST_ENV, isAlive, runCli } from '../helpers/cli.ts'
 import { waitFor } from '../helpers/nodes.ts'
 
 const SWARM_SCRIPT = fileURLToPath(new URL('../../scripts/swarm.ts', import.meta.url))
@@ -19,7 +19,7 @@ describe(`a ${SIZE}-process swarm on loopback`, function () {
 
   it('starts, announces on one node and finds the keywords from the farthest node, then stops every process', async function () {
     const started = Date.now()
-    swarm = await Swarm.start({ nodes: Array.from({ length: SIZE }, (_, i) => ({ roles: i === 0 ? ['escrow'] : ['buyer', 'seller'] })), topology: 'tree' })
+    swarm = await Swarm.start({ nodes: Array.from({ length: SIZE }, (_, i) => ({ roles: i === 0 ? ['escrow'] : ['buyer', 'seller'] })), topology: 'tree', env: TEST_ENV })
     const startMs = Date.now() - started
     assert.equal(swarm.nodes.length, SIZE)
     assert.equal(new Set(swarm.nodes.map(n => n.peerId)).size, SIZE, 'distinct peer ids')
