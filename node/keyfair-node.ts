@@ -17,6 +17,7 @@ import type { AnnounceResult, FindOptions, Provider } from './discovery/discover
 import type { BaseServices } from './libp2p.ts'
 import type { Repo } from './repo.ts'
 import type { Role } from './roles/index.ts'
+import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { StreamOpener } from '../protocols/toolkit/service.ts'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
@@ -29,6 +30,8 @@ export interface KeyfairNodeInit {
   bootstrap: string[]
   /** unlock the sealed device at start (buyer role) */
   devicePassphrase?: string
+  /** the inbound budget's settings (default: those of the repo's config.json, then the defaults) */
+  inbound?: Partial<InboundBudgetSettings>
 }
 
 export interface NodeStatus {
@@ -114,7 +117,8 @@ export class KeyfairNode {
       await assertPortsFree(this.init.listen)
       this.db = openDatabase(this.repo.databaseFile, announcementMigrations)
       this.announcements = new AnnouncementStore(this.db)
-      this.libp2pNode = await this.createLibp2p(privateKey, this.announcements)
+      const inbound = this.init.inbound ?? (await this.repo.readConfig()).inbound
+      this.libp2pNode = await this.createLibp2p(privateKey, this.announcements, inbound)
       try {
         await this.libp2pNode.start()
       } catch (err) {
@@ -199,7 +203,7 @@ export class KeyfairNode {
     return [...found.values()]
   }
 
-  private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
+  private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore, inbound?: Partial<InboundBudgetSettings>): Promise<Libp2p<KeyfairServices>> {
     let discovery: Discovery | undefined
     let market: Market | undefined
     this.roles.length = 0
@@ -213,6 +217,7 @@ export class KeyfairNode {
           registrar: components.registrar,
           connectionManager: components.connectionManager,
           logger: components.logger,
+          inboundBudget: components.inboundBudget,
           discovery,
           market,
           device: () => this.device,
@@ -226,6 +231,7 @@ export class KeyfairNode {
       privateKey,
       listen: this.init.listen,
       bootstrap: this.init.bootstrap,
+      inbound,
       services: {
         // listed before the roles: libp2p creates services in key order
         discovery: (components: any) => (discovery = new Discovery(components, { store })),

@@ -7,7 +7,9 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { BootstrapDialer, joinDht } from './bootstrap.ts'
 import { keyedNoiseCrypto } from './noise-crypto.ts'
+import { InboundBudget } from '../protocols/toolkit/budget.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
+import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { PrivateKey, Libp2p } from '@libp2p/interface'
@@ -22,6 +24,8 @@ export type BaseServices = {
   ping: Ping
   dht: KadDHT
   bootstrap: BootstrapDialer
+  /** the ceiling on inbound data buffered for unfinished frames, shared by every protocol */
+  inboundBudget: InboundBudget
 }
 
 export interface Libp2pInit<S extends Record<string, unknown>> {
@@ -30,6 +34,8 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
   bootstrap: string[]
   /** keyfair's own services (discovery, roles), started and stopped with libp2p. */
   services: ServiceFactoryMap<S>
+  /** the inbound budget's settings (defaults: DEFAULT_INBOUND_BUDGET) */
+  inbound?: Partial<InboundBudgetSettings>
 }
 
 /**
@@ -105,6 +111,8 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
           await joinDht(dht, options, async recheckOptions => identifyService?.identify(connection, recheckOptions))
         }
       }),
+      // before keyfair's services, which take it from the components
+      inboundBudget: (components: any) => new InboundBudget(components, init.inbound),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>
   })

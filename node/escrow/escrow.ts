@@ -18,6 +18,7 @@ import { HoldCommitter } from './commits.ts'
 import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
+import { SETTLE_LIMITS } from '../../protocols/escrow/settle.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { Unblinder } from './unblind.ts'
 import type { Dispute, Licence, Offer, UnblindAnswer, UnblindRequest, WrappedShareRef } from '../../device/objects/market.ts'
@@ -229,6 +230,15 @@ export class Escrow {
     if (kind === 'receipt') return this.receipt(value)
     if (kind === 'dispute') return this.dispute(value)
     throw new BadDisputeError('settle takes a signed receipt or a signed dispute')
+  }
+
+  /**
+   * Whether a settlement frame of `length` bytes (a chunk dispute, larger than any receipt)
+   * may come from `caller`: only from a buyer with an open hold here, and no larger than
+   * a chunk and its manifest. One indexed read, before the body is buffered.
+   */
+  admitsSettlement (caller: string, length: number): boolean {
+    return length <= SETTLE_LIMITS.maxFrameBytes && this.init.ledger.holds({ buyer: caller, state: 'open', limit: 1 }).length > 0
   }
 
   account (caller: string): AccountAnswer {
