@@ -6,6 +6,7 @@ import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
 import { ListenError, PortInUseError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
+import { garbageCollector } from './gc.ts'
 import { timeoutSignal } from '../protocols/toolkit/index.ts'
 import { createRole } from './roles/index.ts'
 import { DeviceClient } from './device/client.ts'
@@ -232,6 +233,7 @@ export class KeyfairNode {
       listen: this.init.listen,
       bootstrap: this.init.bootstrap,
       inbound,
+      collectGarbage: garbageCollector(),
       services: {
         // listed before the roles: libp2p creates services in key order
         discovery: (components: any) => (discovery = new Discovery(components, { store })),

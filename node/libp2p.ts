@@ -36,6 +36,8 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
   services: ServiceFactoryMap<S>
   /** the inbound budget's settings (defaults: DEFAULT_INBOUND_BUDGET) */
   inbound?: Partial<InboundBudgetSettings>
+  /** a full garbage collection, for the budget to give memory back after pressure */
+  collectGarbage?: () => void
 }
 
 /**
@@ -112,7 +114,7 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
         }
       }),
       // before keyfair's services, which take it from the components
-      inboundBudget: (components: any) => new InboundBudget(components, init.inbound),
+      inboundBudget: (components: any) => new InboundBudget(components, { ...init.inbound, collect: init.collectGarbage }),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>
   })

@@ -150,7 +150,7 @@ export async function runFuzz (options: FuzzOptions): Promise<FuzzReport> {
           else if (outcome === 'timeout') report.timeouts++
           else if (outcome === 'reset') {
             report.resets++
-            if (frame.canonical && frame.bytes.byteLength <= REQUEST_LIMIT[protocol] + 8) {
+            if (frame.canonical && frame.length <= REQUEST_LIMIT[protocol]) {
               report.faults++
               if (report.faultCases.length < 5) report.faultCases.push(`${frame.what}: ${Buffer.from(frame.bytes.subarray(0, 200)).toString('hex')}`)
             }

@@ -21,9 +21,9 @@ export interface InboundBudgetSettings {
 
 export const DEFAULT_INBOUND_BUDGET: InboundBudgetSettings = {
   // room for one chunk dispute (a 16 MiB chunk and its manifest) beside everyone else's
-  // small requests, and a small fraction of what one escrow or seller process holds anyway
-  maxBytes: 64 * 1024 * 1024,
-  maxPeerBytes: 24 * 1024 * 1024,
+  // small requests: what an attack adds to an escrow's ~160 MB stays well under as much again
+  maxBytes: 32 * 1024 * 1024,
+  maxPeerBytes: 20 * 1024 * 1024,
   tightFraction: 0.5,
   stallMs: 2000,
   sweepMs: 500
@@ -46,6 +46,18 @@ export function inboundBudgetSettings (value: Partial<InboundBudgetSettings> = {
 export interface InboundBudgetComponents {
   logger: ComponentLogger
 }
+
+export interface InboundBudgetInit extends Partial<InboundBudgetSettings> {
+  /**
+   * A full garbage collection (V8's gc). Bytes a hostile peer made this node take are
+   * garbage once its streams are reset, but an idle process may hold them for minutes;
+   * after enough of them, or once the pressure is over, the budget collects them.
+   */
+  collect?: () => void
+}
+
+/** Collections are at least this far apart */
+const COLLECT_INTERVAL_MS = 1000
 
 /** One stream's account with the budget; its owner reports bytes in and out. */
 export interface BudgetLease {
@@ -83,6 +95,8 @@ export interface InboundBudgetStats {
   streams: number
   /** streams reset because their peer, or the node, was over budget */
   overBudget: number
+  /** garbage collections run after pressure */
+  collections: number
   /** stalled frames dropped while memory was tight */
   stalled: number
 }
@@ -106,10 +120,19 @@ export class InboundBudget implements Startable {
   private overBudget = 0
   private stalled = 0
   private timer?: ReturnType<typeof setInterval>
+  private readonly collect?: () => void
+  /** bytes charged since the last collection */
+  private churn = 0
+  /** whether streams were dropped or memory was tight since the last collection */
+  private pressed = false
+  private collectedAt = 0
+  private collections = 0
 
-  constructor (components: InboundBudgetComponents, init: Partial<InboundBudgetSettings> = {}) {
+  constructor (components: InboundBudgetComponents, init: InboundBudgetInit = {}) {
     this.log = components.logger.forComponent('keyfair:budget')
-    this.settings = inboundBudgetSettings(init)
+    const { collect, ...settings } = init
+    this.settings = inboundBudgetSettings(settings)
+    this.collect = collect
   }
 
   start (): void {
@@ -123,7 +146,7 @@ export class InboundBudget implements Startable {
   }
 
   stats (): InboundBudgetStats {
-    return { bytes: this.bytes, peak: this.peak, peers: this.peers.size, streams: this.streams, overBudget: this.overBudget, stalled: this.stalled }
+    return { bytes: this.bytes, peak: this.peak, peers: this.peers.size, streams: this.streams, overBudget: this.overBudget, stalled: this.stalled, collections: this.collections }
   }
 
   /** A lease for one inbound stream of `peer`; `drop` resets that stream */
@@ -153,6 +176,7 @@ export class InboundBudget implements Startable {
     lease.peer.bytes += bytes
     this.bytes += bytes
     lease.lastByteAt = Date.now()
+    this.churn += bytes
     const { maxBytes, maxPeerBytes } = this.settings
     while (lease.peer.bytes > maxPeerBytes && !lease.closed) {
       this.evict(largest(lease.peer), new BudgetExceededError(`this peer has more than ${maxPeerBytes} bytes of unfinished frames here`))
@@ -170,6 +194,7 @@ export class InboundBudget implements Startable {
   private evict (lease: Lease | undefined, err: KeyfairError): void {
     if (lease == null) return
     this.overBudget++
+    this.pressed = true
     this.log('dropping a stream of %s holding %d bytes: %s', lease.peer.id, lease.bytes, err.code)
     this.close(lease)
     try {
@@ -195,9 +220,28 @@ export class InboundBudget implements Startable {
     if (lease.peer.leases.size === 0) this.peers.delete(lease.peer.id)
   }
 
+  /**
+   * Under pressure, after every half budget of bytes taken in; and once more when the
+   * pressure is over and nothing is buffered, so memory comes back within seconds
+   */
+  private collectGarbage (): void {
+    if (this.collect == null || !this.pressed) return
+    const now = Date.now()
+    if (now - this.collectedAt < COLLECT_INTERVAL_MS) return
+    const over = this.bytes === 0
+    if (!over && this.churn < this.settings.maxBytes / 2) return
+    this.churn = 0
+    this.collectedAt = now
+    this.collections++
+    if (over) this.pressed = false
+    this.collect()
+  }
+
   /** While memory is tight, frames that stopped arriving give their bytes back */
   private sweep (): void {
+    this.collectGarbage()
     if (this.bytes <= this.settings.maxBytes * this.settings.tightFraction) return
+    this.pressed = true
     const before = Date.now() - this.settings.stallMs
     for (const peer of [...this.peers.values()]) {
       for (const lease of [...peer.leases]) {

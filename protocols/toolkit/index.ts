@@ -1,7 +1,7 @@
 export { FrameKind, FrameStream } from './frames.ts'
 export type { Frame, FrameLimits, FrameStreamOptions } from './frames.ts'
 export { DEFAULT_INBOUND_BUDGET, InboundBudget, inboundBudgetSettings } from './budget.ts'
-export type { BudgetLease, InboundBudgetComponents, InboundBudgetSettings, InboundBudgetStats } from './budget.ts'
+export type { BudgetLease, InboundBudgetComponents, InboundBudgetInit, InboundBudgetSettings, InboundBudgetStats } from './budget.ts'
 export { cidOf, decodeMessage, encodeMessage } from './codec.ts'
 export { FramedService, dialFrames, serveFrames, withFrames } from './service.ts'
 export type { FrameHandler, FramedServiceComponents, ProtocolLimits, ServeOptions, StreamOpener } from './service.ts'

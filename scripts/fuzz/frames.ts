@@ -31,8 +31,10 @@ export const SERVED_BY: Record<FuzzProtocol, 'agency' | 'escrow'> = {
 export interface FuzzFrame {
   /** the bytes sent: length prefix, kind and body (or whatever the case makes of them) */
   bytes: Uint8Array
-  /** canonical dag-cbor in a well-formed frame: a reset would be a fault of the node */
+  /** canonical dag-cbor in a well-formed frame: within the protocol's limit, a reset would be a fault */
   canonical: boolean
+  /** the frame's length as its prefix states it (kind and body) */
+  length: number
   what: string
 }
 
@@ -188,15 +190,15 @@ export function fuzzFrame (protocol: FuzzProtocol, rng: Rng, peer: string): Fuzz
     } catch {
       body = encodeMessage({ v: 1 })
     }
-    return { bytes: frame(FrameKind.MESSAGE, body), canonical: body.byteLength < 200_000, what: 'mutated request' }
+    return { bytes: frame(FrameKind.MESSAGE, body), canonical: true, length: body.byteLength + 1, what: 'mutated request' }
   }
   if (roll < 0.7) {
     const body = encodeMessage(base(protocol, rng, peer))
-    return { bytes: frame(FrameKind.MESSAGE, body), canonical: true, what: 'plausible request' }
+    return { bytes: frame(FrameKind.MESSAGE, body), canonical: true, length: body.byteLength + 1, what: 'plausible request' }
   }
   if (roll < 0.8) {
     const [what, body] = rng.pick(NON_CANONICAL)
-    return { bytes: frame(FrameKind.MESSAGE, body), canonical: false, what }
+    return { bytes: frame(FrameKind.MESSAGE, body), canonical: false, length: 0, what }
   }
   const body = encodeMessage(base(protocol, rng, peer))
   const bytes = frame(FrameKind.MESSAGE, body)
@@ -204,12 +206,12 @@ export function fuzzFrame (protocol: FuzzProtocol, rng: Rng, peer: string): Fuzz
     case 0: {
       // bit flips anywhere (the prefix included)
       for (let i = 0; i < 1 + rng.int(4); i++) bytes[rng.int(bytes.length)]! ^= 1 << rng.int(8)
-      return { bytes, canonical: false, what: 'bit flips' }
+      return { bytes, canonical: false, length: 0, what: 'bit flips' }
     }
-    case 1: return { bytes: bytes.subarray(0, rng.int(bytes.length)), canonical: false, what: 'cut short' }
-    case 2: return { bytes: frame(rng.pick([FrameKind.ERROR, FrameKind.DATA, 3, 255]), body), canonical: false, what: 'wrong kind' }
-    case 3: return { bytes: Uint8Array.of(0), canonical: false, what: 'empty frame' }
-    case 4: return { bytes: Uint8Array.from(varint(rng.pick([64 * 1024 * 1024, 2 ** 40, 41 * 1024 * 1024]))), canonical: false, what: 'length beyond the limit' }
-    default: return { bytes: rng.bytes(1 + rng.int(300)), canonical: false, what: 'random bytes' }
+    case 1: return { bytes: bytes.subarray(0, rng.int(bytes.length)), canonical: false, length: 0, what: 'cut short' }
+    case 2: return { bytes: frame(rng.pick([FrameKind.ERROR, FrameKind.DATA, 3, 255]), body), canonical: false, length: 0, what: 'wrong kind' }
+    case 3: return { bytes: Uint8Array.of(0), canonical: false, length: 0, what: 'empty frame' }
+    case 4: return { bytes: Uint8Array.from(varint(rng.pick([64 * 1024 * 1024, 2 ** 40, 41 * 1024 * 1024]))), canonical: false, length: 0, what: 'length beyond the limit' }
+    default: return { bytes: rng.bytes(1 + rng.int(300)), canonical: false, length: 0, what: 'random bytes' }
   }
 }
