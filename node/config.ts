@@ -3,6 +3,8 @@ import { dirname } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { P2P, TCP } from '@multiformats/multiaddr-matcher'
 import { BadConfigError, BadMultiaddrError, UnknownRoleError } from './errors.ts'
+import { inboundBudgetSettings } from '../protocols/toolkit/budget.ts'
+import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const ROLE_NAMES = ['buyer', 'seller', 'escrow', 'agency'] as const
@@ -26,6 +28,8 @@ export interface NodeConfig {
   roles: RoleName[]
   /** Control API port on 127.0.0.1 (0 picks a free port, written to `<repo>/api`). */
   apiPort: number
+  /** The budget for inbound data (bytes of unfinished frames); absent fields take the defaults */
+  inbound?: Partial<InboundBudgetSettings>
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -94,13 +98,33 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
   const bootstrap = strings('bootstrap')
   listen.forEach(parseListenAddress)
   bootstrap.forEach(parseBootstrapAddress)
-  return {
+  const config: NodeConfig = {
     v: 1,
     listen,
     bootstrap,
     roles: parseRoles(strings('roles')),
     apiPort: parsePort(raw.apiPort ?? 0, `${file}: apiPort`)
   }
+  if (raw.inbound != null) config.inbound = inboundSettings(raw.inbound, file)
+  return config
+}
+
+const INBOUND_FIELDS = ['maxBytes', 'maxPeerBytes', 'tightFraction', 'stallMs', 'sweepMs'] as const
+
+function inboundSettings (value: unknown, file: string): Partial<InboundBudgetSettings> {
+  if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new BadConfigError(`${file}: inbound must be an object`)
+  const out: Partial<InboundBudgetSettings> = {}
+  for (const [key, n] of Object.entries(value)) {
+    if (!(INBOUND_FIELDS as readonly string[]).includes(key)) throw new BadConfigError(`${file}: inbound.${key} is not one of ${INBOUND_FIELDS.join(', ')}`)
+    if (typeof n !== 'number') throw new BadConfigError(`${file}: inbound.${key} must be a number`)
+    out[key as typeof INBOUND_FIELDS[number]] = n
+  }
+  try {
+    inboundBudgetSettings(out)
+  } catch (err: any) {
+    throw new BadConfigError(`${file}: ${err.message}`, { cause: err })
+  }
+  return out
 }
 
 /**

@@ -7,6 +7,7 @@ import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
 import { ListenError, PortInUseError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
+import { garbageCollector } from './gc.ts'
 import { timeoutSignal } from '../protocols/toolkit/index.ts'
 import { createRole } from './roles/index.ts'
 import { DeviceClient } from './device/client.ts'
@@ -24,6 +25,7 @@ import type { AnnounceResult, FindOptions, Provider } from './discovery/discover
 import type { BaseServices } from './libp2p.ts'
 import type { Repo } from './repo.ts'
 import type { Role } from './roles/index.ts'
+import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { StreamOpener } from '../protocols/toolkit/service.ts'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
@@ -41,6 +43,8 @@ export interface KeyfairNodeInit {
   passphrase?: string
   /** scrypt cost of a key store this start creates (default N=2^17; never below 2^14) */
   keyStoreKdf?: KdfParams
+  /** the inbound budget's settings (default: those of the repo's config.json, then the defaults) */
+  inbound?: Partial<InboundBudgetSettings>
 }
 
 export interface NodeStatus {
@@ -137,7 +141,8 @@ export class KeyfairNode {
       await assertPortsFree(this.init.listen)
       this.db = openDatabase(this.repo.databaseFile, announcementMigrations)
       this.announcements = new AnnouncementStore(this.db)
-      this.libp2pNode = await this.createLibp2p(privateKey, this.announcements)
+      const inbound = this.init.inbound ?? (await this.repo.readConfig()).inbound
+      this.libp2pNode = await this.createLibp2p(privateKey, this.announcements, inbound)
       try {
         await this.libp2pNode.start()
       } catch (err) {
@@ -241,7 +246,7 @@ export class KeyfairNode {
     return [...found.values()]
   }
 
-  private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore): Promise<Libp2p<KeyfairServices>> {
+  private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore, inbound?: Partial<InboundBudgetSettings>): Promise<Libp2p<KeyfairServices>> {
     let crl: CrlFeed | undefined
     let discovery: Discovery | undefined
     let market: Market | undefined
@@ -257,6 +262,7 @@ export class KeyfairNode {
           connectionManager: components.connectionManager,
           peerStore: components.peerStore,
           logger: components.logger,
+          inboundBudget: components.inboundBudget,
           discovery,
           market,
           crl,
@@ -272,6 +278,8 @@ export class KeyfairNode {
       privateKey,
       listen: this.init.listen,
       bootstrap: this.init.bootstrap,
+      inbound,
+      collectGarbage: garbageCollector(),
       services: {
         // listed before the roles: libp2p creates services in key order (pubsub, a base service, comes first)
         crl: (components: any) => (crl = new CrlFeed(components)),

@@ -8,8 +8,10 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { BootstrapDialer, joinDht } from './bootstrap.ts'
 import { keyedNoiseCrypto } from './noise-crypto.ts'
+import { InboundBudget } from '../protocols/toolkit/budget.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
+import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { PrivateKey, Libp2p } from '@libp2p/interface'
@@ -25,6 +27,8 @@ export type BaseServices = {
   dht: KadDHT
   bootstrap: BootstrapDialer
   pubsub: GossipSub
+  /** the ceiling on inbound data buffered for unfinished frames, shared by every protocol */
+  inboundBudget: InboundBudget
 }
 
 export interface Libp2pInit<S extends Record<string, unknown>> {
@@ -33,6 +37,10 @@ export interface Libp2pInit<S extends Record<string, unknown>> {
   bootstrap: string[]
   /** keyfair's own services (discovery, roles), started and stopped with libp2p. */
   services: ServiceFactoryMap<S>
+  /** the inbound budget's settings (defaults: DEFAULT_INBOUND_BUDGET) */
+  inbound?: Partial<InboundBudgetSettings>
+  /** a full garbage collection, for the budget to give memory back after pressure */
+  collectGarbage?: () => void
 }
 
 /**
@@ -121,6 +129,8 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
         allowPublishToZeroTopicPeers: true,
         maxInboundDataLength: MAX_PUBSUB_FRAME_BYTES
       }),
+      // before keyfair's services, which take it from the components
+      inboundBudget: (components: any) => new InboundBudget(components, { ...init.inbound, collect: init.collectGarbage }),
       ...init.services
     } as ServiceFactoryMap<BaseServices & S>
   })

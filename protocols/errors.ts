@@ -48,6 +48,25 @@ export class ReadTimeoutError extends KeyfairError {
   }
 }
 
+/**
+ * The node's budget for inbound data has no room for this stream: its peer holds more
+ * than its share of unfinished frames, or the most while the node is at its ceiling.
+ */
+export class BudgetExceededError extends KeyfairError {
+  static readonly code = 'ERR_BUDGET_EXCEEDED'
+  constructor (message = 'over the budget for unfinished frames', options?: ErrorOptions) {
+    super(message, BudgetExceededError.code, options)
+  }
+}
+
+/** A frame stopped arriving while memory was tight: dropped long before the read timeout. */
+export class FrameStalledError extends KeyfairError {
+  static readonly code = 'ERR_FRAME_STALLED'
+  constructor (message = 'frame stalled while memory is tight', options?: ErrorOptions) {
+    super(message, FrameStalledError.code, options)
+  }
+}
+
 /** A decoded message that does not have the shape the protocol requires. */
 export class BadMessageError extends KeyfairError {
   static readonly code = 'ERR_BAD_MESSAGE'
@@ -74,5 +93,7 @@ export function isFramingError (err: unknown): boolean {
   return err instanceof FrameTooLargeError ||
     err instanceof TruncatedFrameError ||
     err instanceof MalformedFrameError ||
-    err instanceof ReadTimeoutError
+    err instanceof ReadTimeoutError ||
+    err instanceof BudgetExceededError ||
+    err instanceof FrameStalledError
 }

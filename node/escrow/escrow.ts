@@ -9,7 +9,7 @@ import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from 
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
   BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
-  HoldEndedError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
+  HoldEndedError, InsufficientFundsError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
 import { HoldCommitter } from './commits.ts'
 import { judgeOpenedDispute } from './judge.ts'
@@ -17,6 +17,7 @@ import type { Verdict } from './judge.ts'
 import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
+import { SETTLE_LIMITS } from '../../protocols/escrow/settle.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
 import type { Unblinder } from './unblind.ts'
 import type { Dispute, Offer, Renewal, UnblindAnswer, UnblindRequest } from '../../device/objects/market.ts'
@@ -91,6 +92,11 @@ export class Escrow {
     return this.commits?.stats
   }
 
+  /** private-key operations the key (its worker threads, or this thread) has done */
+  get privateOperations (): number {
+    return this.init.key.operations ?? 0
+  }
+
   /** Commits the holds waiting for the next group commit now (before the ledger closes) */
   flush (): void {
     this.commits?.flush()
@@ -154,11 +160,15 @@ export class Escrow {
    */
   async unblind (value: unknown, caller: string): Promise<Uint8Array> {
     const request = parseSignedUnblindRequest(value)
+    const { body } = request
+    // the answer belongs to the buyer's connection only, a stored one too: another peer
+    // replaying the buyer's bytes gets nothing, before anything is looked up
+    if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)
     // the offer is encoded once: its bytes name it and are spliced into the body's
     // encoding (whose CID the device signed), and those into the request's, whose CID
     // names the request and whose bytes are kept with the hold
-    const offerBytes = encodeObject(request.body.offer)
-    const bodyBytes = encodeWithEncoded(request.body as unknown as Record<string, unknown>, { offer: offerBytes })
+    const offerBytes = encodeObject(body.offer)
+    const bodyBytes = encodeWithEncoded(body as unknown as Record<string, unknown>, { offer: offerBytes })
     const requestBytes = encodeWithEncoded(request as unknown as Record<string, unknown>, { body: bodyBytes })
     const requestCid = cidOfBytes(requestBytes)
     const requestId = requestCid.toString()
@@ -167,25 +177,28 @@ export class Escrow {
     // happened since (a crash, a CRL not fetched yet after a restart)
     const paid = ledger.answerByRequest(requestId)
     if (paid != null) return paid
-    const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
-    if (ledger.purchaseUsed(device.subjectCommonName, request.body.purchase)) throw new PurchaseIdUsedError(request.body.purchase)
-    const { body } = request
+    // cheapest first: comparisons, then one ledger read, then the public-key checks
+    // (certificate chain, signatures), and the private-key operation last of all
     const terms = body.offer.body.terms
-    if (body.buyer !== caller) throw new NotBuyerError(`the request charges ${body.buyer}, not the caller ${caller}`)
-    const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
-    if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
     const named = terms.escrows[body.j - 1]
     if (named == null || named.peer !== this.peerId || !bytesEqual(named.n, this.init.key.modulus)) {
       throw new NotNamedError(`the offer does not name this escrow (and its key) for share ${body.j}`)
     }
     const now = this.now()
-    if (terms.expiry <= now) throw new OfferExpiredError(`the offer expired at ${new Date(terms.expiry).toISOString()}`)
+    if (terms.expiry <= now) throw new OfferExpiredError(`the offer expired at ${isoTime(terms.expiry)}`)
     if (terms.currency !== this.init.currency) throw new CurrencyError(`this escrow settles ${this.init.currency}, not ${terms.currency}`)
     if (body.amount !== terms.price) throw new WrongAmountError(`the request pays ${body.amount}, the offer's price per share is ${terms.price}`)
     const window = this.init.clockWindowMs ?? DEFAULT_CLOCK_WINDOW_MS
-    if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${new Date(body.at).toISOString()}, outside ±${window / 1000} s of this escrow's clock`)
+    if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${isoTime(body.at)}, outside ±${window / 1000} s of this escrow's clock`)
     const b = os2ip(body.b)
     if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
+    // a read outside the hold's transaction, which checks again and stays the authority
+    const balance = ledger.balance(body.buyer)
+    if (balance < terms.price) throw new InsufficientFundsError(body.buyer, balance, terms.price)
+    const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
+    if (ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
+    const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
+    if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
 
     let z: Uint8Array
     try {
@@ -242,6 +255,15 @@ export class Escrow {
     if (kind === 'receipt') return this.receipt(value)
     if (kind === 'dispute') return this.dispute(value)
     throw new BadDisputeError('settle takes a signed receipt or a signed dispute')
+  }
+
+  /**
+   * Whether a settlement frame of `length` bytes (a chunk dispute, larger than any receipt)
+   * may come from `caller`: only from a buyer with an open hold here, and no larger than
+   * a chunk and its manifest. One indexed read, before the body is buffered.
+   */
+  admitsSettlement (caller: string, length: number): boolean {
+    return length <= SETTLE_LIMITS.maxFrameBytes && this.init.ledger.holds({ buyer: caller, state: 'open', limit: 1 }).length > 0
   }
 
   account (caller: string): AccountAnswer {
@@ -338,6 +360,12 @@ export class Escrow {
     if (this.credentials == null) throw new EscrowNotReadyError('this escrow is not enrolled with an agency yet (keyfair escrow enroll)')
     return this.credentials
   }
+}
+
+/** A time from a request as ISO 8601, or the number itself where no Date can hold it (±8.64e15 ms) */
+function isoTime (ms: number): string {
+  const date = new Date(ms)
+  return Number.isNaN(date.getTime()) ? `${ms} ms since 1970` : date.toISOString()
 }
 
 function result (hold: HoldRecord, state: 'released' | 'refunded', ended: boolean, refused: boolean, reason: string): SettleAnswer {

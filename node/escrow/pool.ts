@@ -36,6 +36,8 @@ export class UnblindPool implements Unblinder {
   private readonly slots: Slot[] = []
   private nextId = 0
   private closed = false
+  /** private-key operations handed to the workers since start */
+  operations = 0
 
   constructor (privateKey: KeyObject, size: number) {
     if (!Number.isInteger(size) || size < 1 || size > MAX_UNBLIND_WORKERS) throw new RangeError(`pool size must be 1..${MAX_UNBLIND_WORKERS}`)
@@ -56,6 +58,7 @@ export class UnblindPool implements Unblinder {
     // b and the CID are views into larger buffers (a whole frame, a read slab): posting
     // them would clone all of it, so copy them into buffers of their own and move those
     const job: UnblindJob = { id: this.nextId++, b: b.slice(), terms: id.bytes.slice() }
+    this.operations++
     return new Promise((resolve, reject) => {
       slot.pending.set(job.id, { resolve, reject })
       slot.worker.postMessage(job, [job.b.buffer, job.terms.buffer] as ArrayBuffer[])

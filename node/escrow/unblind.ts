@@ -11,11 +11,16 @@ import type { CID } from 'multiformats/cid'
 export interface Unblinder {
   readonly n: bigint
   readonly modulus: Uint8Array
+  /** private-key operations done (z = b^d_T), counted when they start */
+  readonly operations?: number
   /** `id` is termsCid(terms) when the caller has it already */
   unblind: (b: Uint8Array, terms: Terms, id?: CID) => Uint8Array | Promise<Uint8Array>
 }
 
 export class EscrowKey extends PriceBoundKey implements Unblinder {
+  /** private-key operations done since start */
+  operations = 0
+
   /** The key (n, e_T, d_T) for these terms; refuses terms whose e_T shares a factor with λ(n) */
   keyFor (terms: Terms, id: CID = termsCid(terms)): KeyObject {
     return this.keyForTermsCid(id.bytes)
@@ -23,6 +28,7 @@ export class EscrowKey extends PriceBoundKey implements Unblinder {
 
   /** z = b^d_T mod n, I2OSP in the length of n; b must be in [1, n − 1] */
   unblind (b: Uint8Array, terms: Terms, id?: CID): Uint8Array {
+    this.operations++
     return this.unblindForTermsCid(b, (id ?? termsCid(terms)).bytes)
   }
 }

@@ -74,7 +74,7 @@ export class EscrowRole extends Role {
     this.services.push(
       new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
       new UnblindService(components, { unblinder: { unblind: async (request, caller) => this.escrow.unblind(request, caller) } }),
-      new SettleService(components, { settler: { settle: async signed => this.escrow.settle(signed) } }),
+      new SettleService(components, { settler: { settle: async signed => this.escrow.settle(signed), admits: (caller, length) => this.escrow.admitsSettlement(caller, length) } }),
       new RenewService(components, { renewer: { renew: async signed => this.escrow.renew(signed) } }),
       new AccountService(components, { source: { account: caller => this.escrow.account(caller) } })
     )

@@ -5,6 +5,7 @@ import type { DeviceClient } from '../device/client.ts'
 import type { RoleName } from '../config.ts'
 import type { Repo } from '../repo.ts'
 import type { UnlockedKeys } from '../keys/keystore.ts'
+import type { InboundBudget } from '../../protocols/toolkit/budget.ts'
 import type { ComponentLogger, Logger, PeerId, PeerStore, PrivateKey, Startable } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
@@ -24,6 +25,8 @@ export interface RoleComponents {
   market: Market
   /** the node's sealed device (buyer nodes; throws elsewhere) */
   device: () => DeviceClient
+  /** the node's budget for inbound data, shared by the protocols of every role */
+  inboundBudget: InboundBudget
   /** The node's repo: roles keep their own state under it (e.g. `<repo>/agency/`). */
   repo: Repo
   /** the repo's unlocked key store (agency, escrow and seller nodes; throws elsewhere) */

@@ -17,6 +17,8 @@ export const MAX_CRL_BYTES = 1024 * 1024
 export const CRL_LIMITS: ProtocolLimits = {
   // room for the list plus the frame's CBOR envelope
   maxFrameBytes: MAX_CRL_BYTES + 64,
+  // the request is `{ v: 1 }`
+  maxRequestBytes: 1024,
   readTimeoutMs: 10_000,
   maxInboundStreams: 4,
   maxOutboundStreams: 2

@@ -12,6 +12,8 @@ export const ACCOUNT_PROTOCOL = '/keyfair/escrow/account/1.0.0'
 
 export const ACCOUNT_LIMITS: ProtocolLimits = {
   maxFrameBytes: 256 * 1024,
+  // the request is `{ v: 1 }`
+  maxRequestBytes: 1024,
   readTimeoutMs: 10_000,
   maxInboundStreams: 32,
   maxOutboundStreams: 16

@@ -13,6 +13,8 @@ export const INFO_PROTOCOL = '/keyfair/escrow/info/1.0.0'
 
 export const INFO_LIMITS: ProtocolLimits = {
   maxFrameBytes: 64 * 1024,
+  // the request is `{ v: 1 }`
+  maxRequestBytes: 1024,
   readTimeoutMs: 10_000,
   maxInboundStreams: 32,
   maxOutboundStreams: 16

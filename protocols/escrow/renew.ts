@@ -16,6 +16,8 @@ export const RENEW_PROTOCOL = '/keyfair/escrow/renew/1.0.0'
 export const RENEW_LIMITS: ProtocolLimits = {
   // a request carries the device's signing certificate; the statement is small
   maxFrameBytes: 64 * 1024,
+  // a certificate of a few KiB and a small body: nothing larger is read
+  maxRequestBytes: 16 * 1024,
   readTimeoutMs: 10_000,
   maxInboundStreams: 32,
   maxOutboundStreams: 8

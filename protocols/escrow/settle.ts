@@ -4,10 +4,10 @@
  * purchase; answers how the hold ended.
  */
 import { FramedService, expectBoolean, expectRecord, expectString, withFrames } from '../toolkit/index.ts'
-import { BadMessageError } from '../errors.ts'
+import { BadMessageError, FrameTooLargeError } from '../errors.ts'
 import { decodeObject } from '../../device/objects/codec.ts'
 import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { AbortOptions, Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export const SETTLE_PROTOCOL = '/keyfair/escrow/settle/1.0.0'
@@ -30,8 +30,16 @@ export interface SettleAnswer {
   reason: string
 }
 
+/** Largest settlement anyone may send: a receipt, a key or fraud dispute (a chunk dispute is larger) */
+export const MAX_PLAIN_SETTLEMENT_BYTES = 256 * 1024
+
 export interface Settler {
   settle: (signed: unknown) => Promise<SettleAnswer>
+  /**
+   * Whether `caller` may send a settlement frame of `length` bytes (over
+   * MAX_PLAIN_SETTLEMENT_BYTES): judged on the prefix, before the body is buffered
+   */
+  admits?: (caller: string, length: number) => boolean
 }
 
 export class SettleService extends FramedService {
@@ -41,6 +49,14 @@ export class SettleService extends FramedService {
   constructor (components: FramedServiceComponents, init: { settler: Settler, limits?: Partial<ProtocolLimits> }) {
     super(components, 'keyfair:escrow:settle', { ...SETTLE_LIMITS, ...init.limits })
     this.settler = init.settler
+  }
+
+  /** A chunk dispute carries a chunk: only a caller the settler vouches for may send that much */
+  protected override admitRequest (length: number, connection: Connection): void {
+    if (length <= MAX_PLAIN_SETTLEMENT_BYTES) return
+    if (this.settler.admits?.(connection.remotePeer.toString(), length) !== true) {
+      throw new FrameTooLargeError(`a settlement over ${MAX_PLAIN_SETTLEMENT_BYTES} bytes is taken only from a buyer with an open hold here`)
+    }
   }
 
   protected async handle (frames: FrameStream): Promise<void> {

@@ -20,6 +20,8 @@ export const MAX_RANGE = 64
 export const CONTENT_LIMITS: ProtocolLimits = {
   // one stored chunk (or a manifest of up to ~500 000 chunks) and the frame envelope
   maxFrameBytes: MAX_CHUNK_SIZE + 4096,
+  // a request names a CID and a range: a provider never buffers a chunk's worth from a caller
+  maxRequestBytes: 4096,
   readTimeoutMs: 30_000,
   maxInboundStreams: 64,
   maxOutboundStreams: 64

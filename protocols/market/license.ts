@@ -15,6 +15,8 @@ export const LICENSE_PROTOCOL = '/keyfair/license/1.0.0'
 
 export const LICENSE_LIMITS: ProtocolLimits = {
   maxFrameBytes: 256 * 1024,
+  // an offer CID and two certificates of at most 16 KiB each
+  maxRequestBytes: 40 * 1024,
   readTimeoutMs: 15_000,
   maxInboundStreams: 32,
   maxOutboundStreams: 16

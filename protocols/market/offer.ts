@@ -18,6 +18,8 @@ export const MAX_OFFERS = 32
 
 export const OFFER_LIMITS: ProtocolLimits = {
   maxFrameBytes: 1024 * 1024,
+  // a request names a CID or a keyword (≤ 256 characters)
+  maxRequestBytes: 4096,
   readTimeoutMs: 10_000,
   maxInboundStreams: 64,
   maxOutboundStreams: 32

@@ -5,6 +5,7 @@ import {
   ReadTimeoutError, RemoteError, TruncatedFrameError
 } from '../errors.ts'
 import { decodeMessage, encodeMessage } from './codec.ts'
+import type { BudgetLease } from './budget.ts'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 
@@ -25,6 +26,19 @@ export interface FrameLimits {
   maxFrameBytes: number
   /** How long one read may wait for a whole frame. */
   readTimeoutMs: number
+}
+
+/** What a serving side adds to its reads */
+export interface FrameStreamOptions {
+  /** largest frame this side reads (default maxFrameBytes): requests are small, answers may not be */
+  maxReadFrameBytes?: number
+  /** this stream's lease with the node's inbound budget: every byte in is charged to it */
+  lease?: BudgetLease
+  /**
+   * Called with each frame's length as soon as its prefix arrives, before its body: a thrown
+   * KeyfairError resets the stream, so a frame the request cannot justify is never buffered
+   */
+  admit?: (length: number) => void
 }
 
 export interface Frame {
@@ -52,28 +66,103 @@ export class FrameStream {
   readonly stream: Stream
   private readonly lp: LengthPrefixedStream<Stream>
   private readonly limits: FrameLimits
+  private readonly maxReadFrameBytes: number
+  private readonly lease?: BudgetLease
+  private readonly admit?: (length: number) => void
   /** bytes the stream delivered that no frame read has taken yet */
   private buffered = 0
   /** above this many buffered bytes the stream is paused: one whole frame waits */
   private readonly highWater: number
   private readonly maxBuffered: number
+  /** bytes of the last frame read, charged until the next read (its handler is still on it) */
+  private held = 0
+  /** the frame boundaries, followed as bytes arrive (lpStream only parses on read) */
+  private prefixValue = 0
+  private prefixScale = 1
+  private prefixBytes = 0
+  private bodyLeft = 0
+  /** why this side reset the stream while bytes arrived */
+  private refused?: KeyfairError
 
-  constructor (stream: Stream, limits: FrameLimits) {
+  constructor (stream: Stream, limits: FrameLimits, options: FrameStreamOptions = {}) {
     this.stream = stream
     this.limits = limits
-    this.highWater = limits.maxFrameBytes + MAX_PREFIX_BYTES
+    this.maxReadFrameBytes = Math.min(options.maxReadFrameBytes ?? limits.maxFrameBytes, limits.maxFrameBytes)
+    this.lease = options.lease
+    this.admit = options.admit
+    this.highWater = this.maxReadFrameBytes + MAX_PREFIX_BYTES
     // once paused, the stream holds what still arrives (at most its own read buffer limit)
     // and hands it over at once on resume
-    this.maxBuffered = this.highWater + Math.max(stream.maxReadBufferLength, limits.maxFrameBytes)
-    this.lp = lpStream(stream, { maxDataLength: limits.maxFrameBytes, maxBufferSize: this.maxBuffered })
+    this.maxBuffered = this.highWater + Math.max(stream.maxReadBufferLength, this.maxReadFrameBytes)
+    this.lp = lpStream(stream, { maxDataLength: this.maxReadFrameBytes, maxBufferSize: this.maxBuffered })
     // Flow control. lpStream keeps whatever the stream delivers, and a muxer such as yamux
     // grants the sender more window as soon as bytes arrive, so a reader slower than its
     // sender (a chunk write waiting on the disk) used to overflow lpStream's buffer and lose
     // the stream. A paused stream grants no more window: the sender waits instead.
     stream.addEventListener('message', (evt) => {
-      this.buffered += evt.data.byteLength
-      if (this.buffered > this.highWater && stream.readStatus === 'readable') stream.pause()
+      const bytes = evt.data.byteLength
+      this.buffered += bytes
+      if (this.refused != null) return
+      if (this.lease != null && !this.lease.charge(bytes)) return
+      if (this.admit != null || this.lease != null) this.follow(evt.data)
+      if (this.refused == null && this.buffered > this.highWater && stream.readStatus === 'readable') stream.pause()
     })
+    if (this.lease != null) {
+      const lease = this.lease
+      stream.addEventListener('close', () => { lease.close() })
+    }
+  }
+
+  /**
+   * Follows frame boundaries through bytes as they arrive: a length is known (and judged)
+   * the moment its prefix is complete, however slowly the body follows
+   */
+  private follow (data: Uint8Array | Uint8ArrayList): void {
+    const length = data.byteLength
+    let offset = 0
+    while (offset < length && this.refused == null) {
+      if (this.bodyLeft > 0) {
+        const take = Math.min(this.bodyLeft, length - offset)
+        this.bodyLeft -= take
+        offset += take
+        if (this.bodyLeft === 0) this.lease?.framing(false)
+        continue
+      }
+      const byte = data instanceof Uint8Array ? data[offset]! : data.get(offset)
+      offset++
+      if (this.prefixBytes === 0) this.lease?.framing(true)
+      this.prefixValue += (byte & 0x7f) * this.prefixScale
+      this.prefixScale *= 0x80
+      this.prefixBytes++
+      if ((byte & 0x80) !== 0) {
+        // lpStream refuses such a prefix when it reads it
+        if (this.prefixBytes >= MAX_PREFIX_BYTES) this.refuse(new FrameTooLargeError(`frame length prefix longer than ${MAX_PREFIX_BYTES} bytes`))
+        continue
+      }
+      const frame = this.prefixValue
+      this.prefixValue = 0
+      this.prefixScale = 1
+      this.prefixBytes = 0
+      this.bodyLeft = frame
+      if (frame === 0) this.lease?.framing(false)
+      if (frame > this.maxReadFrameBytes) {
+        this.refuse(new FrameTooLargeError(`frame exceeds ${this.maxReadFrameBytes} bytes`))
+        return
+      }
+      try {
+        this.admit?.(frame)
+      } catch (err) {
+        this.refuse(err instanceof KeyfairError ? err : new FrameTooLargeError('frame refused', { cause: err }))
+      }
+    }
+  }
+
+  /** Resets the stream at once (a frame refused, the budget reclaiming it): reads throw `err` */
+  refuse (err: KeyfairError): void {
+    if (this.refused != null) return
+    this.refused = err
+    this.lease?.close()
+    this.stream.abort(err)
   }
 
   async readFrame (options: AbortOptions = {}): Promise<Frame> {
@@ -83,16 +172,22 @@ export class FrameStream {
 
   /** One whole frame as the pieces it arrived in (not joined) */
   private async readFrameList (options: AbortOptions): Promise<Uint8ArrayList> {
+    if (this.held > 0) {
+      this.lease?.release(this.held)
+      this.held = 0
+    }
+    if (this.refused != null) throw this.refused
     const timeout = AbortSignal.timeout(this.limits.readTimeoutMs)
     const signal = options.signal == null ? timeout : AbortSignal.any([timeout, options.signal])
     let buf: Uint8ArrayList
     try {
       buf = await this.lp.read({ signal })
     } catch (err: any) {
+      if (this.refused != null) throw this.refused
       if (options.signal?.aborted === true) throw new AbortedError('read aborted by caller', { cause: err })
       if (timeout.aborted) throw new ReadTimeoutError(`no frame within ${this.limits.readTimeoutMs} ms`, { cause: err })
       if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') {
-        throw new FrameTooLargeError(`frame exceeds ${this.limits.maxFrameBytes} bytes`, { cause: err })
+        throw new FrameTooLargeError(`frame exceeds ${this.maxReadFrameBytes} bytes`, { cause: err })
       }
       if (err?.name === 'StreamBufferError') {
         throw new FrameTooLargeError(`the peer sent more than ${this.maxBuffered} bytes ahead of the reader`, { cause: err })
@@ -102,7 +197,8 @@ export class FrameStream {
     }
     // counted with the shortest prefix: a peer that pads its varints only stalls (and times
     // out) its own stream
-    this.buffered -= prefixLength(buf.byteLength) + buf.byteLength
+    this.held = prefixLength(buf.byteLength) + buf.byteLength
+    this.buffered -= this.held
     if (this.buffered <= this.highWater && this.stream.readStatus === 'paused') this.stream.resume()
     if (buf.byteLength < 1) throw new MalformedFrameError('empty frame')
     return buf

@@ -3,6 +3,7 @@ import { isMultiaddr } from '@multiformats/multiaddr'
 import { CryptoError } from '../../device/crypto/errors.ts'
 import { KeyfairError, isFramingError } from '../errors.ts'
 import { FrameStream } from './frames.ts'
+import type { InboundBudget } from './budget.ts'
 import type { FrameLimits } from './frames.ts'
 import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, Startable, Stream, StreamHandler } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -18,6 +19,19 @@ export type StreamOpener = Pick<ConnectionManager, 'openStream'> & Partial<Pick<
 export interface ProtocolLimits extends FrameLimits {
   maxInboundStreams: number
   maxOutboundStreams: number
+  /**
+   * Largest request the serving side reads (default maxFrameBytes, which bounds answers
+   * too): a small request for a large answer is not buffered at the answer's size
+   */
+  maxRequestBytes?: number
+}
+
+/** What serveFrames adds to a handler */
+export interface ServeOptions {
+  /** the node's budget for inbound data: every stream takes a lease */
+  budget?: InboundBudget
+  /** judges each frame's length from its prefix, before its body is buffered (throw to refuse) */
+  admit?: (length: number, connection: Connection) => void
 }
 
 export type FrameHandler = (frames: FrameStream, connection: Connection) => Promise<void>
@@ -29,9 +43,19 @@ export type FrameHandler = (frames: FrameStream, connection: Connection) => Prom
  * a stalled peer, or a fault we will not describe to the remote).
  * Whatever happens, only this stream is affected.
  */
-export function serveFrames (log: Logger, limits: FrameLimits, handler: FrameHandler): StreamHandler {
+export function serveFrames (log: Logger, limits: FrameLimits & { maxRequestBytes?: number }, handler: FrameHandler, options: ServeOptions = {}): StreamHandler {
+  const { budget, admit } = options
   return async (stream: Stream, connection: Connection): Promise<void> => {
-    const frames = new FrameStream(stream, limits)
+    let frames: FrameStream | undefined
+    const lease = budget?.open(connection.remotePeer.toString(), err => {
+      if (frames != null) frames.refuse(err)
+      else stream.abort(err)
+    })
+    frames = new FrameStream(stream, limits, {
+      maxReadFrameBytes: limits.maxRequestBytes,
+      lease,
+      admit: admit == null ? undefined : length => { admit(length, connection) }
+    })
     try {
       await handler(frames, connection)
       await stream.close({ signal: AbortSignal.timeout(limits.readTimeoutMs) })
@@ -113,6 +137,8 @@ export async function withFrames<T> (
 export interface FramedServiceComponents {
   registrar: Registrar
   logger: ComponentLogger
+  /** the node's budget for inbound data (every keyfair libp2p node has one) */
+  inboundBudget?: InboundBudget
 }
 
 /**
@@ -124,17 +150,27 @@ export abstract class FramedService implements Startable {
   protected readonly log: Logger
   protected readonly limits: ProtocolLimits
   private readonly registrar: Registrar
+  private readonly budget?: InboundBudget
 
   constructor (components: FramedServiceComponents, component: string, limits: ProtocolLimits) {
     this.registrar = components.registrar
     this.log = components.logger.forComponent(component)
     this.limits = limits
+    this.budget = components.inboundBudget
   }
 
   protected abstract handle (frames: FrameStream, connection: Connection): Promise<void>
 
+  /**
+   * Judges a request frame's length from its prefix, before its body arrives: beyond
+   * maxRequestBytes a frame is refused anyway; a protocol whose requests may be large
+   * only for some callers says who here (throw a KeyfairError to refuse)
+   */
+  protected admitRequest? (length: number, connection: Connection): void
+
   async start (): Promise<void> {
-    await this.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async (frames, connection) => this.handle(frames, connection)), {
+    const admit = this.admitRequest?.bind(this)
+    await this.registrar.handle(this.protocol, serveFrames(this.log, this.limits, async (frames, connection) => this.handle(frames, connection), { budget: this.budget, admit }), {
       maxInboundStreams: this.limits.maxInboundStreams,
       maxOutboundStreams: this.limits.maxOutboundStreams
     })

@@ -149,7 +149,7 @@ describe('escrow over real libp2p', function () {
       ['ERR_BAD_SIGNATURE', async () => send(await forge(d, request, b => { b.offer = { ...offer, body: { ...offer.body, title: 'changed' } } }))],
       ['ERR_NOT_BUYER', async () => send(request, thief)],
       ['ERR_NOT_BUYER', async () => send(await forge(d, request, b => { b.buyer = thief.status().peerId }))],
-      ['ERR_BAD_SIGNATURE', async () => send(encodeObject({ ...tampered, body: { ...tampered.body, amount: 1 } }))],
+      ['ERR_BAD_SIGNATURE', async () => send(encodeObject({ ...tampered, body: { ...tampered.body, at: (tampered.body.at as number) + 1 } }))],
       ['ERR_BAD_SIGNATURE', async () => send(encodeObject({ ...tampered, sig: new Uint8Array(256) }))],
       ['ERR_BAD_OBJECT', async () => send(encodeObject({ ...tampered, kind: 'receipt' }))],
       ['ERR_INSUFFICIENT_FUNDS', async () => {
