@@ -19,6 +19,7 @@ import { createKeyfairLibp2p } from '../../node/libp2p.ts'
 import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 import type { Issuer } from '../../node/agency/x509.ts'
+import { AGENCY_CA_KEY, NodeKeyStore } from '../../node/keys/keystore.ts'
 
 const PASSPHRASE = 'crl push passphrase'
 const PRICE = 20
@@ -69,6 +70,7 @@ describe('revocation pushed to escrows and buyers', function () {
     dir = await mkdtemp(join(tmpdir(), 'keyfair-crl-push-'))
     swarm = await Swarm.start({
       topology: 'star',
+      env: { KEYFAIR_PASSPHRASE: PASSPHRASE },
       nodes: [
         { roles: ['agency'], prepare: [['agency', 'init', '--bits', '2048']] },
         ...Array.from({ length: 5 }, () => ({ roles: ['escrow'], prepare: [['escrow', 'init', '--bits', '2048', '--unblind-workers', '0']] })),
@@ -228,7 +230,9 @@ describe('revocation pushed to escrows and buyers', function () {
       assert.equal((await buyer!.client.call('device.status')).revocation.state, 'revoked')
 
       // the same peer, with a list the agency key did sign, is heard: so the bad ones were delivered and refused
-      const agencyKey = createPrivateKey(await readFile(join(agency.repo, 'agency', 'ca.key'), 'utf8'))
+      const agencyKeys = await new NodeKeyStore(join(agency.repo, 'keys')).unlock(PASSPHRASE)
+      const agencyKey = (await agencyKeys.getPrivateKey(AGENCY_CA_KEY))!
+      agencyKeys.lock()
       const entries = parseCrl(current).revoked
       const newer = buildCrl({ privateKey: agencyKey, subject: certificateSubject(rootDer), keyIdentifier: keyIdentifierOf(createPublicKey(agencyKey)) }, {
         number: revoked.crlNumber + 1,
