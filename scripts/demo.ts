@@ -16,7 +16,17 @@ import { join } from 'node:path'
 import { Swarm, KEYFAIR_BIN } from './swarm.ts'
 import type { SwarmNode } from './swarm.ts'
 
-const PASSPHRASE = 'demo device passphrase'
+// the repos are thrown away at the end unless kept: a fixed passphrase, unless one is given
+const PASSPHRASE = process.env.KEYFAIR_PASSPHRASE != null && process.env.KEYFAIR_PASSPHRASE !== '' ? process.env.KEYFAIR_PASSPHRASE : 'demo device passphrase'
+
+/** `--keep DIR`: leave the nodes' repos under DIR when the demo ends, to inspect them */
+function keepDir (argv: string[]): string | undefined {
+  const at = argv.indexOf('--keep')
+  if (at < 0) return undefined
+  const dir = argv[at + 1]
+  if (dir == null || dir.startsWith('--')) throw new Error('--keep needs a directory')
+  return dir
+}
 const PRICE = 100
 const WORK_BYTES = 8 * 1024 * 1024 + 12345
 
@@ -46,6 +56,7 @@ const sha256 = async (file: string): Promise<string> => createHash('sha256').upd
 const short = (id: string): string => `${id.slice(0, 8)}…${id.slice(-6)}`
 
 async function main (): Promise<void> {
+  const keep = keepDir(process.argv.slice(2))
   const dir = await mkdtemp(join(tmpdir(), 'keyfair-demo-'))
   const specs = [
     { roles: ['agency'], prepare: [['agency', 'init']] },
@@ -56,7 +67,7 @@ async function main (): Promise<void> {
   ]
   say(`starting ${specs.length} keyfair node processes on 127.0.0.1 (an agency, 5 escrows, a seller, 2 buyers) ...`)
   // one passphrase per repo: it seals the agency's, escrows' and seller's keys and the devices
-  const swarm = await Swarm.start({ nodes: specs, topology: 'star', env: { KEYFAIR_PASSPHRASE: PASSPHRASE }, onProgress: m => { say(`  ${m}`) } })
+  const swarm = await Swarm.start({ nodes: specs, topology: 'star', env: { KEYFAIR_PASSPHRASE: PASSPHRASE }, baseDir: keep, keep: keep != null, onProgress: m => { say(`  ${m}`) } })
   process.once('SIGINT', () => { void swarm.stop().then(() => process.exit(130)) })
   try {
     const [agency, ...rest] = swarm.nodes
@@ -160,6 +171,7 @@ async function main (): Promise<void> {
     await swarm.stop()
     await rm(dir, { recursive: true, force: true })
     say(`stopped all ${swarm.nodes.length} node processes`)
+    if (keep != null) say(`their repos are kept under ${keep}`)
   }
 }
 

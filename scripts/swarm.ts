@@ -43,6 +43,8 @@ export interface SwarmOptions {
   readyTimeoutMs?: number
   /** Parent directory for the temporary repos. */
   baseDir?: string
+  /** Leave the repos on disk when the swarm stops (for inspecting them afterwards). */
+  keep?: boolean
   /**
    * Environment of every keyfair process. Unless it (or this process's) sets
    * KEYFAIR_PASSPHRASE, the swarm makes one random passphrase for all its repos (`passphrase`).
@@ -100,10 +102,12 @@ export class Swarm {
   readonly passphrase: string
   private readonly dir: string
   private readonly env: NodeJS.ProcessEnv
+  private readonly keep: boolean
   private stopped = false
 
-  private constructor (dir: string, topology: Topology, env: NodeJS.ProcessEnv) {
+  private constructor (dir: string, topology: Topology, env: NodeJS.ProcessEnv, keep: boolean) {
     this.dir = dir
+    this.keep = keep
     this.topology = topology
     this.env = env
     this.passphrase = env[PASSPHRASE_ENV] ?? ''
@@ -114,7 +118,7 @@ export class Swarm {
     const dir = await mkdtemp(join(options.baseDir ?? tmpdir(), 'keyfair-swarm-'))
     const given = options.env?.[PASSPHRASE_ENV] ?? process.env[PASSPHRASE_ENV]
     const env = { ...options.env, [PASSPHRASE_ENV]: given != null && given !== '' ? given : randomBytes(16).toString('hex') }
-    const swarm = new Swarm(dir, topology, env)
+    const swarm = new Swarm(dir, topology, env, options.keep === true)
     const progress = options.onProgress ?? (() => {})
     const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
     try {
@@ -139,12 +143,12 @@ export class Swarm {
     return this.nodes.map(n => n.pid)
   }
 
-  /** Stops every node this swarm started, by pid, and removes their repos. */
+  /** Stops every node this swarm started, by pid, and removes their repos (unless kept). */
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
     await Promise.all(this.children.map(async child => stopProcess(child)))
-    await rm(this.dir, { recursive: true, force: true })
+    if (!this.keep) await rm(this.dir, { recursive: true, force: true })
   }
 
   private readonly children: ChildProcess[] = []

@@ -15,6 +15,7 @@ import { AGENCY_CA_KEY, ESCROW_KEY, NodeKeyStore, contentKeyName, kdfFromEnv } f
 import { Swarm } from '../../scripts/swarm.ts'
 import { TEST_ENV, runCli, startNodeProcess } from '../helpers/cli.ts'
 import { FAST_KDF, TEST_PASSPHRASE } from '../helpers/keys.ts'
+import { filesUnder, privateParts, scan } from '../helpers/scan.ts'
 import type { KeyObject } from 'node:crypto'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 
@@ -28,16 +29,6 @@ async function snapshot (root: string): Promise<Record<string, string>> {
   return out
 }
 
-async function filesUnder (root: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(root, { withFileTypes: true })) {
-    const path = join(root, entry.name)
-    if (entry.isDirectory()) out.push(...await filesUnder(path))
-    else if (entry.isFile()) out.push(path)
-  }
-  return out.sort()
-}
-
 async function cliJson (args: string[], env: NodeJS.ProcessEnv = {}): Promise<any> {
   const result = await runCli(['--json', ...args], env)
   assert.equal(result.code, 0, result.stderr)
@@ -48,72 +39,6 @@ async function cliError (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{
   const result = await runCli(['--json', ...args], env)
   assert.equal(result.code, 1, `expected a refusal: ${result.stdout}`)
   return JSON.parse(result.stderr).error
-}
-
-/** The private parts of an RSA key (d, p, q), big-endian, as a scan looks for them */
-function privateParts (name: string, key: KeyObject): Array<{ name: string, bytes: Uint8Array }> {
-  const jwk = key.export({ format: 'jwk' })
-  return (['d', 'p', 'q'] as const).map(part => {
-    const x = base64urlToBigint(String(jwk[part]))
-    return { name: `${name} ${part}`, bytes: i2osp(x, byteLength(x)) }
-  })
-}
-
-interface Finding { file: string, what: string }
-
-/**
- * Looks through every file for a private key or one of `secrets`: PEM private keys, any file
- * or base64/hex run that parses as a DER private key, and each secret raw, hex or base64.
- */
-async function scan (roots: string[], secrets: Array<{ name: string, bytes: Uint8Array }>): Promise<Finding[]> {
-  const findings: Finding[] = []
-  const forms = secrets.flatMap(({ name, bytes }) => {
-    const b = Buffer.from(bytes)
-    return [
-      { what: `${name} (raw)`, needle: b },
-      { what: `${name} (hex)`, needle: Buffer.from(b.toString('hex')) },
-      { what: `${name} (HEX)`, needle: Buffer.from(b.toString('hex').toUpperCase()) },
-      // the middle of a base64 run is the same wherever the run starts (mod 3): look for all three alignments
-      ...[0, 1, 2].map(shift => ({ what: `${name} (base64)`, needle: Buffer.from(b.subarray(shift).toString('base64').slice(4, -4)) })),
-      ...[0, 1, 2].map(shift => ({ what: `${name} (base64url)`, needle: Buffer.from(b.subarray(shift).toString('base64url').slice(4, -4)) }))
-    ]
-  })
-  for (const root of roots) {
-    for (const file of await filesUnder(root)) {
-      // the libp2p identity is kept as kubo keeps it: protobuf, 0600 (the documented exception)
-      if (file === join(root, 'identity.key')) continue
-      const data = await readFile(file)
-      const where = relative(root, file)
-      if (data.includes('PRIVATE KEY-----')) findings.push({ file: where, what: 'PEM private key' })
-      if (parsesAsPrivateKey(data)) findings.push({ file: where, what: 'DER private key (whole file)' })
-      const text = data.toString('latin1')
-      for (const run of text.match(/[A-Za-z0-9+/_-]{64,}={0,2}/g) ?? []) {
-        if (parsesAsPrivateKey(Buffer.from(run, run.includes('-') || run.includes('_') ? 'base64url' : 'base64'))) findings.push({ file: where, what: 'base64 private key' })
-      }
-      for (const run of text.match(/(?:[0-9a-fA-F]{2}){32,}/g) ?? []) {
-        if (parsesAsPrivateKey(Buffer.from(run, 'hex'))) findings.push({ file: where, what: 'hex private key' })
-      }
-      for (const { what, needle } of forms) {
-        if (needle.length > 0 && data.includes(needle)) findings.push({ file: where, what })
-      }
-    }
-  }
-  return findings
-}
-
-function parsesAsPrivateKey (data: Buffer): boolean {
-  if (data.length < 64) return false
-  for (const type of ['pkcs8', 'pkcs1', 'sec1'] as const) {
-    try {
-      createPrivateKey({ key: data, format: 'der', type })
-      return true
-    } catch {}
-  }
-  try {
-    createPrivateKey({ key: data, format: 'pem' })
-    return true
-  } catch {}
-  return false
 }
 
 describe('keys at rest', function () {
