@@ -20,25 +20,14 @@ import { KEYFAIR_BIN, Swarm } from '../../scripts/swarm.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 import type { Issuer } from '../../node/agency/x509.ts'
 import { AGENCY_CA_KEY, NodeKeyStore } from '../../node/keys/keystore.ts'
+import { swarmCli } from '../helpers/swarm-cli.ts'
 
 const PASSPHRASE = 'crl push passphrase'
 const PRICE = 20
 /** What the design promises: a revoked device is refused everywhere within this long */
 const REVOCATION_WINDOW_MS = 5000
 
-function cli (node: SwarmNode, ...args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { env: { ...process.env, KEYFAIR_PASSPHRASE: PASSPHRASE }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err == null) return resolve(JSON.parse(stdout))
-      try {
-        const { error } = JSON.parse(stderr)
-        reject(Object.assign(new Error(error.message), { code: error.code }))
-      } catch {
-        reject(new Error(stderr.trim() || err.message))
-      }
-    })
-  })
-}
+const cli = swarmCli(PASSPHRASE)
 
 function cliText (node: SwarmNode, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -23,23 +23,12 @@ import { FAST_KDF } from '../helpers/keys.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
+import { swarmCli } from '../helpers/swarm-cli.ts'
 
 const PASSPHRASE = 'swarm faults passphrase'
 const PRICE = 50
 
-function cli (node: SwarmNode, ...args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [KEYFAIR_BIN, '--repo', node.repo, '--json', ...args], { env: { ...process.env, KEYFAIR_PASSPHRASE: PASSPHRASE }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err == null) return resolve(JSON.parse(stdout))
-      try {
-        const { error } = JSON.parse(stderr)
-        reject(Object.assign(new Error(error.message), { code: error.code }))
-      } catch {
-        reject(new Error(stderr.trim() || err.message))
-      }
-    })
-  })
-}
+const cli = swarmCli(PASSPHRASE)
 
 const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
 
