@@ -18,6 +18,7 @@ import { ENROLL_LIMITS } from '../protocols/agency/enroll.ts'
 import { ACCOUNT_LIMITS } from '../protocols/escrow/account.ts'
 import { INFO_LIMITS, requestEscrowInfo } from '../protocols/escrow/info.ts'
 import { MAX_PLAIN_SETTLEMENT_BYTES } from '../protocols/escrow/settle.ts'
+import { RENEW_LIMITS } from '../protocols/escrow/renew.ts'
 import { UNBLIND_LIMITS } from '../protocols/escrow/unblind.ts'
 import { CONTENT_LIMITS } from '../protocols/market/content.ts'
 import { LICENSE_LIMITS } from '../protocols/market/license.ts'
@@ -40,7 +41,8 @@ const REQUEST_LIMIT: Record<FuzzProtocol, number> = {
   crl: limitOf(CRL_LIMITS),
   offer: limitOf(OFFER_LIMITS),
   content: limitOf(CONTENT_LIMITS),
-  license: limitOf(LICENSE_LIMITS)
+  license: limitOf(LICENSE_LIMITS),
+  renew: limitOf(RENEW_LIMITS)
 }
 
 /** Streams each protocol takes at once from one connection (more are reset by libp2p, rightly) */
@@ -53,7 +55,8 @@ const STREAM_LIMIT: Record<FuzzProtocol, number> = {
   crl: CRL_LIMITS.maxInboundStreams,
   offer: OFFER_LIMITS.maxInboundStreams,
   content: CONTENT_LIMITS.maxInboundStreams,
-  license: LICENSE_LIMITS.maxInboundStreams
+  license: LICENSE_LIMITS.maxInboundStreams,
+  renew: RENEW_LIMITS.maxInboundStreams
 }
 
 function limitOf (limits: ProtocolLimits): number {

@@ -18,14 +18,15 @@ export const FUZZ_PROTOCOLS = {
   crl: '/keyfair/agency/crl/1.0.0',
   offer: '/keyfair/offer/1.0.0',
   content: '/keyfair/content/1.0.0',
-  license: '/keyfair/license/1.0.0'
+  license: '/keyfair/license/1.0.0',
+  renew: '/keyfair/escrow/renew/1.0.0'
 } as const
 
 export type FuzzProtocol = keyof typeof FUZZ_PROTOCOLS
 
 /** Which process serves a protocol in the fuzz world */
 export const SERVED_BY: Record<FuzzProtocol, 'agency' | 'escrow'> = {
-  info: 'escrow', account: 'escrow', unblind: 'escrow', settle: 'escrow', enroll: 'agency', crl: 'agency', offer: 'escrow', content: 'escrow', license: 'escrow'
+  info: 'escrow', account: 'escrow', unblind: 'escrow', settle: 'escrow', enroll: 'agency', crl: 'agency', offer: 'escrow', content: 'escrow', license: 'escrow', renew: 'escrow'
 }
 
 export interface FuzzFrame {
@@ -94,6 +95,8 @@ function base (protocol: FuzzProtocol, rng: Rng, peer: string): Record<string, u
       const offer = { v: 1, kind: 'offer', body: { v: 1, terms, title: 't', tags: [], kc: rng.bytes(32), salt: rng.bytes(16), shares: [{ j: 1, c: rng.bytes(256), dem: rng.bytes(60) }] }, sig: rng.bytes(64), signer: peer }
       return { v: 1, request: signed('unblind-request', { v: 1, purchase: 'ab'.repeat(16), offer, j: 1, b: rng.bytes(256), amount: 5, buyer: peer, at }) }
     }
+    case 'renew':
+      return { v: 1, request: signed('renewal-request', { v: 1, offer: SOME_CID, nonce: rng.bytes(16), at }) }
     case 'settle':
       return rng.next() < 0.5
         ? { v: 1, settlement: signed('receipt', { v: 1, purchase: 'ab'.repeat(16), offer: SOME_CID, at }) }
