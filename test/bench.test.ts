@@ -37,7 +37,7 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
       for (const name of ['buyer', 'device', 'seller']) assert.ok(cpu.purchase[name] > 0, `P1 CPU of the ${name}`)
       for (const name of ['server', 'fetcher']) assert.ok(cpu.raw[name] > 0, `raw CPU of the ${name}`)
       assert.match(stdout, /results in /)
-      // the issue asks for under a minute; CI machines are shared, so only a loose bound here
+      // the aim is under a minute; CI machines are shared, so only a loose bound here
       assert.ok(seconds < 150, `the quick run took ${seconds} s`)
     } finally {
       await rm(out, { recursive: true, force: true })
