@@ -45,7 +45,7 @@ export interface AgencyRecord {
 /** Whether certificates appear on the newest revocation list this node holds */
 export interface RevocationState {
   revoked: boolean
-  /** the revoked serials among those asked about */
+  /** the revoked serials among those asked about, canonical (lowercase, no leading zero digit) */
   serials: string[]
   reason?: string
   revokedAt?: Date

@@ -19,7 +19,9 @@ export const UNBLIND_LIMITS: ProtocolLimits = {
   // a request carries the whole signed offer and the device certificate
   maxFrameBytes: 256 * 1024,
   readTimeoutMs: 15_000,
-  maxInboundStreams: 256,
+  // as many as one buyer opens: each new stream may deliver a 256 KiB yamux window unasked,
+  // garbage once the budget resets it, so this bounds what one connection can push at once
+  maxInboundStreams: 64,
   maxOutboundStreams: 64
 }
 
