@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { Presets, SingleBar } from 'cli-progress'
+import { byteBar, formatBytes } from './cli-progress-bar.ts'
 import { Command, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
@@ -25,7 +25,8 @@ import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
-import type { BuyProgress, BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { BuyProgress, PlayProgress, PublishProgress } from './control/progress.ts'
 import type { RenewalResult } from './buyer/renewal.ts'
 import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
@@ -258,21 +259,6 @@ export function buildProgram (): Command {
   return program
 }
 
-/** A progress bar on stderr for a streamed command, unless --json or not a terminal */
-function progressBar (options: GlobalOptions, label: string): { update: (value: number, total: number, note?: string) => void, stop: () => void } {
-  if (options.json === true || process.stderr.isTTY !== true) return { update: () => {}, stop: () => {} }
-  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} {note}`, stream: process.stderr, hideCursor: true, clearOnComplete: false }, Presets.shades_classic)
-  let started = false
-  return {
-    update (value, total, note = '') {
-      if (!started) { bar.start(total, value, { note }); started = true }
-      bar.setTotal(total)
-      bar.update(value, { note })
-    },
-    stop () { if (started) bar.stop() }
-  }
-}
-
 async function stream<T> (command: Command, endpoint: string, body: unknown, onProgress: (event: any) => void): Promise<T> {
   const client = new ControlClient(repoOf(command.optsWithGlobals()))
   return client.stream<T>(endpoint, body, onProgress, { timeoutMs: 24 * 3600_000 })
@@ -303,7 +289,7 @@ function addMarketCommands (program: Command): void {
       const options = command.optsWithGlobals<GlobalOptions>()
       const match = /^(\d+)-of-(\d+)$/.exec(opts.escrows)
       if (match == null) throw new BadRequestError(`--escrows '${opts.escrows}' is not t-of-n (e.g. 3-of-5)`)
-      const bar = progressBar(options, 'encrypting')
+      const bar = byteBar('publishing', options)
       try {
         const r = await stream<Published>(command, 'publish', {
           file: resolvePath(file),
@@ -317,7 +303,11 @@ function addMarketCommands (program: Command): void {
           validDays: integerFlag(opts.validDays, '--valid-days'),
           open: opts.open === true,
           licenceTtlMs: parseDuration(opts.licenceTtl)
-        }, event => { if (event.phase === 'encrypt') bar.update(event.chunks, event.chunks) })
+        }, (event: PublishProgress) => {
+          if (event.phase === 'escrows') bar.note(`escrows ${event.escrows.length} checked`)
+          else if (event.phase === 'encrypt') bar.update(event.bytes, event.total, 'encrypting')
+          else bar.note('announcing')
+        })
         bar.stop()
         print(options, r, () => [
           `published '${r.title}' (${r.size} bytes)`,
@@ -352,17 +342,16 @@ function addMarketCommands (program: Command): void {
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
     .action(async (offer: string, opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
-      const bar = progressBar(options, 'downloading')
-      // payment and play run during the download: the bar counts chunks, the note the rest
-      const state = { chunks: 0, chunkCount: 0, providers: 0, escrows: '', played: 0 }
+      const bar = byteBar('downloading', options)
+      // payment and play run during the download: the bar counts bytes, the note the rest
+      const state = { bytes: 0, total: 0, providers: 0, escrows: '', played: 0 }
       const show = (): void => {
-        const notes = [`${state.providers} provider(s)`, state.escrows, state.played > 0 ? `${(state.played / 1e6).toFixed(0)} MB played` : '']
-        bar.update(state.chunks, state.chunkCount, notes.filter(n => n !== '').join(', '))
+        const notes = [`${state.providers} provider(s)`, state.escrows, state.played > 0 ? `${formatBytes(state.played)} played` : '']
+        bar.update(state.bytes, state.total, notes.filter(n => n !== '').join(', '))
       }
       try {
         const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, (event: BuyProgress) => {
-          if (event.phase === 'manifest') Object.assign(state, { chunks: event.have, chunkCount: event.chunkCount, providers: event.providers })
-          else if (event.phase === 'download') Object.assign(state, { chunks: event.chunks, chunkCount: event.chunkCount })
+          if (event.phase === 'download') Object.assign(state, { bytes: event.bytes, total: event.total, providers: event.providers })
           else if (event.phase === 'escrow') state.escrows = `escrows paid ${event.have}/${event.need}`
           else if (event.phase === 'play') state.played = event.bytes
           else return
@@ -389,8 +378,16 @@ function addMarketCommands (program: Command): void {
     .requiredOption('--out <file>', 'where the plaintext goes (- for stdout)')
     .action(async (content: string, opts, command: Command) => {
       if (opts.out !== '-') {
-        const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, () => {})
-        print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+        const bar = byteBar('playing', command.optsWithGlobals<GlobalOptions>())
+        try {
+          const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, (event: PlayProgress) => {
+            if (event.phase === 'play' && event.total != null) bar.update(event.bytes, event.total)
+          })
+          bar.stop()
+          print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+        } finally {
+          bar.stop()
+        }
         return
       }
       // the device writes only to files: a private temporary one, streamed out and removed

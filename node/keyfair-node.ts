@@ -128,7 +128,7 @@ export class KeyfairNode {
         signal: options.signal,
         maxOutboundStreams: options.maxOutboundStreams
       }),
-      closeConnections: async (peer, options) => this.libp2p.hangUp(peer, options)
+      closeConnections: async (peer, options) => this.libp2p.hangUp(peer, { signal: options?.signal })
     }
   }
 

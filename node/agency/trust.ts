@@ -11,6 +11,7 @@ import { CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/ind
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestCrlAnswer } from '../../protocols/agency/crl.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
+import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { fetchCrl } from './client.ts'
 import type { CrlFeed } from './crl-feed.ts'
 import type { CertificatePurpose, CrlInfo, VerifiedCertificate } from '../../device/pki/index.ts'
@@ -25,6 +26,9 @@ export const CRL_MAX_AGE_MS = 2 * 60_000
  * longer is fetched before the node answers whether a certificate is revoked.
  */
 export const CRL_FRESH_MS = 45_000
+
+/** How long the agency has to send its list when one is fetched */
+export const CRL_FETCH_TIMEOUT_MS = 10_000
 
 /** How often a node looks at the age of the list it holds */
 export const CRL_CHECK_MS = 10_000
@@ -156,7 +160,8 @@ export class AgencyTrust {
   async refresh (options: AbortOptions = {}): Promise<CrlInfo> {
     const { record, trust } = await this.require()
     // one fetch at a time, however many checks are waiting on it
-    this.refreshing ??= fetchCrl({ connectionManager: this.streams }, multiaddr(record.address), trust, options)
+    // only a signal, bounded on its own, reaches the dial: never a caller's other options
+    this.refreshing ??= fetchCrl({ connectionManager: this.streams }, multiaddr(record.address), trust, { signal: timeoutSignal(CRL_FETCH_TIMEOUT_MS, options.signal) })
       .then(crl => {
         this.heardAt = Date.now()
         this.log('CRL %s in force until %s', crl.number, crl.nextUpdate.toISOString())

@@ -21,6 +21,7 @@ import { LicenceRenewal } from './renewal.ts'
 import type { RenewalResult } from './renewal.ts'
 import { splitRanges, takeRange } from './ranges.ts'
 import { StoredOrder } from './stored-order.ts'
+import { withRedial } from './redial.ts'
 import type { PurchaseInfo } from '../../device/interface.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
@@ -31,6 +32,7 @@ import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { AbortOptions, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { BuyProgress, EscrowState, PlayProgress } from '../control/progress.ts'
 
 export class BuyError extends KeyfairError {}
 
@@ -60,13 +62,7 @@ export interface OfferListing {
   licenceTtlMs: number
 }
 
-export type BuyProgress =
-  | { phase: 'manifest', chunkCount: number, have: number, providers: number }
-  | { phase: 'download', chunks: number, chunkCount: number, provider: string }
-  | { phase: 'provider-dropped', provider: string, reason: string }
-  | { phase: 'licence', bound: boolean }
-  | { phase: 'escrow', j: number, peer: string, outcome: 'accepted' | 'fraud-refunded' | 'fraud-unrefunded' | 'unavailable', reason?: string, have: number, need: number }
-  | { phase: 'play', bytes: number }
+export type { BuyProgress, PlayProgress } from '../control/progress.ts'
 
 export interface BuyResult {
   /** chunks already on disk when this run started (a resumed download) */
@@ -137,6 +133,13 @@ const RANGE = 16
 const TRIAL_RANGE_BYTES = 4 * 1024 * 1024
 /** ranges in flight per provider: the next one is asked for while the last is still arriving */
 const STREAMS_PER_PROVIDER = 2
+/** The code of an escrow's refusal when it gave no code of its own */
+const REFUSAL_CODES = {
+  'fraud-refunded': 'ERR_FRAUD_REFUNDED',
+  'fraud-unrefunded': 'ERR_FRAUD_UNREFUNDED',
+  unavailable: 'ERR_ESCROW_UNAVAILABLE'
+} as const
+
 /** the smallest window over which providers' worth to a download is measured */
 const TRIM_WINDOW_MIN_BYTES = 8 * 1024 * 1024
 
@@ -208,7 +211,7 @@ export class Buyer {
     const { market } = this.init
     const started = performance.now()
     const progress = options.onProgress ?? (() => {})
-    const offer = await market.knownOffer(offerId)
+    const offer = await this.offerOf(offerId)
     if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
     const device = this.init.device()
     const status = await device.status()
@@ -234,7 +237,7 @@ export class Buyer {
       await Promise.race([order.firstStored, downloading])
       const { purchase, bound, escrows } = await this.pay(offer, progress, timings, signal)
       if (options.output != null) {
-        playing = this.followPlay(cid, options.output, order, n => { progress({ phase: 'play', bytes: n }) })
+        playing = this.followPlay(cid, options.output, order, progress)
         playing.catch(() => {}) // awaited once the download is done
       }
       const { resumedFrom, dropped, sources } = await downloading
@@ -310,10 +313,11 @@ export class Buyer {
    * before it are on disk. The device is told of progress one message at a time, with
    * the latest count, so a fast download does not queue a message per chunk.
    */
-  private async followPlay (cid: string, output: string, order: StoredOrder, onBytes: (bytes: number) => void): Promise<{ bytes: number }> {
+  private async followPlay (cid: string, output: string, order: StoredOrder, onProgress: (p: PlayProgress) => void): Promise<{ bytes: number }> {
     const { market } = this.init
     const device = this.init.device()
     const manifest = (await market.content.manifestBytes(cid))!
+    const total = (await market.content.manifest(cid))!.size
     let told = order.contiguous
     let telling = false
     const tell = async (): Promise<void> => {
@@ -330,7 +334,7 @@ export class Buyer {
         telling = false
       }
     }
-    const playing = device.play({ content: cid, manifest, input: market.content.dataFile(cid), output, available: told }, p => { onBytes(p.bytes) })
+    const playing = device.play({ content: cid, manifest, input: market.content.dataFile(cid), output, available: told }, p => { onProgress({ phase: 'play', bytes: p.bytes, total }) })
     order.onAdvance = () => { void tell() }
     try {
       return await playing
@@ -339,12 +343,44 @@ export class Buyer {
     }
   }
 
-  async play (content: string, output: string, onBytes?: (bytes: number) => void): Promise<{ bytes: number }> {
+  async play (content: string, output: string, onProgress?: (p: PlayProgress) => void): Promise<{ bytes: number }> {
     const { market } = this.init
     const manifest = await market.content.manifestBytes(content)
-    if (manifest == null || !(await market.content.isComplete(content))) throw new BuyError(`the ciphertext of ${content} is not on this node`, 'ERR_UNKNOWN_CONTENT')
+    if (manifest == null || !(await market.content.isComplete(content))) throw await this.unknownContent(content)
+    const total = (await market.content.manifest(content))!.size
     await this.renewIfExpired(content)
-    return this.init.device().play({ content, manifest, input: market.content.dataFile(content), output }, p => onBytes?.(p.bytes))
+    return this.init.device().play({ content, manifest, input: market.content.dataFile(content), output }, p => onProgress?.({ phase: 'play', bytes: p.bytes, total }))
+  }
+
+  /** One request to a peer known by its id, dialled again while it is not reached (after a restart) */
+  private async redial<T> (what: string, signal: AbortSignal, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withRedial(attempt, { signal, log: this.init.log, what })
+  }
+
+  /** Why `id` cannot be played: it names an offer (whose content id is given), or nothing here */
+  private async unknownContent (id: string): Promise<BuyError> {
+    const offer = await this.init.market.knownOffer(id).catch(() => undefined)
+    if (offer != null) {
+      const content = offer.body.terms.content.toString()
+      return new BuyError(`${id} is an offer id; play takes the content id: keyfair play ${content}`, 'ERR_OFFER_ID_GIVEN')
+    }
+    return new BuyError(`the ciphertext of ${id} is not on this node`, 'ERR_UNKNOWN_CONTENT')
+  }
+
+  /** The offer `id` names; a content id given instead is answered with the offers known for it */
+  private async offerOf (id: string): Promise<Signed<Offer>> {
+    const { market } = this.init
+    try {
+      return await market.knownOffer(id)
+    } catch (err: any) {
+      if (err.code !== 'ERR_UNKNOWN_OFFER') throw err
+      const offers = await market.content.offers(id).catch(() => [])
+      if (offers.length > 0 || (await market.content.manifest(id).catch(() => undefined)) != null) {
+        const ids = offers.map(o => signedId(o).toString())
+        throw new BuyError(`${id} is a content id; buy takes an offer id${ids.length > 0 ? `: ${ids.join(', ')}` : ' (keyfair search finds them)'}`, 'ERR_CONTENT_ID_GIVEN')
+      }
+      throw err
+    }
   }
 
   /**
@@ -396,7 +432,7 @@ export class Buyer {
     for (const j of info.accepted) {
       const peer = offer.body.terms.escrows[j - 1]!.peer
       try {
-        const answer = await requestSettle({ connectionManager: this.init.streams }, peerIdFromString(peer), settlement, { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS) })
+        const answer = await this.redial(`escrow ${j}`, AbortSignal.timeout(ESCROW_TIMEOUT_MS), async s => requestSettle({ connectionManager: this.init.streams }, peerIdFromString(peer), settlement, { signal: s }))
         escrows.push({ j, peer, state: answer.state, refused: answer.refused, reason: answer.reason })
       } catch (err: any) {
         escrows.push({ j, peer, error: `${String(err.code ?? 'ERR')}: ${String(err.message)}` })
@@ -418,9 +454,12 @@ export class Buyer {
   private async fetchLicence (offer: Signed<Offer>): Promise<Uint8Array | undefined> {
     try {
       const certs = await this.init.device().certificates()
-      const licence = await requestLicence({ connectionManager: this.init.streams }, peerIdFromString(offer.body.terms.seller), {
+      // an open offer sells without its seller: one try, as the seller is often offline
+      const ask = async (signal: AbortSignal): Promise<unknown> => requestLicence({ connectionManager: this.init.streams }, peerIdFromString(offer.body.terms.seller), {
         offer: signedId(offer), signing: certs.signing, encryption: certs.encryption
-      }, { signal: AbortSignal.timeout(LICENCE_TIMEOUT_MS) })
+      }, { signal })
+      const signal = AbortSignal.timeout(LICENCE_TIMEOUT_MS)
+      const licence = offer.body.shares.length === 0 ? await this.redial('the seller', signal, ask) : await ask(signal)
       return encodeObject(licence)
     } catch (err: any) {
       if (offer.body.shares.length === 0) {
@@ -463,11 +502,20 @@ export class Buyer {
         signal?.throwIfAborted()
         const step: ShareTimings = { j: next.j }
         steps.push(step)
-        const checked = checks.get(next.j) ?? this.checkEscrow(offer, next.j, signal)
-        const outcome = await this.buyShare(offer, purchase, next.j, checked, prepared(next.j), (name) => { step[name] = performance.now() - began }, signal)
+        const { j, peer } = next
+        const checked = checks.get(j) ?? this.checkEscrow(offer, j, signal)
+        const tell = (state: EscrowState, code?: string): void => {
+          progress({ phase: 'escrow', j, peer, state, ...(code != null ? { code } : {}), have, need: terms.t })
+        }
+        const outcome = await this.buyShare(offer, purchase, j, checked, prepared(j), (name) => {
+          step[name] = performance.now() - began
+          if (name === 'requested') tell('asked')
+          else if (name === 'answered') tell('held')
+        }, signal)
         if (outcome.accepted != null) have = Math.max(have, outcome.accepted)
-        outcomes.push({ j: next.j, peer: next.peer, outcome: outcome.outcome })
-        progress({ phase: 'escrow', j: next.j, peer: next.peer, outcome: outcome.outcome, reason: outcome.reason, have, need: terms.t })
+        outcomes.push({ j, peer, outcome: outcome.outcome })
+        if (outcome.outcome === 'accepted') tell('answered')
+        else tell('refused', outcome.reason ?? REFUSAL_CODES[outcome.outcome])
         if (outcome.outcome === 'accepted') return
       }
     }
@@ -480,7 +528,7 @@ export class Buyer {
   /** The escrow of share j is the one the offer names, with the key the share was wrapped for, certified by the agency */
   private async checkEscrow (offer: Signed<Offer>, j: number, signal?: AbortSignal): Promise<void> {
     const escrow = offer.body.terms.escrows[j - 1]!
-    const info = await requestEscrowInfo({ connectionManager: this.init.streams }, peerIdFromString(escrow.peer), { signal: timeoutSignal(ESCROW_TIMEOUT_MS, signal) })
+    const info = await this.redial(`escrow ${j}`, timeoutSignal(ESCROW_TIMEOUT_MS, signal), async s => requestEscrowInfo({ connectionManager: this.init.streams }, peerIdFromString(escrow.peer), { signal: s }))
     if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
     await this.init.market.trust.verifyEscrow(info)
   }
@@ -496,7 +544,8 @@ export class Buyer {
       mark('checked')
       const request = (await prepared) ?? (await device.requestShare({ purchase, j })).request
       mark('requested')
-      const answer = await requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: timeout() })
+      // the same request again is answered from the escrow's hold, never charged twice
+      const answer = await this.redial(`escrow ${j}`, timeout(), async s => requestUnblind({ connectionManager: this.init.streams }, target, request, { signal: s }))
       mark('answered')
       const verdict = await device.acceptAnswer({ purchase, j, answer })
       mark('judged')
@@ -512,7 +561,7 @@ export class Buyer {
     } catch (err: any) {
       if (signal?.aborted === true) throw err
       this.init.log('escrow %d (%s) unavailable: %s', j, escrow.peer, err.code ?? err.message)
-      return { outcome: 'unavailable', reason: String(err.code ?? err.message) }
+      return { outcome: 'unavailable', reason: typeof err.code === 'string' ? err.code : undefined }
     }
   }
 
@@ -554,13 +603,17 @@ export class Buyer {
     const manifest = (await market.content.manifest(content))!
     const missing = await market.content.missing(content)
     order.begin(manifest.chunkCount, missing)
-    progress({ phase: 'manifest', chunkCount: manifest.chunkCount, have: manifest.chunkCount - missing.length, providers: providers.length })
+    const total = manifest.size
+    // plaintext bytes of chunk i: the last one is short
+    const plainBytes = (i: number): number => Math.min(manifest.chunkSize, total - i * manifest.chunkSize)
+    let bytesDone = total - missing.reduce((n, i) => n + plainBytes(i), 0)
+    // a resumed download starts where it stopped
+    if (missing.length < manifest.chunkCount) progress({ phase: 'download', bytes: bytesDone, total, providers: providers.length })
     // small enough that every stream of every provider gets a share of the work, at most RANGE
     // chunks; with several providers, TRIAL_RANGE_BYTES until the trim below has settled
     const size = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
     const trial = providers.length > 1 ? Math.max(1, Math.min(size, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize))) : size
     const ranges = splitRanges(missing, trial)
-    let done = manifest.chunkCount - missing.length
     const alive = new Set(providers.map(p => p.id))
     const missingBytes = missing.length * manifest.chunkSize
     const delivered = new Map<string, number>()
@@ -583,7 +636,8 @@ export class Buyer {
             await market.content.writeChunk(content, index, data)
             order.add(index)
             got++
-            progress({ phase: 'download', chunks: ++done, chunkCount: manifest.chunkCount, provider: p.id })
+            bytesDone += plainBytes(index)
+            progress({ phase: 'download', bytes: bytesDone, total, providers: alive.size, provider: p.id })
             const bytes = data.reduce((n, piece) => n + piece.length, 0)
             delivered.set(p.id, (delivered.get(p.id) ?? 0) + bytes)
             const decision = trim.delivered(p.id, bytes, performance.now())

@@ -9,6 +9,7 @@ import { EscrowRole } from '../roles/escrow.ts'
 import { BuyerRole } from '../roles/buyer.ts'
 import { SellerRole } from '../roles/seller.ts'
 import type { Buyer } from '../buyer/buyer.ts'
+import type { ProgressEvent } from './progress.ts'
 import type { Seller } from '../seller/seller.ts'
 import { requestAccount } from '../../protocols/escrow/account.ts'
 import type { EntryKind } from '../escrow/ledger.ts'
@@ -28,7 +29,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** A control endpoint; `progress` reaches a client that asked for a streamed answer */
-export type Route = (body: unknown, signal: AbortSignal, progress: (event: unknown) => void) => Promise<unknown>
+export type Route = (body: unknown, signal: AbortSignal, progress: (event: ProgressEvent) => void) => Promise<unknown>
 
 export interface ControlRoutes {
   id: Route
@@ -281,7 +282,7 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     play: async (body, _signal, progress) => {
       const { content, output } = fields(body)
       if (typeof content !== 'string' || typeof output !== 'string') throw new BadRequestError('content (a content id) and output (a path) are needed')
-      return buyerOf(node).play(content, output, bytes => { progress({ phase: 'play', bytes }) })
+      return buyerOf(node).play(content, output, progress)
     },
     library: async () => ({ licences: await node.device.library() }),
     renew: async (body, signal) => {

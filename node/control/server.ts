@@ -1,6 +1,7 @@
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts'
+import { progressLine } from './progress.ts'
 import type { ControlRoutes } from './routes.ts'
 import type { Repo } from '../repo.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -97,7 +98,7 @@ export class ControlServer {
       // a client asking for NDJSON gets progress lines, then one result or error line
       const streaming = req.headers.accept === NDJSON
       if (streaming) res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-store' })
-      const progress = streaming ? (event: unknown) => { res.write(JSON.stringify({ progress: event }) + '\n') } : () => {}
+      const progress = streaming ? (event: unknown) => { writeProgress(res, event) } : () => {}
       const result = await route(body, controller.signal, progress)
       if (streaming) res.end(JSON.stringify({ result }) + '\n')
       else send(res, 200, result)
@@ -142,6 +143,12 @@ async function readJson (req: IncomingMessage): Promise<unknown> {
   } catch (err) {
     throw new BadRequestError('request body is not JSON', { cause: err })
   }
+}
+
+/** One progress line: a typed event's known fields, or nothing at all */
+function writeProgress (res: ServerResponse, event: unknown): void {
+  const line = progressLine(event)
+  if (line != null && !res.destroyed) res.write(JSON.stringify({ progress: line }) + '\n')
 }
 
 function send (res: ServerResponse, status: number, value: unknown): void {

@@ -1,22 +1,26 @@
 // The seller's side of the market (DESIGN §1): publish a work (encrypt once, split and
 // wrap the key for t-of-n escrows, sign the offer, announce), and issue device-bound
 // licences while online. A work's K stays sealed in the repo's key store (`content-<cid>`).
-import { mkdir, rename, rm } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encryptFile } from '../../device/content-file.ts'
 import { generateContentSecrets } from '../../device/crypto/index.ts'
+import { TAG_LENGTH } from '../../device/crypto/content.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { LIMITS, contentIdOf } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
+import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid, keywordsOf } from '../discovery/keywords.ts'
 import { decodeContentKey, encodeContentKey } from '../keys/content-key.ts'
 import { contentKeyName } from '../keys/keystore.ts'
 import { DEFAULT_LICENCE_TTL_MS, createLicence, createOffer } from './offers.ts'
 import type { Progress } from '../../device/content-file.ts'
+import type { PublishProgress } from '../control/progress.ts'
+import type { Stats } from 'node:fs'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { EscrowRef, Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
@@ -28,6 +32,25 @@ import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { AbortOptions, Logger, PrivateKey } from '@libp2p/interface'
 
 export class PublishError extends KeyfairError {}
+
+/** The size of a file that can be published, or ERR_FILE saying why it cannot */
+async function publishableSize (file: string): Promise<number> {
+  let info: Stats
+  try {
+    info = await stat(file)
+  } catch (err: any) {
+    throw new PublishError(`cannot read ${file} (${String(err.code ?? err.message)})`, 'ERR_FILE')
+  }
+  if (info.isDirectory()) throw new PublishError(`${file} is a directory; publish one file`, 'ERR_FILE')
+  if (!info.isFile()) throw new PublishError(`${file} is not a regular file; publish one file`, 'ERR_FILE')
+  return info.size
+}
+
+/** How long an escrow named for an offer has to describe itself */
+const ESCROW_INFO_TIMEOUT_MS = 10_000
+
+/** How long the agency has to send its revocation list when the one held is stale */
+const CRL_FETCH_TIMEOUT_MS = 10_000
 
 export interface PublishOptions {
   title: string
@@ -49,7 +72,7 @@ export interface PublishOptions {
   /** how long a licence plays offline before it is renewed (default 30 days) */
   licenceTtlMs?: number
   chunkSize?: number
-  onProgress?: (event: { phase: string, [key: string]: unknown }) => void
+  onProgress?: (event: PublishProgress) => void
   signal?: AbortSignal
 }
 
@@ -100,7 +123,9 @@ export class Seller {
     if (!Number.isSafeInteger(licenceTtl) || licenceTtl < LIMITS.minLicenceTtlMs || licenceTtl > LIMITS.maxLicenceTtlMs) {
       throw new PublishError(`a licence's offline lifetime must be ${LIMITS.minLicenceTtlMs / 1000} s to 10 years`, 'ERR_BAD_REQUEST')
     }
-    const escrows = await this.pickEscrows(options.escrows, options.n, options)
+    const total = await publishableSize(file)
+    // only the signal goes on: nothing of the caller's options may reach libp2p
+    const escrows = await this.pickEscrows(options.escrows, options.n, options.signal)
     options.onProgress?.({ phase: 'escrows', escrows: escrows.map(e => e.peer) })
 
     const secrets = generateContentSecrets()
@@ -110,13 +135,15 @@ export class Seller {
     try {
       const encrypted = await encryptFile(file, staging, { ...secrets, chunkSize: options.chunkSize }, {
         signal: options.signal,
-        onProgress: (p: Progress) => options.onProgress?.({ phase: 'encrypt', ...p })
+        // stored bytes carry a tag per chunk; the bar counts the file's own bytes
+        onProgress: (p: Progress) => options.onProgress?.({ phase: 'encrypt', bytes: Math.min(total, p.bytes - p.chunks * TAG_LENGTH), total })
       })
       stored = await market.content.putManifest(encodeObject(encrypted))
       await rename(staging, market.content.dataFile(stored.cid))
     } catch (err) {
       await rm(staging, { force: true })
       if ((err as any).code === 'ENOENT') throw new PublishError(`cannot read ${file}`, 'ERR_FILE')
+      if ((err as any).code === 'EISDIR') throw new PublishError(`${file} is a directory; publish one file`, 'ERR_FILE')
       throw err
     }
     const { cid, manifest } = stored
@@ -211,13 +238,14 @@ export class Seller {
   }
 
   /** Escrows named by the seller, checked against the agency; topped up from the DHT */
-  private async pickEscrows (named: string[], n: number, options: AbortOptions): Promise<EscrowRef[]> {
+  private async pickEscrows (named: string[], n: number, signal?: AbortSignal): Promise<EscrowRef[]> {
     const picked: EscrowRef[] = []
     const tried = new Set<string>()
     const check = async (address: string): Promise<void> => {
       const target = address.startsWith('/') ? multiaddr(address) : peerIdFromString(address)
-      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: options.signal ?? AbortSignal.timeout(10_000) })
-      await this.init.market.trust.verifyEscrow(info, options)
+      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, target, { signal: timeoutSignal(ESCROW_INFO_TIMEOUT_MS, signal) })
+      // a stale CRL is fetched again here (after a restart, say): bounded on its own
+      await this.init.market.trust.verifyEscrow(info, { signal: timeoutSignal(CRL_FETCH_TIMEOUT_MS, signal) })
       if (!picked.some(e => e.peer === info.peer)) picked.push({ peer: info.peer, n: info.n })
       tried.add(info.peer)
     }
@@ -229,7 +257,7 @@ export class Seller {
       }
     }
     if (picked.length < n) {
-      for await (const provider of this.init.discovery.findProviders(escrowServiceCid(), { limit: 64, timeoutMs: 10_000, signal: options.signal })) {
+      for await (const provider of this.init.discovery.findProviders(escrowServiceCid(), { limit: 64, timeoutMs: 10_000, signal })) {
         if (picked.length >= n) break
         if (tried.has(provider.peerId) || provider.peerId === this.init.peerId) continue
         tried.add(provider.peerId)

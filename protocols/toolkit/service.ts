@@ -90,7 +90,10 @@ export async function dialFrames (
   limits: ProtocolLimits,
   options: AbortOptions = {}
 ): Promise<FrameStream> {
-  const open = async (): Promise<Stream> => connectionManager.openStream(peer, protocol, { ...options, maxOutboundStreams: limits.maxOutboundStreams })
+  // only the signal reaches libp2p: a caller's other options (a progress callback above all)
+  // would receive libp2p's own dial events and objects
+  const signal = options.signal
+  const open = async (): Promise<Stream> => connectionManager.openStream(peer, protocol, { signal, maxOutboundStreams: limits.maxOutboundStreams })
   let stream: Stream
   try {
     stream = await open()
@@ -99,7 +102,7 @@ export async function dialFrames (
     // seen closed): drop that peer's connections and dial again, once
     const remote = peerOf(peer)
     if (err?.name !== 'ConnectionClosedError' || remote == null || connectionManager.closeConnections == null) throw err
-    await connectionManager.closeConnections(remote, options)
+    await connectionManager.closeConnections(remote, { signal })
     stream = await open()
   }
   return new FrameStream(stream, limits)
@@ -126,7 +129,7 @@ export async function withFrames<T> (
   const frames = await dialFrames(connectionManager, peer, protocol, limits, options)
   try {
     const result = await exchange(frames)
-    await frames.stream.close(options)
+    await frames.stream.close({ signal: options.signal })
     return result
   } catch (err: any) {
     frames.stream.abort(err)
