@@ -142,15 +142,16 @@ describe('revocation pushed to escrows and buyers', function () {
     for (const offer of offers.slice(1)) {
       const events: any[] = []
       const outcome = await buyer!.client.stream('buy', { offer }, (event: any) => {
-        if (event.phase === 'escrow') {
+        // each escrow's last word on the share: refused (with its code) or answered
+        if (event.phase === 'escrow' && (event.state === 'refused' || event.state === 'answered')) {
           events.push(event)
-          if (event.reason === 'ERR_CERT_REVOKED' && !refusedAt.has(event.j)) refusedAt.set(event.j, Date.now())
+          if (event.code === 'ERR_CERT_REVOKED' && !refusedAt.has(event.j)) refusedAt.set(event.j, Date.now())
         }
       }, { timeoutMs: 60_000 }).then(() => 'bought', (err: any) => String(err.code))
-      attempts.push(`${outcome}: ${events.map(e => `${e.j} ${e.outcome} ${e.reason ?? ''}`).join(', ')}`)
+      attempts.push(`${outcome}: ${events.map(e => `${e.j} ${e.state} ${e.code ?? ''}`).join(', ')}`)
       assert.equal(outcome, 'ERR_ESCROWS_UNAVAILABLE', attempts.join(' | '))
       // an escrow still on the old list would have sold a share: then the next work is tried afresh
-      if (events.every(e => e.outcome === 'unavailable' && e.reason === 'ERR_CERT_REVOKED') && events.length === 5) break
+      if (events.every(e => e.state === 'refused' && e.code === 'ERR_CERT_REVOKED') && events.length === 5) break
     }
     assert.equal(refusedAt.size, 5, `refusals by escrow: ${attempts.join(' | ')}`)
     const allRefused = Math.max(...refusedAt.values())

@@ -194,7 +194,7 @@ describe('a marketplace purchase between in-process nodes', function () {
       code: 'ERR_NO_PROVIDERS',
       message: new RegExp(`no provider left \\(${sellerNode.status().peerId}: served a chunk that does not match the manifest\\)`)
     })
-    const paidAt = events.findIndex(e => e.phase === 'escrow' && e.outcome === 'accepted')
+    const paidAt = events.findIndex(e => e.phase === 'escrow' && e.state === 'answered')
     assert.ok(paidAt > 0 && events.slice(0, paidAt).some(e => e.phase === 'download'), 'paid after a verified chunk')
     assert.equal(escrow.ledger.balance(buyerId), 960, 'paid once')
     const purchases = await buyerNode.device.purchases()

@@ -59,7 +59,7 @@ describe('restarting each role\'s process', function () {
     await cli(node(BUYER), 'device', 'enroll', '--agency', agencyAddr, '--code', code)
 
     let round = 0
-    const market = async (after: string): Promise<void> => {
+    const market = async (after: string): Promise<{ offer: string, content: string }> => {
       round++
       const work = join(dir, `work-${round}.bin`)
       await writeFile(work, randomBytes(2 * 1024 * 1024 + round))
@@ -76,9 +76,10 @@ describe('restarting each role\'s process', function () {
       assert.deepEqual(bought.escrows.map((e: any) => e.outcome), ['accepted', 'accepted'])
       const confirmed = await cli(node(BUYER), 'confirm', bought.purchase)
       assert.ok(confirmed.escrows.every((e: any) => e.state === 'released'), `confirm after the ${after} restarted: ${JSON.stringify(confirmed)}`)
+      return { offer: published.offer, content: published.content }
     }
 
-    await market('nothing')
+    const first = await market('nothing')
     for (const [name, indices] of [['seller', [SELLER]], ['buyer', [BUYER]], ['escrows', [E1, E2]], ['agency', [AGENCY]]] as const) {
       for (const i of indices) {
         await swarm.stopNode(i)
@@ -98,5 +99,12 @@ describe('restarting each role\'s process', function () {
     const enrolled = await cli(node(NEWCOMER), 'device', 'enroll', '--agency', agencyAddr, '--code', fresh.code)
     assert.match(enrolled.deviceId, /\S/)
     assert.equal((await cli(node(NEWCOMER), 'device', 'status')).revocation.state, 'valid')
+
+    // the wrong thing given says what to give instead
+    await assert.rejects(cli(node(SELLER), 'publish', dir, '--title', 'A folder', '--price', '1', '--escrow', node(E1).addresses[0]!),
+      { code: 'ERR_FILE', message: `${dir} is a directory; publish one file` })
+    await assert.rejects(cli(node(BUYER), 'play', first.offer, '--out', join(dir, 'never.bin')),
+      { code: 'ERR_OFFER_ID_GIVEN', message: `${first.offer} is an offer id; play takes the content id: keyfair play ${first.content}` })
+    await assert.rejects(cli(node(BUYER), 'buy', first.content), { code: 'ERR_CONTENT_ID_GIVEN' })
   })
 })
