@@ -528,9 +528,13 @@ export class Buyer {
   /** The escrow of share j is the one the offer names, with the key the share was wrapped for, certified by the agency */
   private async checkEscrow (offer: Signed<Offer>, j: number, signal?: AbortSignal): Promise<void> {
     const escrow = offer.body.terms.escrows[j - 1]!
-    const info = await this.redial(`escrow ${j}`, timeoutSignal(ESCROW_TIMEOUT_MS, signal), async s => requestEscrowInfo({ connectionManager: this.init.streams }, peerIdFromString(escrow.peer), { signal: s }))
-    if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
-    await this.init.market.trust.verifyEscrow(info)
+    // the agency's list is fetched again here when the one held is stale (after a restart):
+    // a failure to reach either the escrow or the agency is tried again within the time
+    await this.redial(`escrow ${j}`, timeoutSignal(ESCROW_TIMEOUT_MS, signal), async s => {
+      const info = await requestEscrowInfo({ connectionManager: this.init.streams }, peerIdFromString(escrow.peer), { signal: s })
+      if (info.peer !== escrow.peer || !bytesEqual(info.n, escrow.n)) throw new BuyError('it is not the escrow the offer names', 'ERR_BAD_CERT')
+      await this.init.market.trust.verifyEscrow(info, { signal: s })
+    })
   }
 
   /** One escrow's share: its identity checked, the device's request, the answer judged by the device */

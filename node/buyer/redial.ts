@@ -22,7 +22,8 @@ export interface RedialOptions {
 
 /**
  * Runs `attempt` (one request to a peer; it must be safe to send twice) until it is
- * answered, the peer refuses (a typed error: it did answer), or `signal` ends. A dial that
+ * answered, the peer refuses for good (a typed error: it did answer), the window is over, or
+ * `signal` ends. A dial that
  * finds no address fails at once, so the pauses, not the tries, use the time.
  */
 export async function withRedial<T> (attempt: (signal: AbortSignal) => Promise<T>, options: RedialOptions): Promise<T> {
@@ -41,9 +42,16 @@ export async function withRedial<T> (attempt: (signal: AbortSignal) => Promise<T
   }
 }
 
+/**
+ * Refusals that say "not yet", not "no": a peer that restarted before its agency was back
+ * cannot check a certificate's revocation until it has fetched the agency's list
+ */
+const NOT_YET = new Set(['ERR_AGENCY_UNREACHABLE', 'ERR_CRL_STALE'])
+
 /** A failure to reach the peer, not its answer: libp2p's dial and stream errors, a stream cut short */
 function isUnreached (err: unknown): boolean {
-  return !(err instanceof KeyfairError) || err instanceof TruncatedFrameError
+  if (!(err instanceof KeyfairError)) return true
+  return err instanceof TruncatedFrameError || NOT_YET.has(err.code)
 }
 
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {
