@@ -250,7 +250,8 @@ export class FrameStream {
     if (body.byteLength + 1 > this.limits.maxFrameBytes) {
       throw new FrameTooLargeError(`refusing to send a ${body.byteLength + 1}-byte frame (max ${this.limits.maxFrameBytes})`)
     }
-    await this.lp.write(new Uint8ArrayList(Uint8Array.of(kind), body), options)
+    // the signal alone: no other option of a caller reaches libp2p's stream
+    await this.lp.write(new Uint8ArrayList(Uint8Array.of(kind), body), { signal: options?.signal })
   }
 }
 
