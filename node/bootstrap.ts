@@ -58,13 +58,15 @@ export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions
     }
   }
   // kad-dht's refresh of every bucket: it returns before its lookups run
-  await dht.refreshRoutingTable(options)
+  // the DHT gets the signal alone, never a caller's other options
+  const { signal } = options
+  await dht.refreshRoutingTable({ signal })
   for (let round = 0; round < DHT_JOIN_ROUNDS; round++) {
     const before = dht.routingTable.size
     const keys = Array.from({ length: DHT_JOIN_LOOKUPS }, () => randomBytes(32))
     await Promise.all(keys.map(async key => {
       try {
-        for await (const _ of dht.getClosestPeers(key, options)) {}
+        for await (const _ of dht.getClosestPeers(key, { signal })) {}
       } catch (err) {
         // a lookup that failed found no one; the others and the refresh go on
         if (options.signal.aborted) throw err

@@ -132,7 +132,7 @@ export class Discovery implements Startable {
     const stillUsed = new Set(this.store.list().flatMap(a => a.keywords))
     const keys = [cid, ...announcement.keywords.filter(k => !stillUsed.has(k)).map(keywordCid)]
     for (const key of keys) {
-      await this.components.contentRouting.cancelReprovide(key, options).catch((err: any) => { this.log('cancel reprovide of %c - %e', key, err) })
+      await this.components.contentRouting.cancelReprovide(key, { signal: options.signal }).catch((err: any) => { this.log('cancel reprovide of %c - %e', key, err) })
     }
   }
 
