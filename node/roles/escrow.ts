@@ -161,7 +161,8 @@ export class EscrowRole extends Role {
         await this.refreshCrl({ signal: timeoutSignal(CRL_FETCH_TIMEOUT_MS, signal) })
         return this.crlCheckMs
       } catch (err: any) {
-        this.log('no CRL heard for %d s and the fetch failed, retrying: %s', Math.round((Date.now() - this.crlHeard) / 1000), err.code ?? err.message)
+        const since = this.crlHeard > 0 ? `for ${Math.round((Date.now() - this.crlHeard) / 1000)} s` : 'since this node started'
+        this.log('no CRL heard %s and the fetch failed, retrying: %s', since, err.code ?? err.message)
         return CRL_RETRY_MS
       }
     })
