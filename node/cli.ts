@@ -12,6 +12,7 @@ import { initAgency, REVOCATION_REASONS } from './agency/agency.ts'
 import { BadConfigError, BadRequestError, RepoExistsError } from './errors.ts'
 import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
 import { ControlClient } from './control/client.ts'
+import { formatBytes, formatMoney, parseMoney } from './format.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
 import { EscrowFiles } from './escrow/state.ts'
@@ -246,8 +247,8 @@ export function buildProgram (): Command {
     .action(async (opts, command: Command) => {
       const a = await call<AccountAnswer>(command, 'balance', { escrow: opts.escrow }, 30_000)
       print(command.optsWithGlobals(), a, () => [
-        `${a.balance} ${a.currency} (minor units) for ${a.account}`,
-        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${h.amount} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
+        `${formatMoney(a.balance, a.currency)} for ${a.account}`,
+        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${formatMoney(h.amount, a.currency)} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
       ].join('\n'))
     })
 
@@ -292,8 +293,8 @@ function addMarketCommands (program: Command): void {
     .description('encrypt a work, split its key over t-of-n escrows, sign the offer and announce it')
     .requiredOption('--title <title>', 'title (its words are searchable)')
     .option('--tags <tags>', 'comma-separated tags (searchable)', '')
-    .requiredOption('--price <minor-units>', 'price paid to each of the t escrows, in minor units')
-    .option('--currency <code>', 'currency of the price', 'EUR')
+    .requiredOption('--price <amount>', 'price paid to each of the t escrows: minor units (1250), or major units of --currency (12.50, 12.50 EUR)')
+    .option('--currency <code>', 'currency of the price (ISO 4217 code)', 'EUR')
     .option('--escrows <t-of-n>', 'threshold and number of escrows, e.g. 3-of-5', '1-of-1')
     .option('--escrow <address>', 'an escrow to use, by peer id or multiaddr (repeatable; the rest are picked from the DHT)', collect)
     .option('--valid-days <n>', 'how long the offer stands', '365')
@@ -309,7 +310,7 @@ function addMarketCommands (program: Command): void {
           file: resolvePath(file),
           title: opts.title,
           tags: String(opts.tags).split(',').map((x: string) => x.trim()).filter((x: string) => x !== ''),
-          price: integerFlag(opts.price, '--price'),
+          price: parseMoney(opts.price, opts.currency),
           currency: opts.currency,
           t: Number(match[1]),
           n: Number(match[2]),
@@ -320,10 +321,10 @@ function addMarketCommands (program: Command): void {
         }, event => { if (event.phase === 'encrypt') bar.update(event.chunks, event.chunks) })
         bar.stop()
         print(options, r, () => [
-          `published '${r.title}' (${r.size} bytes)`,
+          `published '${r.title}' (${formatBytes(r.size)})`,
           `content ${r.content}`,
           `offer   ${r.offer}`,
-          `price   ${r.price} ${r.currency} to each of ${r.t} of ${r.escrows.length} escrows`,
+          `price   ${formatMoney(r.price, r.currency)} to each of ${r.t} of ${r.escrows.length} escrows`,
           r.open
             ? `open offer: sold with this seller offline too; ${r.t} escrows together could learn its key`
             : 'device-bound: each buyer gets a licence from this seller (online); no escrows learn the key',
@@ -342,7 +343,7 @@ function addMarketCommands (program: Command): void {
       const r = await call<{ offers: OfferListing[] }>(command, 'search', { words, timeoutMs: integerFlag(opts.timeout, '--timeout') }, 120_000)
       print(command.optsWithGlobals(), r, () => r.offers.length === 0
         ? 'no offers found'
-        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${o.price} ${o.currency} × ${o.t} of ${o.escrows} escrows  ${o.open ? 'open' : 'device-bound'}  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
+        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${formatMoney(o.price, o.currency)} × ${o.t} of ${o.escrows} escrows  ${o.open ? 'open' : 'device-bound'}  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
     })
 
   program.command('buy <offer>')
@@ -371,11 +372,12 @@ function addMarketCommands (program: Command): void {
         bar.stop()
         print(options, r, () => [
           `bought ${r.content} (purchase ${r.purchase}, ${r.bound ? 'device-bound licence' : 'open offer'})`,
-          ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}`),
+          `paid ${formatMoney(r.paid, r.currency)} in total: ${formatMoney(r.price, r.currency)} to each escrow that accepted`,
+          ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}${e.outcome === 'accepted' ? `, paid ${formatMoney(r.price, r.currency)}` : ''}`),
           // where the ciphertext came from, when more than one provider served it
-          ...(r.sources.length > 1 ? r.sources.map(s => `  from ${s.provider}: ${(s.bytes / 2 ** 20).toFixed(0)} MiB${s.rested ? ' (rested: no faster with it)' : ''}`) : []),
+          ...(r.sources.length > 1 ? r.sources.map(s => `  from ${s.provider}: ${formatBytes(s.bytes)}${s.rested ? ' (rested: no faster with it)' : ''}`) : []),
           ...r.dropped.map(d => `  dropped provider ${d.provider}: ${d.reason}`),
-          r.output != null ? `wrote ${r.bytes ?? 0} bytes to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
+          r.output != null ? `wrote ${formatBytes(r.bytes ?? 0)} to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
           r.seeding ? 'seeding the ciphertext' : '',
           `confirm with: keyfair confirm ${r.purchase}`
         ].filter(l => l !== '').join('\n'))
@@ -390,7 +392,7 @@ function addMarketCommands (program: Command): void {
     .action(async (content: string, opts, command: Command) => {
       if (opts.out !== '-') {
         const r = await stream<{ bytes: number }>(command, 'play', { content, output: resolvePath(opts.out) }, () => {})
-        print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+        print(command.optsWithGlobals(), r, () => `wrote ${formatBytes(r.bytes)} to ${resolvePath(opts.out)}`)
         return
       }
       // the device writes only to files: a private temporary one, streamed out and removed
@@ -448,7 +450,7 @@ function addMarketCommands (program: Command): void {
     .description('write a content\'s ciphertext, manifest and signed offers to a new directory (portable media)')
     .action(async (content: string, dir: string, _opts, command: Command) => {
       const r = await call<{ content: string, path: string, offers: number, bytes: number }>(command, 'export', { content, path: resolvePath(dir) }, 600_000)
-      print(command.optsWithGlobals(), r, () => `exported ${r.content} (${r.bytes} bytes, ${r.offers} offer(s)) to ${r.path}`)
+      print(command.optsWithGlobals(), r, () => `exported ${r.content} (${formatBytes(r.bytes)}, ${r.offers} offer(s)) to ${r.path}`)
     })
 
   program.command('import <dir>')
@@ -470,7 +472,7 @@ function addMarketCommands (program: Command): void {
     .description('ciphertext held by this node')
     .action(async (_opts, command: Command) => {
       const r = await call<{ contents: ContentSummary[] }>(command, 'contents')
-      print(command.optsWithGlobals(), r, () => r.contents.length === 0 ? 'none' : r.contents.map(c => `${c.content}  ${c.size} bytes  ${c.complete ? 'complete' : 'partial'}  ${c.offers} offer(s)`).join('\n'))
+      print(command.optsWithGlobals(), r, () => r.contents.length === 0 ? 'none' : r.contents.map(c => `${c.content}  ${formatBytes(c.size)}  ${c.complete ? 'complete' : 'partial'}  ${c.offers} offer(s)`).join('\n'))
     })
 }
 
@@ -532,11 +534,13 @@ function addEscrowCommands (program: Command): void {
 
   for (const [name, description] of [['deposit', 'credit an account (a bank transfer in)'], ['withdraw', 'debit an account (a bank transfer out); refused beyond its balance']] as const) {
     escrow.command(`${name} <peer> <amount>`)
-      .description(`${description}; amount in minor units`)
+      .description(`${description}; amount in minor units (1250), or major units of the escrow's currency (12.50, 12.50 EUR)`)
       .option('--memo <text>', 'a note kept with the entry')
       .action(async (account: string, amount: string, opts, command: Command) => {
-        const r = await call<{ account: string, balance: number }>(command, `escrow.${name}`, { account, amount: integerFlag(amount, 'amount'), memo: opts.memo })
-        print(command.optsWithGlobals(), r, () => `${r.account}: balance ${r.balance}`)
+        // a decimal needs the escrow's currency to know its minor unit
+        const minor = /^\s*\d+\s*$/.test(amount) ? parseMoney(amount, '') : parseMoney(amount, (await call<{ currency: string }>(command, 'escrow.info')).currency)
+        const r = await call<{ account: string, balance: number, currency: string }>(command, `escrow.${name}`, { account, amount: minor, memo: opts.memo })
+        print(command.optsWithGlobals(), r, () => `${r.account}: balance ${formatMoney(r.balance, r.currency)}`)
       })
   }
 
@@ -549,10 +553,10 @@ function addEscrowCommands (program: Command): void {
     .action(async (opts, command: Command) => {
       const since = opts.since != null ? Date.parse(opts.since) : undefined
       if (since != null && Number.isNaN(since)) throw new BadRequestError(`--since '${opts.since}' is not a time`)
-      const r = await call<{ postings: Posting[] }>(command, 'escrow.ledger', { account: opts.account, kind: opts.kind, since, limit: integerFlag(opts.limit, '--limit') })
+      const r = await call<{ postings: Posting[], currency: string }>(command, 'escrow.ledger', { account: opts.account, kind: opts.kind, since, limit: integerFlag(opts.limit, '--limit') })
       print(command.optsWithGlobals(), r, () => r.postings.length === 0
         ? 'no postings'
-        : r.postings.map(p => `${new Date(p.at).toISOString()}  #${p.entry}  ${p.kind.padEnd(8)} ${String(p.amount).padStart(12)}  ${p.account}${p.memo != null ? '  ' + p.memo : ''}`).join('\n'))
+        : r.postings.map(p => `${new Date(p.at).toISOString()}  #${p.entry}  ${p.kind.padEnd(8)} ${formatMoney(p.amount, r.currency).padStart(14)}  ${p.account}${p.memo != null ? '  ' + p.memo : ''}`).join('\n'))
     })
 
   escrow.command('holds')
@@ -561,28 +565,29 @@ function addEscrowCommands (program: Command): void {
     .option('--buyer <peer>', 'only this buyer')
     .option('--limit <n>', 'at most this many', '100')
     .action(async (opts, command: Command) => {
-      const r = await call<{ holds: Array<Record<string, unknown>> }>(command, 'escrow.holds', { state: opts.state, buyer: opts.buyer, limit: integerFlag(opts.limit, '--limit') })
+      const r = await call<{ holds: Array<Record<string, unknown>>, currency: string }>(command, 'escrow.holds', { state: opts.state, buyer: opts.buyer, limit: integerFlag(opts.limit, '--limit') })
       print(command.optsWithGlobals(), r, () => r.holds.length === 0
         ? 'no holds'
-        : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${String(h.amount).padStart(10)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
+        : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${formatMoney(Number(h.amount), r.currency).padStart(12)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
     })
 
   escrow.command('accounts')
     .description('every account and its balance, and the number of open holds')
     .action(async (_opts, command: Command) => {
-      const r = await call<{ accounts: Array<{ account: string, balance: number }>, openHolds: number }>(command, 'escrow.accounts')
-      print(command.optsWithGlobals(), r, () => [...r.accounts.map(a => `${a.account}  ${a.balance}`), `${r.openHolds} open hold(s)`].join('\n'))
+      const r = await call<{ accounts: Array<{ account: string, balance: number }>, openHolds: number, currency: string }>(command, 'escrow.accounts')
+      print(command.optsWithGlobals(), r, () => [...r.accounts.map(a => `${a.account}  ${formatMoney(a.balance, r.currency)}`), `${r.openHolds} open hold(s)`].join('\n'))
     })
 
   escrow.command('audit')
     .description('check the ledger: entries balance, balances match postings, none negative, each hold open or ended once, money conserved; exit 1 on any violation')
     .action(async (_opts, command: Command) => {
-      const r = await call<AuditReport>(command, 'escrow.audit', {}, 120_000)
+      const r = await call<AuditReport & { currency: string }>(command, 'escrow.audit', {}, 120_000)
+      const money = (minor: number): string => formatMoney(minor, r.currency)
       print(command.optsWithGlobals(), r, () => [
         r.ok ? 'audit passed' : `AUDIT FAILED: ${r.violations.length} violation(s)`,
         ...r.violations.map(v => `  ${v}`),
         `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}`,
-        `deposits ${r.deposits} − withdrawals ${r.withdrawals} = ${r.deposits - r.withdrawals}; balances + open holds = ${r.held}`
+        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds = ${money(r.held)}`
       ].join('\n'))
       if (!r.ok) process.exitCode = 1
     })

@@ -80,6 +80,11 @@ export interface BuyResult {
   content: string
   bound: boolean
   escrows: Array<{ j: number, peer: string, outcome: string }>
+  /** what each accepting escrow was paid, in minor units of `currency` (the offer's price) */
+  price: number
+  currency: string
+  /** paid in total: the price at each escrow that accepted */
+  paid: number
   output?: string
   bytes?: number
   seeding: boolean
@@ -244,7 +249,9 @@ export class Buyer {
       await market.content.setPaidPurchase(cid, undefined)
       if (options.seed === true) await this.seed(offer)
       timings.total = performance.now() - started
-      return { resumedFrom, dropped, sources, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
+      const { price, currency } = offer.body.terms
+      const paid = price * escrows.filter(e => e.outcome === 'accepted').length
+      return { resumedFrom, dropped, sources, purchase, offer: offerId, content: cid, bound, escrows, price, currency, paid, output: options.output, bytes, seeding: options.seed === true, timings }
     } catch (err) {
       stop.abort()
       await downloading.catch(() => {})

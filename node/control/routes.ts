@@ -201,11 +201,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     },
     'escrow.deposit': async body => {
       const { account, amount, memo } = moneyFields(body)
-      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo) }
+      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.withdraw': async body => {
       const { account, amount, memo } = moneyFields(body)
-      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo) }
+      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.ledger': async body => {
       const { account, kind, since, limit } = fields(body)
@@ -217,7 +217,8 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
           kind: (kind ?? undefined) as EntryKind | undefined,
           since: optionalInt(since, 'since', 0, Number.MAX_SAFE_INTEGER),
           limit: optionalInt(limit, 'limit', 1, 10_000)
-        })
+        }),
+        currency: currencyOf(node)
       }
     },
     'escrow.holds': async body => {
@@ -225,10 +226,10 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       if (state != null && state !== 'open' && state !== 'released' && state !== 'refunded') throw new BadRequestError('state must be open, released or refunded')
       if (buyer != null && typeof buyer !== 'string') throw new BadRequestError('buyer must be a peer id')
       const holds = escrowOf(node).ledger.holds({ state: state ?? undefined, buyer: buyer ?? undefined, limit: optionalInt(limit, 'limit', 1, 10_000) })
-      return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest) }
+      return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest), currency: currencyOf(node) }
     },
-    'escrow.audit': async () => escrowOf(node).ledger.audit(),
-    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length }),
+    'escrow.audit': async () => ({ ...escrowOf(node).ledger.audit(), currency: currencyOf(node) }),
+    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length, currency: currencyOf(node) }),
     balance: async (body, signal) => {
       const { escrow } = fields(body)
       if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')
@@ -412,6 +413,11 @@ function escrowOf (node: KeyfairNode): EscrowRole {
   const role = node.roles.find(r => r.name === 'escrow')
   if (!(role instanceof EscrowRole)) throw new EscrowNotReadyError('this node does not run the escrow role (start it with --role escrow)')
   return role
+}
+
+/** The currency the escrow settles: every amount of its ledger is in its minor units */
+function currencyOf (node: KeyfairNode): string {
+  return escrowOf(node).escrow.info().currency
 }
 
 function moneyFields (body: unknown): { account: string, amount: number, memo?: string } {
