@@ -1,11 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises'
-import { createReadStream } from 'node:fs'
+import { createReadStream, existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Presets, SingleBar } from 'cli-progress'
-import { Command, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
 import { initAgency, REVOCATION_REASONS } from './agency/agency.ts'
@@ -15,10 +15,19 @@ import { ControlClient } from './control/client.ts'
 import { formatBytes, formatMoney, parseMoney } from './format.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
+import { addConfigCommands } from './cli-config.ts'
+import { addLogCommands } from './cli-log.ts'
+import { addCompletionCommand } from './cli-completion.ts'
+import { reportError, usageExit } from './cli-errors.ts'
+import { LOG_LEVELS, logFilePath, parseLogLevel } from './log/levels.ts'
+import { appendLogLine } from './log/rotating-file.ts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { EscrowFiles } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
 import { PASSPHRASE_ENV, passphraseGiven, readPassphrase } from './passphrase.ts'
-import { Repo, resolveRepoPath } from './repo.ts'
+import { print, repoOf } from './cli-output.ts'
+import type { GlobalOptions } from './cli-output.ts'
+import type { Repo } from './repo.ts'
 import type { NodeConfig } from './config.ts'
 import type { UnlockedKeys } from './keys/keystore.ts'
 import type { AnnounceResult, Provider } from './discovery/discovery.ts'
@@ -32,16 +41,7 @@ import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
 import type { LicenceInfo, PurchaseInfo } from '../device/interface.ts'
 
-interface GlobalOptions {
-  repo?: string
-  json?: boolean
-}
-
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
-
-function print (options: GlobalOptions, value: unknown, human: () => string): void {
-  process.stdout.write(options.json === true ? JSON.stringify(value) + '\n' : human() + '\n')
-}
 
 /**
  * The same process (same pid) over again with V8 flags that only count at start-up,
@@ -54,10 +54,6 @@ function restartWithFlags (flags: string[]): void {
   // a different value of the same flag would win over the new one, and this would repeat
   const kept = process.execArgv.filter(arg => !names.has(arg.split('=')[0]))
   process.execve(process.execPath, [process.execPath, ...flags, ...kept, process.argv[1]!, ...process.argv.slice(2)], process.env)
-}
-
-function repoOf (options: GlobalOptions): Repo {
-  return new Repo(resolveRepoPath(options.repo))
 }
 
 const passphraseFileOption = (what: string): Option => new Option('--passphrase-file <file>', `the repo's passphrase, from a file of mode 0600 (else $${PASSPHRASE_ENV}, else a prompt): ${what}`)
@@ -82,7 +78,13 @@ export function buildProgram (): Command {
     .version(VERSION)
     .option('--repo <dir>', 'node repo directory (default: $KEYFAIR_REPO or ~/.keyfair)')
     .option('--json', 'machine-readable output (one JSON document per line)')
-    .showHelpAfterError('(run keyfair --help for usage)')
+    // usage errors are reported by main(), as every other error: one line, or JSON with --json
+    .exitOverride(usageExit)
+    .configureOutput({
+      outputError: () => {},
+      // help shown for a usage error would break the one JSON document of --json
+      writeErr: str => { if (program.opts().json !== true) process.stderr.write(str) }
+    })
 
   program.command('init')
     .description('create a repo: persistent peer identity, control API token, config')
@@ -90,6 +92,7 @@ export function buildProgram (): Command {
     .option('--bootstrap <multiaddr>', 'default bootstrap peer /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--role <roles>', `default roles, comma-separated (${ROLE_NAMES.join(', ')})`)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
+    .addOption(new Option('--log-level <level>', 'what <repo>/logs/keyfair.log records').choices(LOG_LEVELS))
     .addOption(passphraseFileOption('seals the key store now (otherwise it is made when a role first needs it)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
@@ -99,6 +102,7 @@ export function buildProgram (): Command {
       if (opts.bootstrap != null) config.bootstrap = opts.bootstrap.map((a: string) => parseBootstrapAddress(a).toString())
       if (opts.role != null) config.roles = parseRoles(opts.role)
       if (opts.apiPort != null) config.apiPort = parsePort(opts.apiPort, '--api-port')
+      if (opts.logLevel != null) config.logLevel = parseLogLevel(opts.logLevel, '--log-level')
       if (await repo.exists()) throw new RepoExistsError(repo.path)
       const kdf = kdfFromEnv()
       // asked before the repo is made, so a mistyped passphrase leaves nothing behind
@@ -115,12 +119,13 @@ export function buildProgram (): Command {
     })
 
   program.command('start')
-    .description('run the node in the foreground until Ctrl-C')
+    .description('run the node in the foreground until Ctrl-C; each flag given overrides the repo\'s config for this run only (keyfair config set keeps a setting)')
     .option('--role <roles>', `roles to run, comma-separated (${ROLE_NAMES.join(', ')})`)
     .option('--listen <multiaddr>', 'listen address, e.g. /ip4/127.0.0.1/tcp/4001 (repeatable)', collect)
     .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
-    .option('--init', 'initialise the repo first if it does not exist')
+    .addOption(new Option('--log-level <level>', 'what <repo>/logs/keyfair.log records (default info)').choices(LOG_LEVELS))
+    .option('--init', 'initialise the repo first if it does not exist, saving these flags in its config for later starts')
     .addOption(passphraseFileOption('unlocks the key store (agency, escrow, seller) and the sealed device (buyer)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
@@ -130,7 +135,9 @@ export function buildProgram (): Command {
       const listen = opts.listen?.map((a: string) => parseListenAddress(a).toString())
       const bootstrap = opts.bootstrap?.map((a: string) => parseBootstrapAddress(a).toString())
       const apiPort = opts.apiPort != null ? parsePort(opts.apiPort, '--api-port') : undefined
-      if (opts.init === true && !(await repo.exists())) await repo.init()
+      const logLevel = opts.logLevel != null ? parseLogLevel(opts.logLevel, '--log-level') : undefined
+      // a repo made now keeps the flags, so a plain `keyfair start` later comes up the same
+      if (opts.init === true && !(await repo.exists())) await repo.init({ roles, listen, bootstrap, apiPort, logLevel })
       const config = await repo.readConfig()
       restartWithFlags(roleNodeFlags(roles ?? config.roles))
       // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
@@ -146,6 +153,7 @@ export function buildProgram (): Command {
         listen: listen ?? config.listen,
         bootstrap: bootstrap ?? config.bootstrap,
         apiPort: apiPort ?? config.apiPort,
+        logLevel: logLevel ?? config.logLevel,
         onReady: info => {
           print(options, { event: 'ready', ...info }, () => [
             ...info.sealedKeyFiles.map(file => `sealed ${file} into the key store and removed the plaintext`),
@@ -161,10 +169,14 @@ export function buildProgram (): Command {
     })
 
   program.command('id')
-    .description('peer id and addresses of the running node')
+    .description('peer id and addresses of the node (the peer id alone, from the repo, when none runs)')
     .action(async (_opts, command: Command) => {
-      const result = await call<{ peerId: string, addresses: string[] }>(command, 'id')
-      print(command.optsWithGlobals(), result, () => [result.peerId, ...result.addresses.map(a => `  ${a}`)].join('\n'))
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const repo = repoOf(options)
+      const result = await repo.running()
+        ? { ...(await call<{ peerId: string, addresses: string[] }>(command, 'id')), running: true }
+        : { peerId: peerIdFromPrivateKey(await repo.loadIdentity()).toString(), addresses: [], running: false }
+      print(options, result, () => [result.peerId, ...result.addresses.map(a => `  ${a}`), ...(result.running ? [] : ['(no node running: no addresses)'])].join('\n'))
     })
 
   program.command('peers')
@@ -252,10 +264,13 @@ export function buildProgram (): Command {
       ].join('\n'))
     })
 
+  addConfigCommands(program)
+  addLogCommands(program)
   addAgencyCommands(program)
   addDeviceCommands(program)
   addEscrowCommands(program)
   addMarketCommands(program)
+  addCompletionCommand(program)
   return program
 }
 
@@ -803,15 +818,17 @@ export async function main (argv: string[]): Promise<void> {
   const program = buildProgram()
   try {
     await program.parseAsync(argv)
-  } catch (err: any) {
-    const json = argv.includes('--json')
-    const known = err instanceof KeyfairError
-    const code = known ? err.code : 'ERR_UNEXPECTED'
-    const message = known ? err.message : `unexpected error: ${err?.message ?? String(err)}`
-    if (json) process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n')
-    else process.stderr.write(`keyfair: ${message}\n`)
-    if (!known && process.env.DEBUG != null) process.stderr.write(`${err?.stack ?? ''}\n`)
-    process.exitCode = 1
+  } catch (err: unknown) {
+    process.exitCode = reportError(err, { json: argv.includes('--json'), logFile: logUnexpected(program, err) })
   }
 }
 
+/** An unexpected error's stack goes to the repo's log file, when there is a repo: its path, else undefined */
+function logUnexpected (program: Command, err: unknown): string | undefined {
+  if (err instanceof KeyfairError || err instanceof CommanderError) return undefined
+  const repo = repoOf(program.opts<GlobalOptions>())
+  if (!existsSync(repo.identityFile)) return undefined
+  const file = logFilePath(repo.path)
+  const stack = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  return appendLogLine(file, `${new Date().toISOString()} ERROR keyfair:cli ${stack}\n`) ? file : undefined
+}

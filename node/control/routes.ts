@@ -73,6 +73,8 @@ export interface ControlRoutes {
   providers: Route
   export: Route
   import: Route
+  /** the log file's level, read or changed: served by a daemon that keeps one */
+  'log.level'?: Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
