@@ -657,7 +657,7 @@ function addDeviceCommands (program: Command): void {
     .addOption(passphraseFile())
     .option('--bits <n>', 'RSA key size of the signing and encryption keys', '3072')
     .action(async (opts, command: Command) => {
-      const passphrase = await readPassphrase({ file: opts.passphraseFile, confirm: true })
+      const passphrase = await readPassphrase({ file: opts.passphraseFile, confirm: true, label: 'device passphrase' })
       const result = await call<{ deviceId: string }>(command, 'device.init', { passphrase, bits: integerFlag(opts.bits, '--bits') })
       print(command.optsWithGlobals(), result, () => `device ${result.deviceId} initialised and unlocked\nnext: keyfair device enroll --agency <agency> --code <code>`)
     })
@@ -666,7 +666,7 @@ function addDeviceCommands (program: Command): void {
     .description('open the device key store with its passphrase')
     .addOption(passphraseFile())
     .action(async (opts, command: Command) => {
-      const passphrase = await readPassphrase({ file: opts.passphraseFile })
+      const passphrase = await readPassphrase({ file: opts.passphraseFile, label: 'device passphrase' })
       const result = await call<{ deviceId: string }>(command, 'device.unlock', { passphrase })
       print(command.optsWithGlobals(), result, () => `device ${result.deviceId} unlocked`)
     })
