@@ -137,7 +137,7 @@ export function buildProgram (): Command {
       const apiPort = opts.apiPort != null ? parsePort(opts.apiPort, '--api-port') : undefined
       const logLevel = opts.logLevel != null ? parseLogLevel(opts.logLevel, '--log-level') : undefined
       // a repo made now keeps the flags, so a plain `keyfair start` later comes up the same
-      if (opts.init === true && !(await repo.exists())) await repo.init({ roles, listen, bootstrap, apiPort, logLevel })
+      if (opts.init === true && !(await repo.exists())) await repo.init(definedOnly({ roles, listen, bootstrap, apiPort, logLevel }))
       const config = await repo.readConfig()
       restartWithFlags(roleNodeFlags(roles ?? config.roles))
       // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
@@ -789,6 +789,11 @@ function addAgencyCommands (program: Command): void {
         ? 'no certificates issued'
         : result.certificates.map(c => `${c.serial}  ${c.purpose.padEnd(17)}  ${c.subject}  until ${c.notAfter}${c.revokedAt == null ? '' : `  REVOKED ${c.revokedAt} (${c.reason ?? 'unspecified'})`}`).join('\n'))
     })
+}
+
+/** The fields that have a value: a flag not given must not blank out a default */
+function definedOnly<T extends object> (value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
 function integerFlag (value: string, flag: string): number {
