@@ -2,7 +2,7 @@ import { logger } from '@libp2p/logger'
 import { ControlServer } from './control/server.ts'
 import { controlRoutes } from './control/routes.ts'
 import { KeyfairNode } from './keyfair-node.ts'
-import { BadRequestError } from './errors.ts'
+import { BadRequestError, KeyfairError } from './errors.ts'
 import { installFileLog } from './log/file-log.ts'
 import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS } from './log/levels.ts'
 import type { FileLog } from './log/file-log.ts'
@@ -53,7 +53,9 @@ export async function runDaemon (init: DaemonInit): Promise<void> {
   try {
     await serve(init, fileLog, log, info)
   } catch (err) {
-    log.error('the node failed - %e', err)
+    // a refusal (a wrong passphrase, a busy port) is the user's to read on stderr, and a
+    // refused start leaves the repo as it was: only the unexpected is logged
+    if (!(err instanceof KeyfairError)) log.error('the node failed - %e', err)
     throw err
   } finally {
     fileLog.close()
