@@ -2,7 +2,7 @@
 // usage errors, shell completion, the node's log file and its level.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -153,6 +153,21 @@ describe('CLI habits', function () {
         assert.match(r.stderr, pattern)
         assert.equal(await readFile(join(repo, 'config.json'), 'utf8'), before, 'nothing written')
       }
+    })
+
+    it("an unexpected error names the repo's log file, where its stack went", async function () {
+      const repo = join(dir, 'r')
+      await json(['--repo', repo, 'init'])
+      // a config.json that cannot be read as a file: an error no keyfair code expects
+      await rm(join(repo, 'config.json'))
+      await mkdir(join(repo, 'config.json'))
+      const log = join(repo, 'logs', 'keyfair.log')
+      const human = await runCli(['--repo', repo, 'config', 'show'])
+      assert.equal(human.code, 1)
+      assert.match(human.stderr, new RegExp(`^keyfair: unexpected error: EISDIR.* \\(details in ${log}\\)\n$`))
+      const asJson = await runCli(['--repo', repo, '--json', 'config', 'show'])
+      assert.equal(JSON.parse(asJson.stderr).error.code, 'ERR_UNEXPECTED')
+      assert.match(await readFile(log, 'utf8'), /ERROR keyfair:cli Error: EISDIR[^\n]*\n\s+at /)
     })
   })
 
