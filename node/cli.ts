@@ -553,7 +553,7 @@ function addEscrowCommands (program: Command): void {
       .option('--memo <text>', 'a note kept with the entry')
       .action(async (account: string, amount: string, opts, command: Command) => {
         // a decimal needs the escrow's currency to know its minor unit
-        const minor = /^\s*\d+\s*$/.test(amount) ? parseMoney(amount, '') : parseMoney(amount, (await call<{ currency: string }>(command, 'escrow.info')).currency)
+        const minor = /^\d+$/.test(amount) ? integerFlag(amount, 'amount') : parseMoney(amount, (await call<{ currency: string }>(command, 'escrow.info')).currency)
         const r = await call<{ account: string, balance: number, currency: string }>(command, `escrow.${name}`, { account, amount: minor, memo: opts.memo })
         print(command.optsWithGlobals(), r, () => `${r.account}: balance ${formatMoney(r.balance, r.currency)}`)
       })
