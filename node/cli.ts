@@ -552,9 +552,9 @@ function addEscrowCommands (program: Command): void {
       .description(`${description}; amount in minor units (1250), or major units of the escrow's currency (12.50, 12.50 EUR)`)
       .option('--memo <text>', 'a note kept with the entry')
       .action(async (account: string, amount: string, opts, command: Command) => {
-        // a decimal needs the escrow's currency to know its minor unit
-        const minor = /^\d+$/.test(amount) ? integerFlag(amount, 'amount') : parseMoney(amount, (await call<{ currency: string }>(command, 'escrow.info')).currency)
-        const r = await call<{ account: string, balance: number, currency: string }>(command, `escrow.${name}`, { account, amount: minor, memo: opts.memo })
+        // a decimal goes as it was typed: the escrow knows its currency's minor unit
+        const value = /^\d+$/.test(amount) ? integerFlag(amount, 'amount') : amount
+        const r = await call<{ account: string, balance: number, currency: string }>(command, `escrow.${name}`, { account, amount: value, memo: opts.memo })
         print(command.optsWithGlobals(), r, () => `${r.account}: balance ${formatMoney(r.balance, r.currency)}`)
       })
   }

@@ -15,6 +15,7 @@ import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { BadRequestError } from '../errors.ts'
+import { parseMoney } from '../format.ts'
 import { UnknownContentError } from '../content/store.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
 import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
@@ -202,11 +203,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revoked: crl.revoked.size }
     },
     'escrow.deposit': async body => {
-      const { account, amount, memo } = moneyFields(body)
+      const { account, amount, memo } = moneyFields(body, currencyOf(node))
       return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.withdraw': async body => {
-      const { account, amount, memo } = moneyFields(body)
+      const { account, amount, memo } = moneyFields(body, currencyOf(node))
       return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.ledger': async body => {
@@ -419,18 +420,20 @@ function escrowOf (node: KeyfairNode): EscrowRole {
 
 /** The currency the escrow settles: every amount of its ledger is in its minor units */
 function currencyOf (node: KeyfairNode): string {
-  return escrowOf(node).escrow.info().currency
+  return escrowOf(node).escrow.currency
 }
 
-function moneyFields (body: unknown): { account: string, amount: number, memo?: string } {
-  const { account, amount, memo } = fields(body)
+/** An account and an amount: minor units, or a decimal string of major units of `currency` ("12.50") */
+function moneyFields (body: unknown, currency: string): { account: string, amount: number, memo?: string } {
+  const { account, amount: given, memo } = fields(body)
+  const amount = typeof given === 'string' ? parseMoney(given, currency) : given
   if (typeof account !== 'string') throw new BadRequestError('account must be a peer id')
   try {
     peerIdFromString(account)
   } catch {
     throw new BadRequestError(`'${account}' is not a peer id`)
   }
-  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) throw new BadRequestError('amount must be a whole number of minor units above 0')
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) throw new BadRequestError('amount must be a whole number of minor units above 0, or a decimal of major units')
   if (memo != null && (typeof memo !== 'string' || memo.length > 200)) throw new BadRequestError('memo must be a string of at most 200 characters')
   return memo == null ? { account, amount } : { account, amount, memo }
 }

@@ -248,6 +248,13 @@ describe('CLI habits', function () {
       assert.equal((await runCli(['--repo', repo, 'init'])).code, 0)
       assert.equal((await runCli(['--repo', repo, 'escrow', 'init', '--bits', '2048'])).code, 0)
       const node = await start(['--repo', repo, 'start', '--role', 'escrow,buyer', '--log-level', 'debug', ...LISTEN])
+      // amounts in major units, checked by the escrow against its currency (enrolled or not)
+      assert.deepEqual(await json(['--repo', repo, 'escrow', 'deposit', node.peerId, '12.50']), { account: node.peerId, balance: 1250, currency: 'EUR' })
+      assert.equal((await json(['--repo', repo, 'escrow', 'withdraw', node.peerId, '250'])).balance, 1000)
+      const tooFine = await runCli(['--repo', repo, '--json', 'escrow', 'deposit', node.peerId, '1.005'])
+      assert.deepEqual(JSON.parse(tooFine.stderr).error, { code: 'ERR_BAD_AMOUNT', message: "'1.005' has 3 decimals, but EUR has 2" })
+      const accounts = await runCli(['--repo', repo, 'escrow', 'accounts'])
+      assert.match(accounts.stdout, new RegExp(`^${node.peerId}  €10\\.00$`, 'm'), accounts.stdout)
       // the passphrase crosses the control API to the sealed device
       await json(['--repo', repo, 'device', 'init', '--bits', '2048'])
       await json(['--repo', repo, 'device', 'lock'])
