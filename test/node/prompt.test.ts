@@ -38,7 +38,12 @@ class Terminal {
   }
 
   async enter (): Promise<void> {
-    await this.tmux('send-keys', 'Enter')
+    await this.key('Enter')
+  }
+
+  /** A key by tmux's name for it: Enter, C-c */
+  async key (name: string): Promise<void> {
+    await this.tmux('send-keys', name)
   }
 
   /** The screen once `pattern` shows on it; fails after `timeoutMs` */
@@ -120,6 +125,18 @@ describe('passphrase prompt on a terminal', function () {
     assert.match(after, /EXIT=0/, after)
     assert.match(after, /escrow key created/)
     assert.ok(!after.includes(TEST_PASSPHRASE))
+  })
+
+  it('Ctrl-C on the prompt ends the command with a clear error and the repo unchanged', async function () {
+    const before = await hashes(repo)
+    await terminal.start(escrowInit())
+    await terminal.waitFor(/passphrase:/)
+    await terminal.type('half')
+    await terminal.key('C-c')
+    const after = await terminal.waitFor(/EXIT=\d+/)
+    assert.match(after, /EXIT=1/)
+    assert.match(after, /keyfair: no passphrase given: the prompt was closed/)
+    assert.deepEqual(await hashes(repo), before)
   })
 
   it('without a terminal the passphrase still comes from the environment, never a prompt', async function () {
