@@ -3,7 +3,6 @@
 // other users can read a process's arguments. One passphrase per repo: it unlocks the
 // node's key store (agency, escrow, seller secrets) and the sealed device.
 import { readFile, stat } from 'node:fs/promises'
-import password from '@inquirer/password'
 import { KeyfairError } from '../protocols/errors.ts'
 import { InsecureFileError } from './errors.ts'
 
@@ -70,6 +69,8 @@ export async function readPassphrase (source: PassphraseSource = {}): Promise<st
  * prompt is drawn, and there is no key to reveal what was typed.
  */
 async function prompt (message: string, input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<string> {
+  // loaded only to ask: a node that never prompts does not keep the prompt library resident
+  const { default: password } = await import('@inquirer/password')
   try {
     return await password({ message, mask: false, toggleMask: false }, { input, output })
   } catch (err: any) {
