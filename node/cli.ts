@@ -456,7 +456,7 @@ function addMarketCommands (program: Command): void {
     if (name === 'dispute') cmd.option('--chunk <n>', 'the chunk that fails to play, when the key itself matched (the device refuses a chunk that decrypts)')
     cmd.action(async (purchase: string, opts, command: Command) => {
       const r = await call<SettlementResult>(command, name, { purchase, chunk: opts.chunk != null ? integerFlag(opts.chunk, '--chunk') : undefined }, 120_000)
-      print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))
+      print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${formatMoney(r.price, r.currency)} ${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))
       if (r.escrows.some(e => e.error != null)) process.exitCode = 1
     })
   }

@@ -133,6 +133,9 @@ export interface BuyOptions {
 export interface SettlementResult {
   purchase: string
   escrows: Array<{ j: number, peer: string, state?: string, refused?: boolean, reason?: string, error?: string }>
+  /** the hold at each escrow, in minor units of `currency` (the offer's price) */
+  price: number
+  currency: string
 }
 
 const ESCROW_TIMEOUT_MS = 15_000
@@ -409,7 +412,7 @@ export class Buyer {
         escrows.push({ j, peer, error: `${String(err.code ?? 'ERR')}: ${String(err.message)}` })
       }
     }
-    return { purchase, escrows }
+    return { purchase, escrows, price: offer.body.terms.price, currency: offer.body.terms.currency }
   }
 
   /** The device's record of a purchase, or ERR_UNKNOWN_PURCHASE */

@@ -156,7 +156,8 @@ describe('device-bound offers by default, open ones on request', function () {
     assert.deepEqual([bought.price, bought.currency, bought.paid], [10, 'EUR', 20])
     assert.equal(bought.escrows.filter((e: any) => e.outcome === 'accepted').length, 2)
     assert.equal(createHash('sha256').update(await readFile(out)).digest('hex'), createHash('sha256').update(await readFile(boundFile)).digest('hex'))
-    await cli(buyer, 'confirm', bought.purchase)
+    const confirmed = await cli(buyer, 'confirm', bought.purchase)
+    assert.deepEqual([confirmed.price, confirmed.currency, confirmed.escrows.length], [10, 'EUR', 2])
     const accounts = await runCli(['--repo', e1.repo, 'escrow', 'accounts'], { KEYFAIR_PASSPHRASE: PASSPHRASE })
     assert.match(accounts.stdout, new RegExp(`^${buyer.peerId}  €(19\\.90|20\\.00)$`, 'm'), accounts.stdout)
 
