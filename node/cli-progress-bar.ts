@@ -2,6 +2,7 @@
 // GiB, the rate and the time left, on stderr. Only on a terminal and without --json, so
 // scripts reading the output see the result alone.
 import { Presets, SingleBar } from 'cli-progress'
+import { formatBytes } from './format.ts'
 
 export interface ByteBar {
   /** bytes done of total; `note` follows the numbers (escrows paid, bytes played) */
@@ -9,17 +10,6 @@ export interface ByteBar {
   /** a new note: on its own line until bytes are counted (escrows chosen, say), then after them */
   note: (note: string) => void
   stop: () => void
-}
-
-const MIB = 2 ** 20
-const GIB = 2 ** 30
-
-/** 512 B, 3.4 MiB, 1.25 GiB */
-export function formatBytes (bytes: number): string {
-  if (bytes >= GIB) return `${(bytes / GIB).toFixed(2)} GiB`
-  if (bytes >= MIB) return `${(bytes / MIB).toFixed(1)} MiB`
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(0)} KiB`
-  return `${bytes} B`
 }
 
 const SILENT: ByteBar = { update: () => {}, note: () => {}, stop: () => {} }

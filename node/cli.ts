@@ -1,23 +1,33 @@
 import { readFile, writeFile } from 'node:fs/promises'
-import { createReadStream } from 'node:fs'
+import { createReadStream, existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { byteBar, formatBytes } from './cli-progress-bar.ts'
-import { Command, Option } from 'commander'
+import { byteBar } from './cli-progress-bar.ts'
+import { Command, CommanderError, Option } from 'commander'
 import { KeyfairError } from '../protocols/errors.ts'
 import { encodePem } from '../device/pki/index.ts'
 import { initAgency, REVOCATION_REASONS } from './agency/agency.ts'
 import { BadConfigError, BadRequestError, RepoExistsError } from './errors.ts'
 import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
 import { ControlClient } from './control/client.ts'
+import { formatBytes, formatMoney, parseMoney } from './format.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
+import { addConfigCommands } from './cli-config.ts'
+import { addLogCommands } from './cli-log.ts'
+import { addCompletionCommand } from './cli-completion.ts'
+import { reportError, usageExit } from './cli-errors.ts'
+import { LOG_LEVELS, logFilePath, parseLogLevel } from './log/levels.ts'
+import { appendLogLine } from './log/rotating-file.ts'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { EscrowFiles } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
 import { PASSPHRASE_ENV, passphraseGiven, readPassphrase } from './passphrase.ts'
-import { Repo, resolveRepoPath } from './repo.ts'
+import { print, repoOf } from './cli-output.ts'
+import type { GlobalOptions } from './cli-output.ts'
+import type { Repo } from './repo.ts'
 import type { NodeConfig } from './config.ts'
 import type { UnlockedKeys } from './keys/keystore.ts'
 import type { AnnounceResult, Provider } from './discovery/discovery.ts'
@@ -32,16 +42,7 @@ import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
 import type { LicenceInfo, PurchaseInfo } from '../device/interface.ts'
 
-interface GlobalOptions {
-  repo?: string
-  json?: boolean
-}
-
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
-
-function print (options: GlobalOptions, value: unknown, human: () => string): void {
-  process.stdout.write(options.json === true ? JSON.stringify(value) + '\n' : human() + '\n')
-}
 
 /**
  * The same process (same pid) over again with V8 flags that only count at start-up,
@@ -54,10 +55,6 @@ function restartWithFlags (flags: string[]): void {
   // a different value of the same flag would win over the new one, and this would repeat
   const kept = process.execArgv.filter(arg => !names.has(arg.split('=')[0]))
   process.execve(process.execPath, [process.execPath, ...flags, ...kept, process.argv[1]!, ...process.argv.slice(2)], process.env)
-}
-
-function repoOf (options: GlobalOptions): Repo {
-  return new Repo(resolveRepoPath(options.repo))
 }
 
 const passphraseFileOption = (what: string): Option => new Option('--passphrase-file <file>', `the repo's passphrase, from a file of mode 0600 (else $${PASSPHRASE_ENV}, else a prompt): ${what}`)
@@ -82,7 +79,13 @@ export function buildProgram (): Command {
     .version(VERSION)
     .option('--repo <dir>', 'node repo directory (default: $KEYFAIR_REPO or ~/.keyfair)')
     .option('--json', 'machine-readable output (one JSON document per line)')
-    .showHelpAfterError('(run keyfair --help for usage)')
+    // usage errors are reported by main(), as every other error: one line, or JSON with --json
+    .exitOverride(usageExit)
+    .configureOutput({
+      outputError: () => {},
+      // help shown for a usage error would break the one JSON document of --json
+      writeErr: str => { if (program.opts().json !== true) process.stderr.write(str) }
+    })
 
   program.command('init')
     .description('create a repo: persistent peer identity, control API token, config')
@@ -90,6 +93,7 @@ export function buildProgram (): Command {
     .option('--bootstrap <multiaddr>', 'default bootstrap peer /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--role <roles>', `default roles, comma-separated (${ROLE_NAMES.join(', ')})`)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
+    .addOption(new Option('--log-level <level>', 'what <repo>/logs/keyfair.log records').choices(LOG_LEVELS))
     .addOption(passphraseFileOption('seals the key store now (otherwise it is made when a role first needs it)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
@@ -99,6 +103,7 @@ export function buildProgram (): Command {
       if (opts.bootstrap != null) config.bootstrap = opts.bootstrap.map((a: string) => parseBootstrapAddress(a).toString())
       if (opts.role != null) config.roles = parseRoles(opts.role)
       if (opts.apiPort != null) config.apiPort = parsePort(opts.apiPort, '--api-port')
+      if (opts.logLevel != null) config.logLevel = parseLogLevel(opts.logLevel, '--log-level')
       if (await repo.exists()) throw new RepoExistsError(repo.path)
       const kdf = kdfFromEnv()
       // asked before the repo is made, so a mistyped passphrase leaves nothing behind
@@ -115,12 +120,13 @@ export function buildProgram (): Command {
     })
 
   program.command('start')
-    .description('run the node in the foreground until Ctrl-C')
+    .description('run the node in the foreground until Ctrl-C; each flag given overrides the repo\'s config for this run only (keyfair config set keeps a setting)')
     .option('--role <roles>', `roles to run, comma-separated (${ROLE_NAMES.join(', ')})`)
     .option('--listen <multiaddr>', 'listen address, e.g. /ip4/127.0.0.1/tcp/4001 (repeatable)', collect)
     .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/…/tcp/…/p2p/<id> (repeatable)', collect)
     .option('--api-port <port>', 'control API port on 127.0.0.1 (0: any free port)')
-    .option('--init', 'initialise the repo first if it does not exist')
+    .addOption(new Option('--log-level <level>', 'what <repo>/logs/keyfair.log records (default info)').choices(LOG_LEVELS))
+    .option('--init', 'initialise the repo first if it does not exist, saving these flags in its config for later starts')
     .addOption(passphraseFileOption('unlocks the key store (agency, escrow, seller) and the sealed device (buyer)'))
     .action(async (opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
@@ -130,7 +136,9 @@ export function buildProgram (): Command {
       const listen = opts.listen?.map((a: string) => parseListenAddress(a).toString())
       const bootstrap = opts.bootstrap?.map((a: string) => parseBootstrapAddress(a).toString())
       const apiPort = opts.apiPort != null ? parsePort(opts.apiPort, '--api-port') : undefined
-      if (opts.init === true && !(await repo.exists())) await repo.init()
+      const logLevel = opts.logLevel != null ? parseLogLevel(opts.logLevel, '--log-level') : undefined
+      // a repo made now keeps the flags, so a plain `keyfair start` later comes up the same
+      if (opts.init === true && !(await repo.exists())) await repo.init(definedOnly({ roles, listen, bootstrap, apiPort, logLevel }))
       const config = await repo.readConfig()
       restartWithFlags(roleNodeFlags(roles ?? config.roles))
       // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
@@ -146,6 +154,7 @@ export function buildProgram (): Command {
         listen: listen ?? config.listen,
         bootstrap: bootstrap ?? config.bootstrap,
         apiPort: apiPort ?? config.apiPort,
+        logLevel: logLevel ?? config.logLevel,
         onReady: info => {
           print(options, { event: 'ready', ...info }, () => [
             ...info.sealedKeyFiles.map(file => `sealed ${file} into the key store and removed the plaintext`),
@@ -161,10 +170,14 @@ export function buildProgram (): Command {
     })
 
   program.command('id')
-    .description('peer id and addresses of the running node')
+    .description('peer id and addresses of the node (the peer id alone, from the repo, when none runs)')
     .action(async (_opts, command: Command) => {
-      const result = await call<{ peerId: string, addresses: string[] }>(command, 'id')
-      print(command.optsWithGlobals(), result, () => [result.peerId, ...result.addresses.map(a => `  ${a}`)].join('\n'))
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const repo = repoOf(options)
+      const result = await repo.running()
+        ? { ...(await call<{ peerId: string, addresses: string[] }>(command, 'id')), running: true }
+        : { peerId: peerIdFromPrivateKey(await repo.loadIdentity()).toString(), addresses: [], running: false }
+      print(options, result, () => [result.peerId, ...result.addresses.map(a => `  ${a}`), ...(result.running ? [] : ['(no node running: no addresses)'])].join('\n'))
     })
 
   program.command('peers')
@@ -247,15 +260,18 @@ export function buildProgram (): Command {
     .action(async (opts, command: Command) => {
       const a = await call<AccountAnswer>(command, 'balance', { escrow: opts.escrow }, 30_000)
       print(command.optsWithGlobals(), a, () => [
-        `${a.balance} ${a.currency} (minor units) for ${a.account}`,
-        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${h.amount} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
+        `${formatMoney(a.balance, a.currency)} for ${a.account}`,
+        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${formatMoney(h.amount, a.currency)} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
       ].join('\n'))
     })
 
+  addConfigCommands(program)
+  addLogCommands(program)
   addAgencyCommands(program)
   addDeviceCommands(program)
   addEscrowCommands(program)
   addMarketCommands(program)
+  addCompletionCommand(program)
   return program
 }
 
@@ -278,8 +294,8 @@ function addMarketCommands (program: Command): void {
     .description('encrypt a work, split its key over t-of-n escrows, sign the offer and announce it')
     .requiredOption('--title <title>', 'title (its words are searchable)')
     .option('--tags <tags>', 'comma-separated tags (searchable)', '')
-    .requiredOption('--price <minor-units>', 'price paid to each of the t escrows, in minor units')
-    .option('--currency <code>', 'currency of the price', 'EUR')
+    .requiredOption('--price <amount>', 'price paid to each of the t escrows: minor units (1250), or major units of --currency (12.50, 12.50 EUR)')
+    .option('--currency <code>', 'currency of the price (ISO 4217 code)', 'EUR')
     .option('--escrows <t-of-n>', 'threshold and number of escrows, e.g. 3-of-5', '1-of-1')
     .option('--escrow <address>', 'an escrow to use, by peer id or multiaddr (repeatable; the rest are picked from the DHT)', collect)
     .option('--valid-days <n>', 'how long the offer stands', '365')
@@ -295,7 +311,7 @@ function addMarketCommands (program: Command): void {
           file: resolvePath(file),
           title: opts.title,
           tags: String(opts.tags).split(',').map((x: string) => x.trim()).filter((x: string) => x !== ''),
-          price: integerFlag(opts.price, '--price'),
+          price: parseMoney(opts.price, opts.currency),
           currency: opts.currency,
           t: Number(match[1]),
           n: Number(match[2]),
@@ -310,10 +326,10 @@ function addMarketCommands (program: Command): void {
         })
         bar.stop()
         print(options, r, () => [
-          `published '${r.title}' (${r.size} bytes)`,
+          `published '${r.title}' (${formatBytes(r.size)})`,
           `content ${r.content}`,
           `offer   ${r.offer}`,
-          `price   ${r.price} ${r.currency} to each of ${r.t} of ${r.escrows.length} escrows`,
+          `price   ${formatMoney(r.price, r.currency)} to each of ${r.t} of ${r.escrows.length} escrows`,
           r.open
             ? `open offer: sold with this seller offline too; ${r.t} escrows together could learn its key`
             : 'device-bound: each buyer gets a licence from this seller (online); no escrows learn the key',
@@ -332,7 +348,7 @@ function addMarketCommands (program: Command): void {
       const r = await call<{ offers: OfferListing[] }>(command, 'search', { words, timeoutMs: integerFlag(opts.timeout, '--timeout') }, 120_000)
       print(command.optsWithGlobals(), r, () => r.offers.length === 0
         ? 'no offers found'
-        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${o.price} ${o.currency} × ${o.t} of ${o.escrows} escrows  ${o.open ? 'open' : 'device-bound'}  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
+        : r.offers.map(o => `${o.offer}\n  '${o.title}' [${o.tags.join(', ')}]  ${formatMoney(o.price, o.currency)} × ${o.t} of ${o.escrows} escrows  ${o.open ? 'open' : 'device-bound'}  ${o.providers} provider(s)  seller ${o.seller}`).join('\n'))
     })
 
   program.command('buy <offer>')
@@ -360,11 +376,12 @@ function addMarketCommands (program: Command): void {
         bar.stop()
         print(options, r, () => [
           `bought ${r.content} (purchase ${r.purchase}, ${r.bound ? 'device-bound licence' : 'open offer'})`,
-          ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}`),
+          `paid ${formatMoney(r.paid, r.currency)} in total: ${formatMoney(r.price, r.currency)} to each escrow that accepted`,
+          ...r.escrows.map(e => `  escrow ${e.j} ${e.peer}: ${e.outcome}${e.outcome === 'accepted' ? `, paid ${formatMoney(r.price, r.currency)}` : ''}`),
           // where the ciphertext came from, when more than one provider served it
-          ...(r.sources.length > 1 ? r.sources.map(s => `  from ${s.provider}: ${(s.bytes / 2 ** 20).toFixed(0)} MiB${s.rested ? ' (rested: no faster with it)' : ''}`) : []),
+          ...(r.sources.length > 1 ? r.sources.map(s => `  from ${s.provider}: ${formatBytes(s.bytes)}${s.rested ? ' (rested: no faster with it)' : ''}`) : []),
           ...r.dropped.map(d => `  dropped provider ${d.provider}: ${d.reason}`),
-          r.output != null ? `wrote ${r.bytes ?? 0} bytes to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
+          r.output != null ? `wrote ${formatBytes(r.bytes ?? 0)} to ${r.output}` : `play it with: keyfair play ${r.content} --out <file>`,
           r.seeding ? 'seeding the ciphertext' : '',
           `confirm with: keyfair confirm ${r.purchase}`
         ].filter(l => l !== '').join('\n'))
@@ -384,7 +401,7 @@ function addMarketCommands (program: Command): void {
             if (event.phase === 'play' && event.total != null) bar.update(event.bytes, event.total)
           })
           bar.stop()
-          print(command.optsWithGlobals(), r, () => `wrote ${r.bytes} bytes to ${resolvePath(opts.out)}`)
+          print(command.optsWithGlobals(), r, () => `wrote ${formatBytes(r.bytes)} to ${resolvePath(opts.out)}`)
         } finally {
           bar.stop()
         }
@@ -436,7 +453,7 @@ function addMarketCommands (program: Command): void {
     if (name === 'dispute') cmd.option('--chunk <n>', 'the chunk that fails to play, when the key itself matched (the device refuses a chunk that decrypts)')
     cmd.action(async (purchase: string, opts, command: Command) => {
       const r = await call<SettlementResult>(command, name, { purchase, chunk: opts.chunk != null ? integerFlag(opts.chunk, '--chunk') : undefined }, 120_000)
-      print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))
+      print(command.optsWithGlobals(), r, () => r.escrows.map(e => `escrow ${e.j} ${e.peer}: ${e.error ?? `${formatMoney(r.price, r.currency)} ${e.state ?? ''}${e.refused === true ? ' (dispute refused)' : ''} ${e.reason ?? ''}`}`).join('\n'))
       if (r.escrows.some(e => e.error != null)) process.exitCode = 1
     })
   }
@@ -445,7 +462,7 @@ function addMarketCommands (program: Command): void {
     .description('write a content\'s ciphertext, manifest and signed offers to a new directory (portable media)')
     .action(async (content: string, dir: string, _opts, command: Command) => {
       const r = await call<{ content: string, path: string, offers: number, bytes: number }>(command, 'export', { content, path: resolvePath(dir) }, 600_000)
-      print(command.optsWithGlobals(), r, () => `exported ${r.content} (${r.bytes} bytes, ${r.offers} offer(s)) to ${r.path}`)
+      print(command.optsWithGlobals(), r, () => `exported ${r.content} (${formatBytes(r.bytes)}, ${r.offers} offer(s)) to ${r.path}`)
     })
 
   program.command('import <dir>')
@@ -467,7 +484,7 @@ function addMarketCommands (program: Command): void {
     .description('ciphertext held by this node')
     .action(async (_opts, command: Command) => {
       const r = await call<{ contents: ContentSummary[] }>(command, 'contents')
-      print(command.optsWithGlobals(), r, () => r.contents.length === 0 ? 'none' : r.contents.map(c => `${c.content}  ${c.size} bytes  ${c.complete ? 'complete' : 'partial'}  ${c.offers} offer(s)`).join('\n'))
+      print(command.optsWithGlobals(), r, () => r.contents.length === 0 ? 'none' : r.contents.map(c => `${c.content}  ${formatBytes(c.size)}  ${c.complete ? 'complete' : 'partial'}  ${c.offers} offer(s)`).join('\n'))
     })
 }
 
@@ -529,11 +546,13 @@ function addEscrowCommands (program: Command): void {
 
   for (const [name, description] of [['deposit', 'credit an account (a bank transfer in)'], ['withdraw', 'debit an account (a bank transfer out); refused beyond its balance']] as const) {
     escrow.command(`${name} <peer> <amount>`)
-      .description(`${description}; amount in minor units`)
+      .description(`${description}; amount in minor units (1250), or major units of the escrow's currency (12.50, 12.50 EUR)`)
       .option('--memo <text>', 'a note kept with the entry')
       .action(async (account: string, amount: string, opts, command: Command) => {
-        const r = await call<{ account: string, balance: number }>(command, `escrow.${name}`, { account, amount: integerFlag(amount, 'amount'), memo: opts.memo })
-        print(command.optsWithGlobals(), r, () => `${r.account}: balance ${r.balance}`)
+        // a decimal goes as it was typed: the escrow knows its currency's minor unit
+        const value = /^\d+$/.test(amount) ? integerFlag(amount, 'amount') : amount
+        const r = await call<{ account: string, balance: number, currency: string }>(command, `escrow.${name}`, { account, amount: value, memo: opts.memo })
+        print(command.optsWithGlobals(), r, () => `${r.account}: balance ${formatMoney(r.balance, r.currency)}`)
       })
   }
 
@@ -546,10 +565,10 @@ function addEscrowCommands (program: Command): void {
     .action(async (opts, command: Command) => {
       const since = opts.since != null ? Date.parse(opts.since) : undefined
       if (since != null && Number.isNaN(since)) throw new BadRequestError(`--since '${opts.since}' is not a time`)
-      const r = await call<{ postings: Posting[] }>(command, 'escrow.ledger', { account: opts.account, kind: opts.kind, since, limit: integerFlag(opts.limit, '--limit') })
+      const r = await call<{ postings: Posting[], currency: string }>(command, 'escrow.ledger', { account: opts.account, kind: opts.kind, since, limit: integerFlag(opts.limit, '--limit') })
       print(command.optsWithGlobals(), r, () => r.postings.length === 0
         ? 'no postings'
-        : r.postings.map(p => `${new Date(p.at).toISOString()}  #${p.entry}  ${p.kind.padEnd(8)} ${String(p.amount).padStart(12)}  ${p.account}${p.memo != null ? '  ' + p.memo : ''}`).join('\n'))
+        : r.postings.map(p => `${new Date(p.at).toISOString()}  #${p.entry}  ${p.kind.padEnd(8)} ${formatMoney(p.amount, r.currency).padStart(14)}  ${p.account}${p.memo != null ? '  ' + p.memo : ''}`).join('\n'))
     })
 
   escrow.command('holds')
@@ -558,28 +577,29 @@ function addEscrowCommands (program: Command): void {
     .option('--buyer <peer>', 'only this buyer')
     .option('--limit <n>', 'at most this many', '100')
     .action(async (opts, command: Command) => {
-      const r = await call<{ holds: Array<Record<string, unknown>> }>(command, 'escrow.holds', { state: opts.state, buyer: opts.buyer, limit: integerFlag(opts.limit, '--limit') })
+      const r = await call<{ holds: Array<Record<string, unknown>>, currency: string }>(command, 'escrow.holds', { state: opts.state, buyer: opts.buyer, limit: integerFlag(opts.limit, '--limit') })
       print(command.optsWithGlobals(), r, () => r.holds.length === 0
         ? 'no holds'
-        : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${String(h.amount).padStart(10)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
+        : r.holds.map(h => `${String(h.id)}  ${String(h.state).padEnd(8)} ${formatMoney(Number(h.amount), r.currency).padStart(12)}  buyer ${String(h.buyer)}  seller ${String(h.seller)}${h.endReason != null ? '  (' + String(h.endReason) + ')' : ''}`).join('\n'))
     })
 
   escrow.command('accounts')
     .description('every account and its balance, and the number of open holds')
     .action(async (_opts, command: Command) => {
-      const r = await call<{ accounts: Array<{ account: string, balance: number }>, openHolds: number }>(command, 'escrow.accounts')
-      print(command.optsWithGlobals(), r, () => [...r.accounts.map(a => `${a.account}  ${a.balance}`), `${r.openHolds} open hold(s)`].join('\n'))
+      const r = await call<{ accounts: Array<{ account: string, balance: number }>, openHolds: number, currency: string }>(command, 'escrow.accounts')
+      print(command.optsWithGlobals(), r, () => [...r.accounts.map(a => `${a.account}  ${formatMoney(a.balance, r.currency)}`), `${r.openHolds} open hold(s)`].join('\n'))
     })
 
   escrow.command('audit')
     .description('check the ledger: entries balance, balances match postings, none negative, each hold open or ended once, money conserved; exit 1 on any violation')
     .action(async (_opts, command: Command) => {
-      const r = await call<AuditReport>(command, 'escrow.audit', {}, 120_000)
+      const r = await call<AuditReport & { currency: string }>(command, 'escrow.audit', {}, 120_000)
+      const money = (minor: number): string => formatMoney(minor, r.currency)
       print(command.optsWithGlobals(), r, () => [
         r.ok ? 'audit passed' : `AUDIT FAILED: ${r.violations.length} violation(s)`,
         ...r.violations.map(v => `  ${v}`),
         `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}`,
-        `deposits ${r.deposits} − withdrawals ${r.withdrawals} = ${r.deposits - r.withdrawals}; balances + open holds = ${r.held}`
+        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds = ${money(r.held)}`
       ].join('\n'))
       if (!r.ok) process.exitCode = 1
     })
@@ -634,7 +654,7 @@ function addDeviceCommands (program: Command): void {
     .addOption(passphraseFile())
     .option('--bits <n>', 'RSA key size of the signing and encryption keys', '3072')
     .action(async (opts, command: Command) => {
-      const passphrase = await readPassphrase({ file: opts.passphraseFile, confirm: true })
+      const passphrase = await readPassphrase({ file: opts.passphraseFile, confirm: true, label: 'device passphrase' })
       const result = await call<{ deviceId: string }>(command, 'device.init', { passphrase, bits: integerFlag(opts.bits, '--bits') })
       print(command.optsWithGlobals(), result, () => `device ${result.deviceId} initialised and unlocked\nnext: keyfair device enroll --agency <agency> --code <code>`)
     })
@@ -643,7 +663,7 @@ function addDeviceCommands (program: Command): void {
     .description('open the device key store with its passphrase')
     .addOption(passphraseFile())
     .action(async (opts, command: Command) => {
-      const passphrase = await readPassphrase({ file: opts.passphraseFile })
+      const passphrase = await readPassphrase({ file: opts.passphraseFile, label: 'device passphrase' })
       const result = await call<{ deviceId: string }>(command, 'device.unlock', { passphrase })
       print(command.optsWithGlobals(), result, () => `device ${result.deviceId} unlocked`)
     })
@@ -768,6 +788,11 @@ function addAgencyCommands (program: Command): void {
     })
 }
 
+/** The fields that have a value: a flag not given must not blank out a default */
+function definedOnly<T extends object> (value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
 function integerFlag (value: string, flag: string): number {
   if (!/^\d+$/.test(value)) throw new BadConfigError(`${flag} must be a whole number`)
   return Number(value)
@@ -795,15 +820,17 @@ export async function main (argv: string[]): Promise<void> {
   const program = buildProgram()
   try {
     await program.parseAsync(argv)
-  } catch (err: any) {
-    const json = argv.includes('--json')
-    const known = err instanceof KeyfairError
-    const code = known ? err.code : 'ERR_UNEXPECTED'
-    const message = known ? err.message : `unexpected error: ${err?.message ?? String(err)}`
-    if (json) process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n')
-    else process.stderr.write(`keyfair: ${message}\n`)
-    if (!known && process.env.DEBUG != null) process.stderr.write(`${err?.stack ?? ''}\n`)
-    process.exitCode = 1
+  } catch (err: unknown) {
+    process.exitCode = reportError(err, { json: argv.includes('--json'), logFile: logUnexpected(program, err) })
   }
 }
 
+/** An unexpected error's stack goes to the repo's log file, when there is a repo: its path, else undefined */
+function logUnexpected (program: Command, err: unknown): string | undefined {
+  if (err instanceof KeyfairError || err instanceof CommanderError) return undefined
+  const repo = repoOf(program.opts<GlobalOptions>())
+  if (!existsSync(repo.identityFile)) return undefined
+  const file = logFilePath(repo.path)
+  const stack = err instanceof Error ? (err.stack ?? err.message) : String(err)
+  return appendLogLine(file, `${new Date().toISOString()} ERROR keyfair:cli ${stack}\n`) ? file : undefined
+}

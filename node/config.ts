@@ -4,6 +4,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { P2P, TCP } from '@multiformats/multiaddr-matcher'
 import { BadConfigError, BadMultiaddrError, UnknownRoleError } from './errors.ts'
 import { inboundBudgetSettings } from '../protocols/toolkit/budget.ts'
+import { parseLogLevel } from './log/levels.ts'
+import type { LogLevel } from './log/levels.ts'
 import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -30,6 +32,8 @@ export interface NodeConfig {
   apiPort: number
   /** The budget for inbound data (bytes of unfinished frames); absent fields take the defaults */
   inbound?: Partial<InboundBudgetSettings>
+  /** What `<repo>/logs/keyfair.log` records: error, warn, info (the default) or debug */
+  logLevel?: LogLevel
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -106,6 +110,7 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
     apiPort: parsePort(raw.apiPort ?? 0, `${file}: apiPort`)
   }
   if (raw.inbound != null) config.inbound = inboundSettings(raw.inbound, file)
+  if (raw.logLevel != null) config.logLevel = parseLogLevel(raw.logLevel, `${file}: logLevel`)
   return config
 }
 

@@ -1,9 +1,8 @@
 // Where the repo's passphrase comes from: a file (--passphrase-file), the environment
-// ($KEYFAIR_PASSPHRASE), or a prompt on the terminal with echo off. Never argv:
+// ($KEYFAIR_PASSPHRASE), or a prompt on the terminal that shows nothing of what is typed. Never argv:
 // other users can read a process's arguments. One passphrase per repo: it unlocks the
 // node's key store (agency, escrow, seller secrets) and the sealed device.
 import { readFile, stat } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
 import { KeyfairError } from '../protocols/errors.ts'
 import { InsecureFileError } from './errors.ts'
 
@@ -23,6 +22,13 @@ export class PassphraseMismatchError extends KeyfairError {
   }
 }
 
+export class PassphraseAbortedError extends KeyfairError {
+  static readonly code = 'ERR_PASSPHRASE_ABORTED'
+  constructor () {
+    super('no passphrase given: the prompt was closed', PassphraseAbortedError.code)
+  }
+}
+
 export interface PassphraseSource {
   file?: string
   env?: NodeJS.ProcessEnv
@@ -30,6 +36,8 @@ export interface PassphraseSource {
   confirm?: boolean
   input?: NodeJS.ReadableStream & { isTTY?: boolean }
   output?: NodeJS.WritableStream
+  /** what the prompt asks for (default: the repo's passphrase) */
+  label?: string
 }
 
 /** Whether a passphrase can be had without asking: a file named, or the environment set */
@@ -49,20 +57,25 @@ export async function readPassphrase (source: PassphraseSource = {}): Promise<st
   const input = source.input ?? process.stdin
   if (input.isTTY !== true) throw new PassphraseRequiredError()
   const output = source.output ?? process.stderr
-  const first = await prompt(source.confirm === true ? 'new passphrase for this repo: ' : 'passphrase: ', input, output)
-  if (source.confirm === true && (await prompt('again: ', input, output)) !== first) throw new PassphraseMismatchError()
+  const label = source.label ?? 'passphrase'
+  const first = await prompt(source.confirm === true ? `new ${label} for this repo:` : `${label}:`, input, output)
+  if (source.confirm === true && (await prompt(`${label} again:`, input, output)) !== first) throw new PassphraseMismatchError()
   return first
 }
 
-async function prompt (question: string, input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<string> {
-  output.write(question)
-  const rl = createInterface({ input, output, terminal: true })
-  // echo off: readline writes what is typed through this hook
-  ;(rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {}
+/**
+ * One line from the terminal. The prompt stays on screen and nothing typed is echoed, not even
+ * a mask: its length is a secret too. The terminal is in raw mode (echo off) before the
+ * prompt is drawn, and there is no key to reveal what was typed.
+ */
+async function prompt (message: string, input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<string> {
+  // loaded only to ask: a node that never prompts does not keep the prompt library resident
+  const { default: password } = await import('@inquirer/password')
   try {
-    return await new Promise<string>(resolve => rl.question('', resolve))
-  } finally {
-    rl.close()
-    output.write('\n')
+    return await password({ message, mask: false, toggleMask: false }, { input, output })
+  } catch (err: any) {
+    // Ctrl-C or Ctrl-D on the prompt
+    if (err?.name === 'ExitPromptError' || err?.name === 'AbortPromptError') throw new PassphraseAbortedError()
+    throw err
   }
 }

@@ -115,6 +115,19 @@ export class Repo {
     return validateConfig(parsed, this.configFile)
   }
 
+  /** Replaces config.json with `config`, checked first so a bad value never lands */
+  async writeConfig (config: NodeConfig): Promise<void> {
+    await this.assertInitialised()
+    const checked = validateConfig(config, this.configFile)
+    await writeFileAtomic(this.configFile, JSON.stringify(checked, null, 2) + '\n', 0o644)
+  }
+
+  /** Whether a node runs on this repo now (its api file names a live process) */
+  async running (): Promise<boolean> {
+    const api = await this.readApiEndpoint()
+    return api != null && isProcessAlive(api.pid)
+  }
+
   async assertInitialised (): Promise<void> {
     if (!(await this.exists())) throw new RepoNotInitialisedError(this.path)
   }

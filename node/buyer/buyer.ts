@@ -76,6 +76,11 @@ export interface BuyResult {
   content: string
   bound: boolean
   escrows: Array<{ j: number, peer: string, outcome: string }>
+  /** what each accepting escrow was paid, in minor units of `currency` (the offer's price) */
+  price: number
+  currency: string
+  /** paid in total: the price at each escrow that accepted */
+  paid: number
   output?: string
   bytes?: number
   seeding: boolean
@@ -124,6 +129,9 @@ export interface BuyOptions {
 export interface SettlementResult {
   purchase: string
   escrows: Array<{ j: number, peer: string, state?: string, refused?: boolean, reason?: string, error?: string }>
+  /** the hold at each escrow, in minor units of `currency` (the offer's price) */
+  price: number
+  currency: string
 }
 
 const ESCROW_TIMEOUT_MS = 15_000
@@ -247,7 +255,9 @@ export class Buyer {
       await market.content.setPaidPurchase(cid, undefined)
       if (options.seed === true) await this.seed(offer)
       timings.total = performance.now() - started
-      return { resumedFrom, dropped, sources, purchase, offer: offerId, content: cid, bound, escrows, output: options.output, bytes, seeding: options.seed === true, timings }
+      const { price, currency } = offer.body.terms
+      const paid = price * escrows.filter(e => e.outcome === 'accepted').length
+      return { resumedFrom, dropped, sources, purchase, offer: offerId, content: cid, bound, escrows, price, currency, paid, output: options.output, bytes, seeding: options.seed === true, timings }
     } catch (err) {
       stop.abort()
       await downloading.catch(() => {})
@@ -438,7 +448,7 @@ export class Buyer {
         escrows.push({ j, peer, error: `${String(err.code ?? 'ERR')}: ${String(err.message)}` })
       }
     }
-    return { purchase, escrows }
+    return { purchase, escrows, price: offer.body.terms.price, currency: offer.body.terms.currency }
   }
 
   /** The device's record of a purchase, or ERR_UNKNOWN_PURCHASE */

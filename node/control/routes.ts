@@ -16,6 +16,7 @@ import type { EntryKind } from '../escrow/ledger.ts'
 import { parseBootstrapAddress } from '../config.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { BadRequestError } from '../errors.ts'
+import { parseMoney } from '../format.ts'
 import { UnknownContentError } from '../content/store.ts'
 import { MAX_FIND_LIMIT, MAX_FIND_TIMEOUT_MS } from '../discovery/discovery.ts'
 import { MAX_CODE_TTL_MS } from '../agency/agency.ts'
@@ -74,6 +75,8 @@ export interface ControlRoutes {
   providers: Route
   export: Route
   import: Route
+  /** the log file's level, read or changed: served by a daemon that keeps one */
+  'log.level'?: Route
 }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
@@ -201,12 +204,12 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       return { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revoked: crl.revoked.size }
     },
     'escrow.deposit': async body => {
-      const { account, amount, memo } = moneyFields(body)
-      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo) }
+      const { account, amount, memo } = moneyFields(body, currencyOf(node))
+      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.withdraw': async body => {
-      const { account, amount, memo } = moneyFields(body)
-      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo) }
+      const { account, amount, memo } = moneyFields(body, currencyOf(node))
+      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.ledger': async body => {
       const { account, kind, since, limit } = fields(body)
@@ -218,7 +221,8 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
           kind: (kind ?? undefined) as EntryKind | undefined,
           since: optionalInt(since, 'since', 0, Number.MAX_SAFE_INTEGER),
           limit: optionalInt(limit, 'limit', 1, 10_000)
-        })
+        }),
+        currency: currencyOf(node)
       }
     },
     'escrow.holds': async body => {
@@ -226,10 +230,10 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       if (state != null && state !== 'open' && state !== 'released' && state !== 'refunded') throw new BadRequestError('state must be open, released or refunded')
       if (buyer != null && typeof buyer !== 'string') throw new BadRequestError('buyer must be a peer id')
       const holds = escrowOf(node).ledger.holds({ state: state ?? undefined, buyer: buyer ?? undefined, limit: optionalInt(limit, 'limit', 1, 10_000) })
-      return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest) }
+      return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest), currency: currencyOf(node) }
     },
-    'escrow.audit': async () => escrowOf(node).ledger.audit(),
-    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length }),
+    'escrow.audit': async () => ({ ...escrowOf(node).ledger.audit(), currency: currencyOf(node) }),
+    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length, currency: currencyOf(node) }),
     balance: async (body, signal) => {
       const { escrow } = fields(body)
       if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')
@@ -415,15 +419,22 @@ function escrowOf (node: KeyfairNode): EscrowRole {
   return role
 }
 
-function moneyFields (body: unknown): { account: string, amount: number, memo?: string } {
-  const { account, amount, memo } = fields(body)
+/** The currency the escrow settles: every amount of its ledger is in its minor units */
+function currencyOf (node: KeyfairNode): string {
+  return escrowOf(node).escrow.currency
+}
+
+/** An account and an amount: minor units, or a decimal string of major units of `currency` ("12.50") */
+function moneyFields (body: unknown, currency: string): { account: string, amount: number, memo?: string } {
+  const { account, amount: given, memo } = fields(body)
+  const amount = typeof given === 'string' ? parseMoney(given, currency) : given
   if (typeof account !== 'string') throw new BadRequestError('account must be a peer id')
   try {
     peerIdFromString(account)
   } catch {
     throw new BadRequestError(`'${account}' is not a peer id`)
   }
-  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) throw new BadRequestError('amount must be a whole number of minor units above 0')
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) throw new BadRequestError('amount must be a whole number of minor units above 0, or a decimal of major units')
   if (memo != null && (typeof memo !== 'string' || memo.length > 200)) throw new BadRequestError('memo must be a string of at most 200 characters')
   return memo == null ? { account, amount } : { account, amount, memo }
 }

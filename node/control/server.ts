@@ -1,6 +1,7 @@
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts'
+import { logFilePath } from '../log/levels.ts'
 import { progressLine } from './progress.ts'
 import type { ControlRoutes } from './routes.ts'
 import type { Repo } from '../repo.ts'
@@ -103,7 +104,7 @@ export class ControlServer {
       if (streaming) res.end(JSON.stringify({ result }) + '\n')
       else send(res, 200, result)
     } catch (err: any) {
-      let error = { code: 'ERR_INTERNAL', message: 'internal error (see the node log with DEBUG=keyfair:*)' }
+      let error = { code: 'ERR_INTERNAL', message: `internal error (see the node log ${logFilePath(this.repo.path)})` }
       let status = 500
       if (err instanceof KeyfairError) {
         // a typed refusal is the request's problem, not the server's

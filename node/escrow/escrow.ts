@@ -87,6 +87,11 @@ export class Escrow {
     if (init.groupCommit !== false) this.commits = new HoldCommitter(init.ledger)
   }
 
+  /** the currency this escrow settles, enrolled or not: its ledger's amounts are its minor units */
+  get currency (): string {
+    return this.init.currency
+  }
+
   /** group commit figures (commits, holds, largest group) */
   get commitStats (): { commits: number, holds: number, largest: number } | undefined {
     return this.commits?.stats

@@ -59,11 +59,13 @@ describe('keyfair escrow CLI on real node processes', function () {
 
     const customer = await start(customerRepo, ['--role', 'seller'])
     const peer = customer.peerId
-    assert.deepEqual(await ok(['--repo', escrowRepo, 'escrow', 'deposit', peer, '500', '--memo', 'wire 1']), { account: peer, balance: 500 })
+    assert.deepEqual(await ok(['--repo', escrowRepo, 'escrow', 'deposit', peer, '500', '--memo', 'wire 1']), { account: peer, balance: 500, currency: 'EUR' })
     assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'withdraw', peer, '600']), 'ERR_INSUFFICIENT_FUNDS')
-    assert.deepEqual(await ok(['--repo', escrowRepo, 'escrow', 'withdraw', peer, '200']), { account: peer, balance: 300 })
+    assert.deepEqual(await ok(['--repo', escrowRepo, 'escrow', 'withdraw', peer, '2.00']), { account: peer, balance: 300, currency: 'EUR' })
     assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'deposit', 'not-a-peer', '5']), 'ERR_BAD_REQUEST')
-    assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'deposit', peer, '1.5']), 'ERR_BAD_CONFIG')
+    assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'deposit', peer, '1.505']), 'ERR_BAD_AMOUNT')
+    assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'deposit', peer, '1.50 USD']), 'ERR_BAD_AMOUNT')
+    assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'deposit', peer, '-5']), 'ERR_BAD_REQUEST')
     assert.equal(await refused(['--repo', escrowRepo, 'escrow', 'ledger', '--kind', 'gift']), 'ERR_BAD_REQUEST')
 
     const ledger = await ok(['--repo', escrowRepo, 'escrow', 'ledger', '--account', peer])
@@ -85,5 +87,6 @@ describe('keyfair escrow CLI on real node processes', function () {
     assert.equal(tampered.code, 1)
     assert.match(tampered.stdout, /AUDIT FAILED/)
     assert.match(tampered.stdout, new RegExp(`account ${peer} holds 301 but its postings sum to 300`))
+    assert.match(tampered.stdout, /deposits €5\.00 − withdrawals €2\.00 = €3\.00; balances \+ open holds = €3\.01/)
   })
 })

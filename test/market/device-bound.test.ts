@@ -14,6 +14,7 @@ import { parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { EscrowKey } from '../../node/escrow/unblind.ts'
 import { ESCROW_KEY, NodeKeyStore } from '../../node/keys/keystore.ts'
 import { Swarm } from '../../scripts/swarm.ts'
+import { runCli } from '../helpers/cli.ts'
 import { swarmCli } from '../helpers/swarm-cli.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
@@ -125,6 +126,8 @@ describe('device-bound offers by default, open ones on request', function () {
     const { code } = await cli(agency, 'agency', 'enroll-code', '--for', 'device')
     await cli(buyer, 'device', 'enroll', '--agency', agencyAddr, '--code', code)
     for (const e of escrows) await cli(e, 'escrow', 'deposit', buyer.peerId, '1000')
+    // in major units too: 10.00 EUR is 1000 cents
+    assert.deepEqual(await cli(e1, 'escrow', 'deposit', buyer.peerId, '10.00 EUR'), { account: buyer.peerId, balance: 2000, currency: 'EUR' })
     const named = escrows.flatMap(e => ['--escrow', e.addresses[0]!])
 
     const boundFile = join(dir, 'bound.bin')
@@ -136,8 +139,9 @@ describe('device-bound offers by default, open ones on request', function () {
     await assert.rejects(cli(seller, 'publish', openFile, '--title', 'Lonely', '--price', '10', '--escrows', '1-of-3', '--open', ...named), { code: 'ERR_OPEN_NEEDS_THRESHOLD' })
     assert.deepEqual((await cli(seller, 'contents')).contents, [])
 
-    const bound = await cli(seller, 'publish', boundFile, '--title', 'Bound Work', '--tags', 'sealed', '--price', '10', '--escrows', '2-of-3', ...named)
+    const bound = await cli(seller, 'publish', boundFile, '--title', 'Bound Work', '--tags', 'sealed', '--price', '0.10', '--escrows', '2-of-3', ...named)
     assert.equal(bound.open, false)
+    assert.equal(bound.price, 10)
     const open = await cli(seller, 'publish', openFile, '--title', 'Open Work', '--tags', 'free', '--price', '10', '--escrows', '2-of-3', '--open', ...named)
     assert.equal(open.open, true)
 
@@ -148,8 +152,14 @@ describe('device-bound offers by default, open ones on request', function () {
     const out = join(dir, 'bound.out')
     const bought = await cli(buyer, 'buy', bound.offer, '--out', out)
     assert.equal(bought.bound, true)
+    // what it cost: the price at each of the t escrows that accepted
+    assert.deepEqual([bought.price, bought.currency, bought.paid], [10, 'EUR', 20])
+    assert.equal(bought.escrows.filter((e: any) => e.outcome === 'accepted').length, 2)
     assert.equal(createHash('sha256').update(await readFile(out)).digest('hex'), createHash('sha256').update(await readFile(boundFile)).digest('hex'))
-    await cli(buyer, 'confirm', bought.purchase)
+    const confirmed = await cli(buyer, 'confirm', bought.purchase)
+    assert.deepEqual([confirmed.price, confirmed.currency, confirmed.escrows.length], [10, 'EUR', 2])
+    const accounts = await runCli(['--repo', e1.repo, 'escrow', 'accounts'], { KEYFAIR_PASSPHRASE: PASSPHRASE })
+    assert.match(accounts.stdout, new RegExp(`^${buyer.peerId}  €(19\\.90|20\\.00)$`, 'm'), accounts.stdout)
 
     const offerOf = async (offerId: string, content: string): Promise<{ offer: Signed<Offer>, salt: Uint8Array }> => {
       const offer = parseSignedOffer(decodeObject(await readFile(join(seller.repo, 'content', content, 'offers', offerId))))

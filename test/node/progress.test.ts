@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { formatBytes } from '../../node/cli-progress-bar.ts'
+import { formatBytes } from '../../node/format.ts'
 import { ControlClient } from '../../node/control/client.ts'
 import { progressLine } from '../../node/control/progress.ts'
 import { ControlServer } from '../../node/control/server.ts'
@@ -76,6 +76,6 @@ describe('progress events crossing the control API', function () {
   it('shows bytes in MiB and GiB', function () {
     assert.equal(formatBytes(512), '512 B')
     assert.equal(formatBytes(3 * 2 ** 20 + 2 ** 19), '3.5 MiB')
-    assert.equal(formatBytes(5 * 2 ** 30), '5.00 GiB')
+    assert.equal(formatBytes(5 * 2 ** 30), '5.0 GiB')
   })
 })
