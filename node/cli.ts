@@ -13,6 +13,7 @@ import { BadConfigError, BadRequestError, RepoExistsError } from './errors.ts'
 import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
+import { addDevnetCommand } from './devnet/command.ts'
 import { VERSION } from './keyfair-node.ts'
 import { EscrowFiles } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
@@ -255,6 +256,7 @@ export function buildProgram (): Command {
   addDeviceCommands(program)
   addEscrowCommands(program)
   addMarketCommands(program)
+  addDevnetCommand(program)
   return program
 }
 
