@@ -27,6 +27,7 @@ import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
 import type { BuyProgress, BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import { parseOfferRef } from './buyer/offer-ref.ts'
 import type { RenewalResult } from './buyer/renewal.ts'
 import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
@@ -348,11 +349,12 @@ function addMarketCommands (program: Command): void {
     })
 
   program.command('buy <offer>')
-    .description('download from any providers, pay t escrows through the sealed device, and write the plaintext')
+    .description('download from any providers, pay t escrows through the sealed device, and write the plaintext; <offer> is an offer id or a content id, found through the DHT when no search here listed it')
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
     .action(async (offer: string, opts, command: Command) => {
+      parseOfferRef(offer) // a malformed id is a usage error, running node or not
       const options = command.optsWithGlobals<GlobalOptions>()
       const bar = progressBar(options, 'downloading')
       // payment and play run during the download: the bar counts chunks, the note the rest

@@ -17,6 +17,7 @@ import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
+import { OfferLookup, providerAddress } from './offer-lookup.ts'
 import { LicenceRenewal } from './renewal.ts'
 import type { RenewalResult } from './renewal.ts'
 import { splitRanges, takeRange } from './ranges.ts'
@@ -145,9 +146,12 @@ export class Buyer {
 
   private readonly renewal: LicenceRenewal
 
+  private readonly lookup: OfferLookup
+
   constructor (init: BuyerInit) {
     this.init = init
     this.renewal = new LicenceRenewal({ streams: init.streams, device: init.device, log: init.log })
+    this.lookup = new OfferLookup({ market: init.market, discovery: init.discovery, streams: init.streams, log: init.log })
   }
 
   /** Renews a licence past (or before) the end of its offline lifetime, through an escrow of its offer */
@@ -202,13 +206,15 @@ export class Buyer {
   /**
    * The whole purchase; every step resumes where it stopped when run again. The steps
    * overlap: payment starts once a provider has served a chunk that verifies, and the
-   * device decrypts each chunk as soon as it and all before it are on disk.
+   * device decrypts each chunk as soon as it and all before it are on disk. The offer is
+   * named by its id or by its content's id, and found through the DHT when not known here.
    */
-  async buy (offerId: string, options: BuyOptions): Promise<BuyResult> {
+  async buy (ref: string, options: BuyOptions): Promise<BuyResult> {
     const { market } = this.init
     const started = performance.now()
     const progress = options.onProgress ?? (() => {})
-    const offer = await market.knownOffer(offerId)
+    const offer = await this.lookup.find(ref, { signal: options.signal })
+    const offerId = signedId(offer).toString()
     if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
     const device = this.init.device()
     const status = await device.status()
@@ -386,7 +392,7 @@ export class Buyer {
     const cid = offer.body.terms.content.toString()
     await this.init.market.content.addOffer(offer)
     await this.init.market.content.setServing(cid, true)
-    await this.init.discovery.announce(cid, keywordsOf(offer.body.title, ...offer.body.tags))
+    await this.init.discovery.announce(cid, keywordsOf(offer.body.title, ...offer.body.tags), { offers: [signedId(offer).toString()] })
   }
 
   private async settle (purchase: string, settlement: Uint8Array): Promise<SettlementResult> {
@@ -632,8 +638,6 @@ export class Buyer {
   }
 
   private addressOf (provider: { peerId: string, multiaddrs: string[] }): PeerId | Multiaddr[] {
-    return provider.multiaddrs.length > 0
-      ? provider.multiaddrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${provider.peerId}`))
-      : peerIdFromString(provider.peerId)
+    return providerAddress(provider)
   }
 }
