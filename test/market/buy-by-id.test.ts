@@ -62,6 +62,13 @@ describe('buy by offer id or content id alone', function () {
     assert.deepEqual(await readFile(out), await readFile(work.file))
   })
 
+  it('lists an offer searched for by its id', async function () {
+    const work = report.works[0]!
+    const r = await runCli(['--json', '--repo', buyer(3).repo, 'search', work.offer])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(JSON.parse(r.stdout).offers.map((o: { offer: string }) => o.offer), [work.offer])
+  })
+
   it('answers a malformed id with a one-line usage error, in text and in JSON', async function () {
     for (const bad of ['not-an-offer', 'bafkreia72fyadnv6uypovhb63cxbhsnalxplztghyhsjwjlhzglmrf5pom']) {
       const json = await runCli(['--json', '--repo', buyer(3).repo, 'buy', bad])
