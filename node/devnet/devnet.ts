@@ -8,7 +8,7 @@ import { keyfairCli } from './cli-runner.ts'
 import { lockDevnetDir } from './lock.ts'
 import { driveLine, firstCommand } from './report.ts'
 import { setUpDevnet } from './setup.ts'
-import { resolveShape } from './shape.ts'
+import { parseShapeFlags, resolveShape } from './shape.ts'
 import { devnetPassphrase, readDevnetState, writeDevnetState } from './state.ts'
 import type { SwarmNode, SwarmNodeSpec } from '../../scripts/swarm.ts'
 import type { DevnetReport } from './report.ts'
@@ -33,6 +33,7 @@ export interface DevnetOptions {
 /** Runs the devnet until the signal; resolves once every process it started is gone */
 export async function runDevnet (options: DevnetOptions): Promise<{ stopped: number }> {
   const dir = resolve(options.dir ?? DEFAULT_DEVNET_DIR)
+  parseShapeFlags(options.shape) // a typo creates no directory
   const release = await lockDevnetDir(dir)
   let swarm: Swarm | undefined
   try {

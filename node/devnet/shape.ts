@@ -21,9 +21,9 @@ const LIMITS: Record<keyof DevnetShape, [number, number]> = {
 
 export type ShapeFlags = Partial<Record<keyof DevnetShape, string>>
 
-/** The shape from flags (strings as typed), a recorded shape and the defaults */
-export function resolveShape (flags: ShapeFlags, recorded?: DevnetShape): DevnetShape {
-  const shape = { ...DEFAULT_SHAPE, ...recorded }
+/** The flags given, as numbers in their bounds; checked before anything is written */
+export function parseShapeFlags (flags: ShapeFlags): Partial<DevnetShape> {
+  const parsed: Partial<DevnetShape> = {}
   for (const key of Object.keys(LIMITS) as Array<keyof DevnetShape>) {
     const given = flags[key]
     if (given == null) continue
@@ -31,8 +31,14 @@ export function resolveShape (flags: ShapeFlags, recorded?: DevnetShape): Devnet
     if (!/^\d+$/.test(given) || Number(given) < min || Number(given) > max) {
       throw new UsageError(`--${key} must be a whole number from ${min} to ${max}`)
     }
-    shape[key] = Number(given)
+    parsed[key] = Number(given)
   }
+  return parsed
+}
+
+/** The shape from flags (strings as typed), a recorded shape and the defaults */
+export function resolveShape (flags: ShapeFlags, recorded?: DevnetShape): DevnetShape {
+  const shape = { ...DEFAULT_SHAPE, ...recorded, ...parseShapeFlags(flags) }
   // a threshold left out follows a changed number of escrows: a majority of them
   if (flags.threshold == null && flags.escrows != null && recorded == null) shape.threshold = Math.floor(shape.escrows / 2) + 1
   if (shape.threshold > shape.escrows) throw new UsageError(`--threshold ${shape.threshold} is more than the ${shape.escrows} escrows`)
