@@ -14,6 +14,7 @@ import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, 
 import { ControlClient } from './control/client.ts'
 import { formatBytes, formatMoney, parseMoney } from './format.ts'
 import { runDaemon } from './daemon.ts'
+import { addDevnetCommand } from './devnet/command.ts'
 import { VERSION } from './keyfair-node.ts'
 import { addConfigCommands } from './cli-config.ts'
 import { addLogCommands } from './cli-log.ts'
@@ -37,6 +38,7 @@ import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
 import type { BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
 import type { BuyProgress, PlayProgress, PublishProgress } from './control/progress.ts'
+import { parseOfferRef } from './buyer/offer-ref.ts'
 import type { RenewalResult } from './buyer/renewal.ts'
 import type { ContentSummary } from './content/store.ts'
 import type { Published } from './seller/seller.ts'
@@ -271,6 +273,7 @@ export function buildProgram (): Command {
   addDeviceCommands(program)
   addEscrowCommands(program)
   addMarketCommands(program)
+  addDevnetCommand(program)
   addCompletionCommand(program)
   return program
 }
@@ -352,11 +355,12 @@ function addMarketCommands (program: Command): void {
     })
 
   program.command('buy <offer>')
-    .description('download from any providers, pay t escrows through the sealed device, and write the plaintext')
+    .description('download from any providers, pay t escrows through the sealed device, and write the plaintext; <offer> is an offer id or a content id, found through the DHT when no search here listed it')
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
     .action(async (offer: string, opts, command: Command) => {
+      parseOfferRef(offer) // a malformed id is a usage error, running node or not
       const options = command.optsWithGlobals<GlobalOptions>()
       const bar = byteBar('downloading', options)
       // payment and play run during the download: the bar counts bytes, the note the rest

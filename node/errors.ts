@@ -99,3 +99,11 @@ export class DeviceNotRunningError extends KeyfairError {
     super('this node runs no sealed device: start it with --role buyer', DeviceNotRunningError.code)
   }
 }
+
+/** A command's argument or flag that is not of the form the command takes */
+export class UsageError extends KeyfairError {
+  static readonly code = 'ERR_USAGE'
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, UsageError.code, options)
+  }
+}

@@ -223,8 +223,8 @@ export class KeyfairNode {
     }))
   }
 
-  async announce (contentId: string, keywords: string[], signal?: AbortSignal): Promise<AnnounceResult> {
-    return this.discovery.announce(contentId, keywords, { signal })
+  async announce (contentId: string, keywords: string[], signal?: AbortSignal, offers?: string[]): Promise<AnnounceResult> {
+    return this.discovery.announce(contentId, keywords, { signal, offers })
   }
 
   async find (keyword: string, options: FindOptions = {}): Promise<Provider[]> {

@@ -10,9 +10,9 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -32,6 +32,8 @@ export interface SwarmNodeSpec {
   prepare?: string[][]
   /** extra arguments to `keyfair start` */
   startArgs?: string[]
+  /** the repo's directory name under the swarm's directory (default: node-<index>) */
+  name?: string
 }
 
 export interface SwarmOptions {
@@ -43,6 +45,13 @@ export interface SwarmOptions {
   readyTimeoutMs?: number
   /** Parent directory for the temporary repos. */
   baseDir?: string
+  /**
+   * The swarm's own directory, used as it is and always kept: a node whose repo is already
+   * there starts on it again, without its `prepare` commands.
+   */
+  dir?: string
+  /** Stops every node started so far and fails the start when aborted */
+  signal?: AbortSignal
   /** Leave the repos on disk when the swarm stops (for inspecting them afterwards). */
   keep?: boolean
   /**
@@ -65,6 +74,8 @@ export interface SwarmNode {
   peerId: string
   addresses: string[]
   repo: string
+  /** URL of the node's control API */
+  api: string
   process: ChildProcess
   /** Control API of this node. */
   client: ControlClient
@@ -115,10 +126,15 @@ export class Swarm {
 
   static async start (options: SwarmOptions): Promise<Swarm> {
     const topology = options.topology ?? 'tree'
-    const dir = await mkdtemp(join(options.baseDir ?? tmpdir(), 'keyfair-swarm-'))
+    const dir = options.dir ?? await mkdtemp(join(options.baseDir ?? tmpdir(), 'keyfair-swarm-'))
+    if (options.dir != null) await mkdir(dir, { recursive: true })
     const given = options.env?.[PASSPHRASE_ENV] ?? process.env[PASSPHRASE_ENV]
     const env = { ...options.env, [PASSPHRASE_ENV]: given != null && given !== '' ? given : randomBytes(16).toString('hex') }
-    const swarm = new Swarm(dir, topology, env, options.keep === true)
+    const swarm = new Swarm(dir, topology, env, options.keep === true || options.dir != null)
+    options.signal?.throwIfAborted()
+    // a node waiting for its ready event sees its process exit and fails the start
+    const abort = (): void => { void swarm.stop() }
+    options.signal?.addEventListener('abort', abort, { once: true })
     const progress = options.onProgress ?? (() => {})
     const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
     try {
@@ -132,10 +148,13 @@ export class Swarm {
         progress(`started ${swarm.nodes.filter(Boolean).length}/${options.nodes.length} nodes`)
       }
       await swarm.waitForDht(Math.min(options.minRoutingTable ?? 3, options.nodes.length - 1), readyTimeoutMs, progress)
+      options.signal?.throwIfAborted()
       return swarm
     } catch (err) {
       await swarm.stop()
       throw err
+    } finally {
+      options.signal?.removeEventListener('abort', abort)
     }
   }
 
@@ -168,15 +187,16 @@ export class Swarm {
   async restartNode (index: number, options: SwarmOptions = { nodes: [] }): Promise<SwarmNode> {
     const node = this.nodes[index]
     if (node == null) throw new Error(`no node ${index}`)
-    const restarted = await this.spawnNode(index, { roles: node.roles, startArgs: ['--listen', node.addresses[0]!.replace(/\/p2p\/.*$/, '')] }, node.depth, options, options.readyTimeoutMs ?? 60_000, false)
+    const restarted = await this.spawnNode(index, { roles: node.roles, name: basename(node.repo), startArgs: ['--listen', node.addresses[0]!.replace(/\/p2p\/.*$/, '')] }, node.depth, options, options.readyTimeoutMs ?? 60_000, false)
     this.nodes[index] = restarted
     return restarted
   }
 
   private async spawnNode (index: number, spec: SwarmNodeSpec, depth: number, options: SwarmOptions, timeoutMs: number, fresh = true): Promise<SwarmNode> {
-    const repo = join(this.dir, `node-${index}`)
+    const repo = join(this.dir, spec.name ?? `node-${index}`)
     const parent = bootstrapParent(index, this.topology)
-    if (fresh && spec.prepare != null) {
+    if (this.stopped) throw new Error('the swarm is stopping')
+    if (fresh && spec.prepare != null && !(await new Repo(repo).exists())) {
       await runKeyfair(['--repo', repo, 'init'], this.env)
       for (const command of spec.prepare) await runKeyfair(['--repo', repo, ...command], this.env)
     }
@@ -223,6 +243,7 @@ export class Swarm {
       peerId: ready.peerId,
       addresses: ready.addresses,
       repo,
+      api: ready.api,
       process: child,
       client: new ControlClient(new Repo(repo)),
       stderr

@@ -17,6 +17,7 @@ import { requestOffers } from '../../protocols/market/offer.ts'
 import { BadChunkError } from '../content/store.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
 import { ProviderTrim } from './provider-trim.ts'
+import { OfferLookup, providerAddress } from './offer-lookup.ts'
 import { LicenceRenewal } from './renewal.ts'
 import type { RenewalResult } from './renewal.ts'
 import { splitRanges, takeRange } from './ranges.ts'
@@ -156,9 +157,12 @@ export class Buyer {
 
   private readonly renewal: LicenceRenewal
 
+  private readonly lookup: OfferLookup
+
   constructor (init: BuyerInit) {
     this.init = init
     this.renewal = new LicenceRenewal({ streams: init.streams, device: init.device, log: init.log })
+    this.lookup = new OfferLookup({ market: init.market, discovery: init.discovery, streams: init.streams, log: init.log })
   }
 
   /** Renews a licence past (or before) the end of its offline lifetime, through an escrow of its offer */
@@ -213,13 +217,15 @@ export class Buyer {
   /**
    * The whole purchase; every step resumes where it stopped when run again. The steps
    * overlap: payment starts once a provider has served a chunk that verifies, and the
-   * device decrypts each chunk as soon as it and all before it are on disk.
+   * device decrypts each chunk as soon as it and all before it are on disk. The offer is
+   * named by its id or by its content's id, and found through the DHT when not known here.
    */
-  async buy (offerId: string, options: BuyOptions): Promise<BuyResult> {
+  async buy (ref: string, options: BuyOptions): Promise<BuyResult> {
     const { market } = this.init
     const started = performance.now()
     const progress = options.onProgress ?? (() => {})
-    const offer = await this.offerOf(offerId)
+    const offer = await this.lookup.find(ref, { signal: options.signal })
+    const offerId = signedId(offer).toString()
     if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
     const device = this.init.device()
     const status = await device.status()
@@ -377,22 +383,6 @@ export class Buyer {
     return new BuyError(`the ciphertext of ${id} is not on this node`, 'ERR_UNKNOWN_CONTENT')
   }
 
-  /** The offer `id` names; a content id given instead is answered with the offers known for it */
-  private async offerOf (id: string): Promise<Signed<Offer>> {
-    const { market } = this.init
-    try {
-      return await market.knownOffer(id)
-    } catch (err: any) {
-      if (err.code !== 'ERR_UNKNOWN_OFFER') throw err
-      const offers = await market.content.offers(id).catch(() => [])
-      if (offers.length > 0 || (await market.content.manifest(id).catch(() => undefined)) != null) {
-        const ids = offers.map(o => signedId(o).toString())
-        throw new BuyError(`${id} is a content id; buy takes an offer id${ids.length > 0 ? `: ${ids.join(', ')}` : ' (keyfair search finds them)'}`, 'ERR_CONTENT_ID_GIVEN')
-      }
-      throw err
-    }
-  }
-
   /**
    * A licence past its offline lifetime is renewed before it plays, when an escrow can
    * be reached; otherwise the device's own refusal, with why renewing failed
@@ -432,7 +422,7 @@ export class Buyer {
     const cid = offer.body.terms.content.toString()
     await this.init.market.content.addOffer(offer)
     await this.init.market.content.setServing(cid, true)
-    await this.init.discovery.announce(cid, keywordsOf(offer.body.title, ...offer.body.tags))
+    await this.init.discovery.announce(cid, keywordsOf(offer.body.title, ...offer.body.tags), { offers: [signedId(offer).toString()] })
   }
 
   private async settle (purchase: string, settlement: Uint8Array): Promise<SettlementResult> {
@@ -700,8 +690,6 @@ export class Buyer {
   }
 
   private addressOf (provider: { peerId: string, multiaddrs: string[] }): PeerId | Multiaddr[] {
-    return provider.multiaddrs.length > 0
-      ? provider.multiaddrs.map(a => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${provider.peerId}`))
-      : peerIdFromString(provider.peerId)
+    return providerAddress(provider)
   }
 }

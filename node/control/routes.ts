@@ -331,7 +331,7 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       const imported = await importContent(node.market, path, { seed: seed === true })
       if (imported.seeding) {
         const offer = await node.market.knownOffer(imported.offers[0] ?? '')
-        await node.announce(imported.content, keywordsOf(offer.body.title, ...offer.body.tags), signal)
+        await node.announce(imported.content, keywordsOf(offer.body.title, ...offer.body.tags), signal, imported.offers)
       }
       return imported
     },

@@ -37,6 +37,11 @@ export interface Provider {
   multiaddrs: string[]
 }
 
+export interface AnnounceOptions extends AbortOptions {
+  /** offer ids announced with the content, each as a keyword: a buyer finds an offer by its id alone */
+  offers?: string[]
+}
+
 export interface FindOptions extends AbortOptions {
   /** Stop after this many distinct providers. */
   limit?: number
@@ -110,9 +115,10 @@ export class Discovery implements Startable {
    * Records then provides a content id and its keywords. The record is durable
    * before any network work, so a crash mid-provide is repaired on restart.
    */
-  async announce (contentId: string, words: string[], options: AbortOptions = {}): Promise<AnnounceResult> {
+  async announce (contentId: string, words: string[], options: AnnounceOptions = {}): Promise<AnnounceResult> {
     const cid = parseContentId(contentId)
-    const keywords = keywordsOf(...words)
+    // an id is one word of base32 letters and digits: it stays whole, beside the title's words
+    const keywords = [...keywordsOf(...words), ...(options.offers ?? []).map(id => parseContentId(id).toString())]
     const announcement = this.store.save(cid.toString(), keywords)
     const provided = await this.provideAll(cid, announcement.keywords, options)
     if (provided.every(p => p.ok)) this.store.markProvided(announcement.contentId)

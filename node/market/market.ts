@@ -24,7 +24,7 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 export class UnknownOfferError extends KeyfairError {
   static readonly code = 'ERR_UNKNOWN_OFFER'
   constructor (id: string) {
-    super(`no offer ${id} is known here: search for it first (keyfair search …)`, UnknownOfferError.code)
+    super(`no offer ${id} is known here`, UnknownOfferError.code)
   }
 }
 
@@ -80,7 +80,8 @@ export class Market implements Startable {
       if (!(await this.content.isServing(summary.content))) continue
       for (const offer of await this.content.offers(summary.content)) {
         const words = [...offer.body.title.split(/\s+/), ...offer.body.tags].map(w => normaliseKeyword(w))
-        if (words.includes(word)) out.push(offer)
+        // an offer is announced under its own id too
+        if (words.includes(word) || signedId(offer).toString() === word) out.push(offer)
       }
     }
     return out.slice(0, limit)

@@ -178,7 +178,7 @@ export class Seller {
     }
     await market.content.setServing(cid, true)
     options.onProgress?.({ phase: 'announce' })
-    const announced = await discovery.announce(cid, keywordsOf(options.title, ...options.tags), { signal: options.signal })
+    const announced = await discovery.announce(cid, keywordsOf(options.title, ...options.tags), { signal: options.signal, offers: [offerId] })
     this.init.log('published %s as offer %s', cid, offerId)
     return {
       content: cid,
