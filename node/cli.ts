@@ -14,7 +14,10 @@ import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, 
 import { ControlClient } from './control/client.ts'
 import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
-import { EscrowFiles } from './escrow/state.ts'
+import { EscrowFiles, DEFAULT_ESCROW_SETTINGS, validateLedgerUrl } from './escrow/state.ts'
+import { openLedger } from './escrow/open-ledger.ts'
+import { logger } from '@libp2p/logger'
+import type { EscrowSettings } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
 import { PASSPHRASE_ENV, passphraseGiven, readPassphrase } from './passphrase.ts'
 import { Repo, resolveRepoPath } from './repo.ts'
@@ -474,6 +477,12 @@ function addMarketCommands (program: Command): void {
     })
 }
 
+/** Opens the PostgreSQL ledger the settings name (migrating its schema) and closes it again */
+async function checkLedger (files: EscrowFiles, settings: Partial<EscrowSettings>): Promise<void> {
+  const ledger = await openLedger(files, { ...DEFAULT_ESCROW_SETTINGS, ...settings, ledger: validateLedgerUrl(settings.ledger) }, logger('keyfair:escrow:ledger'))
+  await ledger.close()
+}
+
 /** `keyfair escrow …`: the operator's commands; `init` is offline, the rest ask the node running `--role escrow` */
 function addEscrowCommands (program: Command): void {
   const escrow = program.command('escrow')
@@ -486,6 +495,8 @@ function addEscrowCommands (program: Command): void {
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
     .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
+    .option('--ledger <url>', 'keep the ledger in PostgreSQL: postgres://user@host:port/database (default: SQLite in the repo)')
+    .option('--ledger-password-file <file>', 'the PostgreSQL password, from a file of mode 0600 (else $PGPASSWORD)')
     .addOption(new Option('--faulty-answers', 'answer wrongly on purpose (adversarial testing of buyers\' fraud proofs only)').hideHelp())
     .addOption(passphraseFileOption('the escrow key is sealed in the key store under it'))
     .action(async (opts, command: Command) => {
@@ -494,7 +505,11 @@ function addEscrowCommands (program: Command): void {
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
       const bits = integerFlag(opts.bits, '--bits')
-      const settings = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      if (opts.ledger != null) settings.ledger = opts.ledger
+      if (opts.ledgerPasswordFile != null) settings.ledgerPasswordFile = resolvePath(opts.ledgerPasswordFile)
+      // the database is reached (and its schema made) before any key is: a wrong URL or password fails here
+      if (settings.ledger != null) await checkLedger(files, settings)
       const keys = await unlockOrCreateKeys(repo, opts.passphraseFile)
       try {
         await files.init({ keys, bits, settings })

@@ -106,6 +106,7 @@ export class Ledger {
     checkAmount(amount)
     return transaction(this.db, () => {
       if (this.balance(account) + amount > MAX_AMOUNT) throw new EscrowError(`balance of ${account} would exceed ${MAX_AMOUNT}`, 'ERR_AMOUNT')
+      if (this.balance(WORLD) - amount < -MAX_AMOUNT) throw new EscrowError(`deposits would exceed ${MAX_AMOUNT} in all`, 'ERR_AMOUNT')
       this.post('deposit', now, [[WORLD, -amount], [account, amount]], undefined, memo)
       return this.balance(account)
     })
