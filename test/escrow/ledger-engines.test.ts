@@ -19,6 +19,7 @@ import { SqliteLedger } from '../../node/escrow/sqlite-ledger.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { requestUnblind } from '../../protocols/escrow/unblind.ts'
+import { RemoteError } from '../../protocols/errors.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { encryptWork } from '../helpers/market.ts'
 import { waitFor } from '../helpers/nodes.ts'
@@ -377,3 +378,108 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly LedgerEn
     })
   })
 }
+
+describe('escrow ledger on postgres through an outage', function () {
+  this.timeout(300_000)
+  let server: PgServer | undefined
+  let world: World
+  let work: TestWork
+
+  before(async function () {
+    server = await startPostgres(requirePostgres(this))
+    world = await createWorld()
+    const plain = join(world.dir, 'work.bin')
+    await writeFile(plain, randomBytes(10_000))
+    work = await encryptWork(world.dir, 'work', plain)
+  })
+
+  after(async function () {
+    await world?.stop()
+    await server?.destroy()
+  })
+
+  it('refuses with ERR_LEDGER_UNAVAILABLE while the database is down mid-load; retried, nothing is charged twice or lost', async function () {
+    const pgServer = server!
+    const PRICE = 5
+    const EACH = 100
+    const SLACK = 3
+    const escrow = await world.startEscrow('escrow-outage', { ledger: await pgServer.createDatabase('outage'), ledgerPasswordFile: pgServer.passwordFile })
+    const addr = multiaddr(escrow.node.status().addresses[0]!)
+    const offer = encodeObject(await createOffer({
+      sellerKey: world.sellerKey,
+      terms: { content: contentIdOf(work.manifest), price: PRICE, currency: 'EUR', escrows: [{ peer: escrow.peer, n: escrow.n }], t: 1, expiry: Date.now() + 3_600_000 },
+      title: 't', tags: [], key: work.secrets.key, contentSalt: work.secrets.salt, open: true
+    }))
+    const buyers = await Promise.all(['outage-1', 'outage-2'].map(async name => ({ node: await world.startNode(name, []), d: await world.device(name) })))
+    const jobs: Array<{ buyer: number, purchase: string, request: Uint8Array }> = []
+    for (const [k, b] of buyers.entries()) {
+      await escrow.role.ledger.deposit(b.node.status().peerId, (EACH + SLACK) * PRICE)
+      for (let i = 0; i < EACH; i++) {
+        const p = await b.d.device.beginPurchase({ offer, manifest: work.manifestBytes, buyer: b.node.status().peerId })
+        jobs.push({ buyer: k, purchase: p.purchase, request: (await b.d.device.requestShare({ purchase: p.purchase, j: 1 })).request })
+      }
+    }
+
+    const refusals: string[] = []
+    const failures: string[] = []
+    let answered = 0
+    const inFlight = [0, 0]
+    const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+    /** one purchase: the very same request again after any ERR_LEDGER_UNAVAILABLE, until it is answered */
+    const buy = async (job: typeof jobs[number]): Promise<Uint8Array> => {
+      const deadline = Date.now() + 120_000
+      for (;;) {
+        while (inFlight[job.buyer]! >= 48) await sleep(5)
+        inFlight[job.buyer]!++
+        try {
+          const answer = await requestUnblind({ connectionManager: buyers[job.buyer]!.node.streams }, addr, job.request, { signal: AbortSignal.timeout(30_000) })
+          answered++
+          return answer
+        } catch (err: any) {
+          if (err instanceof RemoteError) refusals.push(err.code)
+          else failures.push(String(err?.code ?? err?.name))
+          if (err?.code !== 'ERR_LEDGER_UNAVAILABLE' || Date.now() > deadline) throw err
+        } finally {
+          inFlight[job.buyer]!--
+        }
+        await sleep(100 + Math.floor(Math.random() * 100))
+      }
+    }
+    const started = Date.now()
+    const load = Promise.allSettled(jobs.map(buy))
+    // the database crashes (no shutdown checkpoint) with part of the load answered
+    await waitFor(() => answered >= 20, 60_000, 'the first answers')
+    const answeredAtStop = answered
+    const stoppedAt = Date.now() - started
+    await pgServer.stop('immediate')
+    await sleep(1500)
+    const refusedWhileDown = refusals.length
+    await pgServer.start()
+    const results = await load
+    const ms = Date.now() - started
+
+    const lost = results.flatMap((r, i) => r.status === 'rejected' ? [`${jobs[i]!.purchase}: ${String((r.reason as Error).message)}`] : [])
+    assert.deepEqual(lost, [], 'every purchase answered in the end')
+    assert.ok(answeredAtStop < jobs.length, 'the database went down in the middle of the load')
+    assert.ok(refusedWhileDown > 0, 'requests were refused while it was down')
+    assert.deepEqual([...new Set(refusals)], ['ERR_LEDGER_UNAVAILABLE'], 'every refusal said the ledger is unavailable')
+    assert.deepEqual(failures, [], 'no stream was reset: each refusal came as an error frame')
+    for (const b of buyers) assert.equal(await escrow.role.ledger.balance(b.node.status().peerId), SLACK * PRICE, 'charged once per purchase')
+    const holds = await escrow.role.ledger.holds({ limit: 10_000 })
+    assert.equal(holds.length, jobs.length, 'one hold per purchase')
+    const answers = results.map(r => (r as PromiseFulfilledResult<Uint8Array>).value)
+    for (const [i, answer] of answers.entries()) {
+      const hold = (decodeObject(answer) as Signed<{ hold: string }>).body.hold
+      assert.equal(holds.find(h => h.id === hold)?.purchase, jobs[i]!.purchase, 'the answer names the hold recorded for its purchase')
+    }
+    // every request once more: the stored answers, byte for byte, no charge
+    const again = await Promise.all(jobs.slice(0, 40).map(buy))
+    assert.deepEqual(again, answers.slice(0, 40))
+    const report = await escrow.role.ledger.audit()
+    assert.deepEqual(report.violations, [])
+    assert.deepEqual(report.holds, { open: jobs.length, released: 0, refunded: 0 })
+    assert.equal(report.deposits, 2 * (EACH + SLACK) * PRICE)
+    assert.equal(report.held, report.deposits)
+    console.log(`      outage at ${stoppedAt} ms (${answeredAtStop} answered); ${refusals.length} refusals ERR_LEDGER_UNAVAILABLE (${refusedWhileDown} while down 1.5 s); all ${jobs.length} bought in ${ms} ms`)
+  })
+})
