@@ -19,7 +19,7 @@ import type { PoolClient } from 'pg'
 import type {
   AuditReport, EndHoldResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, OpenHoldResult, Posting
 } from './ledger-store.ts'
-import type { PgLedgerOptions } from './pg-pool.ts'
+import type { LedgerPool, PgLedgerOptions } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
 
 interface HoldRow {
@@ -44,20 +44,24 @@ interface HoldRow {
 export class PgLedger implements LedgerStore {
   readonly engine = 'postgres' as const
   private readonly pool: pg.Pool
+  private readonly connections: LedgerPool
 
-  private constructor (pool: pg.Pool) {
-    this.pool = pool
+  private constructor (connections: LedgerPool) {
+    this.connections = connections
+    this.pool = connections.pool
   }
 
   /** Connects and brings the schema up to date; ERR_LEDGER_UNAVAILABLE if the database cannot be reached */
   static async open (options: PgLedgerOptions, log: Logger): Promise<PgLedger> {
-    const pool = createPgPool(options, log)
+    const connections = createPgPool(options, log)
+    const { pool } = connections
     try {
       let client: PoolClient
       try {
         client = await pool.connect()
       } catch (err) {
-        throw isUnavailable(err) ? unavailable(err) : err
+        // refused (a wrong password, no such database or user): the operator must fix the settings
+        throw isUnavailable(err) ? unavailable(err) : new EscrowError(`the ledger database refused the connection: ${String((err as Error).message)}`, 'ERR_LEDGER_CONNECT', { cause: err })
       }
       try {
         const version = await migratePg(client)
@@ -65,15 +69,15 @@ export class PgLedger implements LedgerStore {
       } finally {
         client.release()
       }
-      return new PgLedger(pool)
+      return new PgLedger(connections)
     } catch (err) {
-      await pool.end().catch(() => {})
+      await connections.end().catch(() => {})
       throw err
     }
   }
 
   async close (): Promise<void> {
-    await this.pool.end()
+    await this.connections.end()
   }
 
   async balance (account: string): Promise<number> {

@@ -2,6 +2,7 @@
 // connection is dropped, the next request opens a new one), a timeout on connecting and
 // on every statement, BIGINT read as an exact JS number, and one place that tells a
 // database gone away (ERR_LEDGER_UNAVAILABLE, retryable) from a refusal or a bug.
+import { Socket } from 'node:net'
 import pg from 'pg'
 import { EscrowError, LedgerUnavailableError } from './errors.ts'
 import type { PoolClient, PoolConfig } from 'pg'
@@ -10,7 +11,7 @@ import type { Logger } from '@libp2p/interface'
 export interface PgLedgerOptions {
   /** postgres://user@host:port/database (no password: see `password`) */
   url: string
-  /** from a file or the environment; PGPASSWORD is used when absent */
+  /** from a file or the environment (see open-ledger.ts); none for trust or peer authentication */
   password?: string
   /** most connections at once (default 10) */
   max?: number
@@ -29,7 +30,14 @@ function parseBigint (text: string): number {
   return n
 }
 
-export function createPgPool (options: PgLedgerOptions, log: Logger): pg.Pool {
+export interface LedgerPool {
+  pool: pg.Pool
+  /** ends the pool, and any socket a failed login left open (pg does not close those itself) */
+  end: () => Promise<void>
+}
+
+export function createPgPool (options: PgLedgerOptions, log: Logger): LedgerPool {
+  const sockets = new Set<Socket>()
   const statementTimeoutMs = options.statementTimeoutMs ?? 15_000
   const config: PoolConfig = {
     ...connectionFields(options.url),
@@ -41,17 +49,30 @@ export function createPgPool (options: PgLedgerOptions, log: Logger): pg.Pool {
     statement_timeout: statementTimeoutMs,
     query_timeout: statementTimeoutMs + 5000,
     application_name: 'keyfair-escrow',
+    stream: () => {
+      const socket = new Socket()
+      sockets.add(socket)
+      socket.once('close', () => { sockets.delete(socket) })
+      return socket
+    },
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') => oid === INT8_OID && format !== 'binary'
         ? parseBigint
         : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser
     }
   }
-  if (options.password != null) config.password = options.password
+  // none given: an empty one, so a server asking for a password refuses at once (rather than a client-side fault that leaves the socket open)
+  config.password = options.password ?? ''
   const pool = new pg.Pool(config)
   // an idle connection the server dropped: the pool discards it; without a listener it would end the process
   pool.on('error', err => { log('idle ledger connection lost: %s', describe(err)) })
-  return pool
+  return {
+    pool,
+    end: async () => {
+      await pool.end()
+      for (const socket of sockets) socket.destroy()
+    }
+  }
 }
 
 /** host, port, user and database of a postgres:// URL (a password in it is refused earlier) */
