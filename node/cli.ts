@@ -16,6 +16,7 @@ import { runDaemon } from './daemon.ts'
 import { VERSION } from './keyfair-node.ts'
 import { EscrowFiles, DEFAULT_ESCROW_SETTINGS, validateLedgerUrl } from './escrow/state.ts'
 import { openLedger } from './escrow/open-ledger.ts'
+import { moveLedgerToPostgres } from './escrow/move-ledger.ts'
 import { logger } from '@libp2p/logger'
 import type { EscrowSettings } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
@@ -518,6 +519,29 @@ function addEscrowCommands (program: Command): void {
       }
       const result = { dir: files.dir, ...(await files.settings()) }
       print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
+    })
+
+  escrow.command('migrate')
+    .description('move the SQLite ledger (open and ended holds, every entry) into an empty PostgreSQL database, with the node stopped; the escrow then uses it')
+    .requiredOption('--to <url>', 'postgres://user@host:port/database, empty')
+    .option('--ledger-password-file <file>', 'the PostgreSQL password, from a file of mode 0600 (else $PGPASSWORD)')
+    .action(async (opts, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const repo = repoOf(options)
+      await repo.assertInitialised()
+      // the node must not write to the SQLite ledger while it moves
+      const unlock = await repo.lock()
+      try {
+        const passwordFile = opts.ledgerPasswordFile != null ? resolvePath(opts.ledgerPasswordFile) : undefined
+        const r = await moveLedgerToPostgres(new EscrowFiles(repo.path), opts.to, passwordFile, logger('keyfair:escrow:migrate'))
+        print(options, r, () => [
+          `ledger moved to ${r.to}: ${r.rows.accounts} accounts, ${r.rows.entries} entries, ${r.rows.postings} postings, ${r.rows.holds} holds`,
+          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds = ${r.after.held}`,
+          `${r.from} is left as it was; the escrow now uses PostgreSQL`
+        ].join('\n'))
+      } finally {
+        await unlock()
+      }
     })
 
   escrow.command('enroll')

@@ -86,6 +86,18 @@ export interface LedgerFilter {
 
 export type LedgerEngine = 'sqlite' | 'postgres'
 
+/** Every row of a ledger, as stored: what moves it from one engine to another */
+export interface LedgerRows {
+  accounts: Array<{ id: string, balance: number }>
+  entries: Array<{ id: number, at: number, kind: EntryKind, hold_id: string | null, memo: string | null }>
+  /** in the order they were written */
+  postings: Array<{ entry_id: number, account: string, amount: number }>
+  holds: Array<{
+    id: string, device: string, purchase: string, j: number, buyer: string, seller: string, amount: number, offer: string, request: string,
+    request_bytes: Uint8Array, answer: Uint8Array, created_at: number, expires_at: number, state: HoldState, ended_at: number | null, end_entry: number | null, end_reason: string | null
+  }>
+}
+
 export interface LedgerStore {
   readonly engine: LedgerEngine
   balance: (account: string) => Promise<number>

@@ -6,7 +6,7 @@
 import { openDatabase, transaction } from '../store/database.ts'
 import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
-import type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
+import type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
@@ -214,6 +214,17 @@ export class Ledger {
   openHoldBuyers (): Map<string, number> {
     const rows = this.stmt("SELECT buyer, COUNT(*) AS n FROM holds WHERE state = 'open' GROUP BY buyer").all() as Array<{ buyer: string, n: number }>
     return new Map(rows.map(r => [r.buyer, r.n]))
+  }
+
+  /** Every row, for moving the ledger to another engine (read in one transaction) */
+  dump (): LedgerRows {
+    return transaction(this.db, () => ({
+      accounts: this.db.prepare('SELECT id, balance FROM accounts ORDER BY id').all() as LedgerRows['accounts'],
+      entries: this.db.prepare('SELECT id, at, kind, hold_id, memo FROM entries ORDER BY id').all() as LedgerRows['entries'],
+      postings: this.db.prepare('SELECT entry_id, account, amount FROM postings ORDER BY rowid').all() as LedgerRows['postings'],
+      holds: (this.db.prepare('SELECT id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state, ended_at, end_entry, end_reason FROM holds ORDER BY created_at, id')
+        .all() as LedgerRows['holds']).map(h => ({ ...h, request_bytes: new Uint8Array(h.request_bytes), answer: new Uint8Array(h.answer) }))
+    }))
   }
 
   /** Postings, newest first, filterable by account, kind and time */

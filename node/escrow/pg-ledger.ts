@@ -10,6 +10,7 @@
 // the second waits for the first and then reads its row. A deadlock PostgreSQL still
 // detects (two escrow processes racing duplicate purchase ids) runs the transaction again.
 // The audit reads one REPEATABLE READ snapshot.
+import { isDeepStrictEqual } from 'node:util'
 import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
 import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
@@ -17,7 +18,7 @@ import { migratePg } from './pg-schema.ts'
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
 import type {
-  AuditReport, EndHoldResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, OpenHoldResult, Posting
+  AuditReport, EndHoldResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, OpenHoldResult, Posting
 } from './ledger-store.ts'
 import type { LedgerPool, PgLedgerOptions } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
@@ -232,6 +233,23 @@ export class PgLedger implements LedgerStore {
     return inTransaction(this.pool, async client => auditIn(client), { isolation: 'REPEATABLE READ', readOnly: true })
   }
 
+  /**
+   * Fills this empty ledger with `rows` (ids kept) in one transaction, and commits only
+   * if its audit there equals `expected` (the source's): refuses a ledger not empty.
+   */
+  async load (rows: LedgerRows, expected: AuditReport): Promise<AuditReport> {
+    return inTransaction(this.pool, async client => {
+      // no other writer while it loads: the check for emptiness stays true until commit
+      await client.query('LOCK TABLE accounts, entries, postings, holds IN EXCLUSIVE MODE')
+      const { rows: counts } = await client.query<{ n: number }>('SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM holds) AS n')
+      if ((counts[0]?.n ?? 0) > 0) throw new EscrowError('the target ledger is not empty: moving a ledger needs a new, empty database', 'ERR_LEDGER_NOT_EMPTY')
+      await copyRows(client, rows)
+      const report = await auditIn(client)
+      if (!isDeepStrictEqual(report, expected)) throw new EscrowError(`the audit after the move differs from the one before: ${JSON.stringify(report)}`, 'ERR_LEDGER_MOVE')
+      return report
+    })
+  }
+
   private async oneHold (sql: string, args: unknown[]): Promise<HoldRecord | undefined> {
     const rows = await query<HoldRow>(this.pool, sql, args)
     return rows[0] == null ? undefined : toHold(rows[0])
@@ -332,6 +350,30 @@ async function auditIn (client: PoolClient): Promise<AuditReport> {
   if (world !== -(deposits - withdrawals)) violations.push(`world account is ${world}, expected ${-(deposits - withdrawals)}`)
   const accounts = (await q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`))[0]?.n ?? 0
   return { ok: violations.length === 0, violations, accounts, holds: counts, deposits, withdrawals, held }
+}
+
+const COPY_CHUNK = 2000
+
+/** Inserts every row in chunks (one statement per chunk), ids kept; the id counters then continue after them */
+async function copyRows (client: PoolClient, rows: LedgerRows): Promise<void> {
+  const chunks = <T>(list: T[]): T[][] => Array.from({ length: Math.ceil(list.length / COPY_CHUNK) }, (_, i) => list.slice(i * COPY_CHUNK, (i + 1) * COPY_CHUNK))
+  for (const part of chunks(rows.accounts)) {
+    await client.query('INSERT INTO accounts (id, balance) SELECT * FROM unnest($1::text[], $2::bigint[])', [part.map(a => a.id), part.map(a => a.balance)])
+  }
+  for (const part of chunks(rows.entries)) {
+    await client.query('INSERT INTO entries (id, at, kind, hold_id, memo) OVERRIDING SYSTEM VALUE SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])',
+      [part.map(e => e.id), part.map(e => e.at), part.map(e => e.kind), part.map(e => e.hold_id), part.map(e => e.memo)])
+  }
+  for (const part of chunks(rows.postings)) {
+    await client.query('INSERT INTO postings (entry_id, account, amount) SELECT e, a, n FROM unnest($1::bigint[], $2::text[], $3::bigint[]) WITH ORDINALITY AS t(e, a, n, i) ORDER BY i',
+      [part.map(p => p.entry_id), part.map(p => p.account), part.map(p => p.amount)])
+  }
+  for (const h of rows.holds) {
+    await client.query(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state, ended_at, end_entry, end_reason)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+    [h.id, h.device, h.purchase, h.j, h.buyer, h.seller, h.amount, h.offer, h.request, Buffer.from(h.request_bytes), Buffer.from(h.answer), h.created_at, h.expires_at, h.state, h.ended_at, h.end_entry, h.end_reason])
+  }
+  await client.query("SELECT setval(pg_get_serial_sequence('entries', 'id'), GREATEST((SELECT MAX(id) FROM entries), 1), (SELECT COUNT(*) > 0 FROM entries))")
 }
 
 function toHold (r: HoldRow): HoldRecord {

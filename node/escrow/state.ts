@@ -93,6 +93,15 @@ export class EscrowFiles {
     }
   }
 
+  /** Changes some settings (checked as a whole); undefined removes one */
+  async updateSettings (change: Partial<EscrowSettings>): Promise<EscrowSettings> {
+    const merged: Record<string, unknown> = { ...(await this.settings()), ...change }
+    for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
+    const settings = validateSettings({ ...DEFAULT_ESCROW_SETTINGS, ...merged })
+    await writeFileAtomic(this.settingsFile, JSON.stringify(settings, null, 2) + '\n', 0o644)
+    return settings
+  }
+
   async credentials (): Promise<EscrowCredentialFiles | undefined> {
     try {
       return JSON.parse(await readFile(this.credentialsFile, 'utf8'))
