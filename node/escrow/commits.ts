@@ -1,9 +1,10 @@
 // Group commit of holds (DESIGN §4): requests whose checks and private operation
 // finish in the same turn of the event loop have their holds written in one ledger
 // transaction, so one fsync serves them all; while a commit is in flight (PostgreSQL),
-// the requests that arrive meanwhile wait and form the next one. Each caller's promise settles only
-// after that transaction committed (or failed): an answer never leaves before its
-// hold is durable, and a refused hold (its own savepoint rolled back) writes nothing.
+// the requests that arrive meanwhile wait and form the next one. Each caller's promise
+// settles only after that transaction committed (or failed): an answer never leaves
+// before its hold is durable, and a refused hold (its own savepoint rolled back) writes
+// nothing.
 import type { HoldOutcome, LedgerStore, NewHold, OpenHoldResult } from './ledger-store.ts'
 
 /** a bound on one transaction, so one commit never holds the thread for long */
@@ -48,9 +49,8 @@ export class HoldCommitter {
   async flush (): Promise<void> {
     this.scheduled = false
     while (this.committing != null) await this.committing
-    const batch = this.queue
-    if (batch.length === 0) return
-    this.queue = []
+    if (this.queue.length === 0) return
+    const batch = this.queue.splice(0, this.maxBatch)
     this.committing = this.commit(batch).finally(() => { this.committing = undefined })
     await this.committing
     // those that came while this one committed

@@ -206,7 +206,7 @@ export class Ledger {
     const args: Array<string | number> = []
     if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
     if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
-    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC LIMIT ?`
+    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
     return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toHold)
   }
 

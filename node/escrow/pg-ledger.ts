@@ -202,7 +202,7 @@ export class PgLedger implements LedgerStore {
     if (filter.state != null) { args.push(filter.state); where.push(`state = $${args.length}`) }
     args.push(filter.limit ?? 100)
     // created_at ties broken by id: both engines list the same holds in the same order
-    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC LIMIT $${args.length}`
+    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $${args.length}`
     return (await query<HoldRow>(this.pool, sql, args)).map(toHold)
   }
 
