@@ -23,7 +23,11 @@ import { reportError, usageExit } from './cli-errors.ts'
 import { LOG_LEVELS, logFilePath, parseLogLevel } from './log/levels.ts'
 import { appendLogLine } from './log/rotating-file.ts'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { EscrowFiles } from './escrow/state.ts'
+import { EscrowFiles, DEFAULT_ESCROW_SETTINGS, validateLedgerUrl } from './escrow/state.ts'
+import { openLedger } from './escrow/open-ledger.ts'
+import { moveLedgerToPostgres } from './escrow/move-ledger.ts'
+import { logger } from '@libp2p/logger'
+import type { EscrowSettings } from './escrow/state.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
 import { PASSPHRASE_ENV, passphraseGiven, readPassphrase } from './passphrase.ts'
 import { print, repoOf } from './cli-output.ts'
@@ -492,6 +496,12 @@ function addMarketCommands (program: Command): void {
     })
 }
 
+/** Opens the PostgreSQL ledger the settings name (migrating its schema) and closes it again */
+async function checkLedger (files: EscrowFiles, settings: Partial<EscrowSettings>): Promise<void> {
+  const ledger = await openLedger(files, { ...DEFAULT_ESCROW_SETTINGS, ...settings, ledger: validateLedgerUrl(settings.ledger) }, logger('keyfair:escrow:ledger'))
+  await ledger.close()
+}
+
 /** `keyfair escrow …`: the operator's commands; `init` is offline, the rest ask the node running `--role escrow` */
 function addEscrowCommands (program: Command): void {
   const escrow = program.command('escrow')
@@ -504,6 +514,8 @@ function addEscrowCommands (program: Command): void {
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
     .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
+    .option('--ledger <url>', 'keep the ledger in PostgreSQL: postgres://user@host:port/database (default: SQLite in the repo)')
+    .option('--ledger-password-file <file>', 'the PostgreSQL password, from a file of mode 0600 (else $PGPASSWORD)')
     .addOption(new Option('--faulty-answers', 'answer wrongly on purpose (adversarial testing of buyers\' fraud proofs only)').hideHelp())
     .addOption(passphraseFileOption('the escrow key is sealed in the key store under it'))
     .action(async (opts, command: Command) => {
@@ -512,7 +524,11 @@ function addEscrowCommands (program: Command): void {
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
       const bits = integerFlag(opts.bits, '--bits')
-      const settings = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      if (opts.ledger != null) settings.ledger = opts.ledger
+      if (opts.ledgerPasswordFile != null) settings.ledgerPasswordFile = resolvePath(opts.ledgerPasswordFile)
+      // the database is reached (and its schema made) before any key is: a wrong URL or password fails here
+      if (settings.ledger != null) await checkLedger(files, settings)
       const keys = await unlockOrCreateKeys(repo, opts.passphraseFile)
       try {
         await files.init({ keys, bits, settings })
@@ -521,6 +537,29 @@ function addEscrowCommands (program: Command): void {
       }
       const result = { dir: files.dir, ...(await files.settings()) }
       print(options, result, () => `escrow key created in ${files.dir}\nstart it with: keyfair --repo ${repo.path} start --role escrow`)
+    })
+
+  escrow.command('migrate')
+    .description('move the SQLite ledger (open and ended holds, every entry) into an empty PostgreSQL database, with the node stopped; the escrow then uses it')
+    .requiredOption('--to <url>', 'postgres://user@host:port/database, empty')
+    .option('--ledger-password-file <file>', 'the PostgreSQL password, from a file of mode 0600 (else $PGPASSWORD)')
+    .action(async (opts, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>()
+      const repo = repoOf(options)
+      await repo.assertInitialised()
+      // the node must not write to the SQLite ledger while it moves
+      const unlock = await repo.lock()
+      try {
+        const passwordFile = opts.ledgerPasswordFile != null ? resolvePath(opts.ledgerPasswordFile) : undefined
+        const r = await moveLedgerToPostgres(new EscrowFiles(repo.path), opts.to, passwordFile, logger('keyfair:escrow:migrate'))
+        print(options, r, () => [
+          `ledger moved to ${r.to}: ${r.rows.accounts} accounts, ${r.rows.entries} entries, ${r.rows.postings} postings, ${r.rows.holds} holds`,
+          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds = ${r.after.held}`,
+          `${r.from} is left as it was; the escrow now uses PostgreSQL`
+        ].join('\n'))
+      } finally {
+        await unlock()
+      }
     })
 
   escrow.command('enroll')

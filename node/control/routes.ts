@@ -12,7 +12,8 @@ import type { Buyer } from '../buyer/buyer.ts'
 import type { ProgressEvent } from './progress.ts'
 import type { Seller } from '../seller/seller.ts'
 import { requestAccount } from '../../protocols/escrow/account.ts'
-import type { EntryKind } from '../escrow/ledger.ts'
+import { ENTRY_KINDS } from '../escrow/ledger-store.ts'
+import type { EntryKind } from '../escrow/ledger-store.ts'
 import { parseBootstrapAddress } from '../config.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { BadRequestError } from '../errors.ts'
@@ -205,18 +206,18 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
     },
     'escrow.deposit': async body => {
       const { account, amount, memo } = moneyFields(body, currencyOf(node))
-      return { account, balance: escrowOf(node).ledger.deposit(account, amount, memo), currency: currencyOf(node) }
+      return { account, balance: await escrowOf(node).ledger.deposit(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.withdraw': async body => {
       const { account, amount, memo } = moneyFields(body, currencyOf(node))
-      return { account, balance: escrowOf(node).ledger.withdraw(account, amount, memo), currency: currencyOf(node) }
+      return { account, balance: await escrowOf(node).ledger.withdraw(account, amount, memo), currency: currencyOf(node) }
     },
     'escrow.ledger': async body => {
       const { account, kind, since, limit } = fields(body)
       if (account != null && typeof account !== 'string') throw new BadRequestError('account must be a string')
       if (kind != null && !ENTRY_KINDS.includes(kind as EntryKind)) throw new BadRequestError(`kind must be one of ${ENTRY_KINDS.join(', ')}`)
       return {
-        postings: escrowOf(node).ledger.postings({
+        postings: await escrowOf(node).ledger.postings({
           account: account ?? undefined,
           kind: (kind ?? undefined) as EntryKind | undefined,
           since: optionalInt(since, 'since', 0, Number.MAX_SAFE_INTEGER),
@@ -229,11 +230,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       const { state, buyer, limit } = fields(body)
       if (state != null && state !== 'open' && state !== 'released' && state !== 'refunded') throw new BadRequestError('state must be open, released or refunded')
       if (buyer != null && typeof buyer !== 'string') throw new BadRequestError('buyer must be a peer id')
-      const holds = escrowOf(node).ledger.holds({ state: state ?? undefined, buyer: buyer ?? undefined, limit: optionalInt(limit, 'limit', 1, 10_000) })
+      const holds = await escrowOf(node).ledger.holds({ state: state ?? undefined, buyer: buyer ?? undefined, limit: optionalInt(limit, 'limit', 1, 10_000) })
       return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest), currency: currencyOf(node) }
     },
-    'escrow.audit': async () => ({ ...escrowOf(node).ledger.audit(), currency: currencyOf(node) }),
-    'escrow.accounts': async () => ({ accounts: escrowOf(node).ledger.accounts(), openHolds: escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 }).length, currency: currencyOf(node) }),
+    'escrow.audit': async () => ({ ...(await escrowOf(node).ledger.audit()), currency: currencyOf(node) }),
+    'escrow.accounts': async () => ({ accounts: await escrowOf(node).ledger.accounts(), openHolds: (await escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 })).length, currency: currencyOf(node) }),
     balance: async (body, signal) => {
       const { escrow } = fields(body)
       if (typeof escrow !== 'string') throw new BadRequestError('escrow must be a peer id or a multiaddr ending in /p2p/<peer id>')
@@ -411,7 +412,6 @@ function describeCertificates (signing: string, encryption: string): Record<stri
   return { signingCertificate: describe(signing), encryptionCertificate: describe(encryption) }
 }
 
-const ENTRY_KINDS: EntryKind[] = ['deposit', 'withdraw', 'hold', 'release', 'refund', 'expire']
 
 function escrowOf (node: KeyfairNode): EscrowRole {
   const role = node.roles.find(r => r.name === 'escrow')

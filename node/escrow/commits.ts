@@ -1,9 +1,11 @@
 // Group commit of holds (DESIGN §4): requests whose checks and private operation
-// finish in the same turn of the event loop have their holds written in one SQLite
-// transaction, so one fsync serves them all. Each caller's promise settles only
-// after that transaction committed (or failed): an answer never leaves before its
-// hold is durable, and a refused hold (its own savepoint rolled back) writes nothing.
-import type { HoldOutcome, Ledger, NewHold, OpenHoldResult } from './ledger.ts'
+// finish in the same turn of the event loop have their holds written in one ledger
+// transaction, so one fsync serves them all; while a commit is in flight (PostgreSQL),
+// the requests that arrive meanwhile wait and form the next one. Each caller's promise
+// settles only after that transaction committed (or failed): an answer never leaves
+// before its hold is durable, and a refused hold (its own savepoint rolled back) writes
+// nothing.
+import type { HoldOutcome, LedgerStore, NewHold, OpenHoldResult } from './ledger-store.ts'
 
 /** a bound on one transaction, so one commit never holds the thread for long */
 export const MAX_GROUP_COMMIT = 256
@@ -15,14 +17,16 @@ interface Waiting {
 }
 
 export class HoldCommitter {
-  private readonly ledger: Ledger
+  private readonly ledger: LedgerStore
   private readonly maxBatch: number
   private queue: Waiting[] = []
   private scheduled = false
+  /** the commit in flight: one at a time, so a batch is one transaction in order */
+  private committing?: Promise<void>
   /** commits and holds so far, for the log and tests */
   readonly stats = { commits: 0, holds: 0, largest: 0 }
 
-  constructor (ledger: Ledger, options: { maxBatch?: number } = {}) {
+  constructor (ledger: LedgerStore, options: { maxBatch?: number } = {}) {
     this.ledger = ledger
     this.maxBatch = options.maxBatch ?? MAX_GROUP_COMMIT
   }
@@ -32,24 +36,31 @@ export class HoldCommitter {
     return new Promise((resolve, reject) => {
       this.queue.push({ hold, resolve, reject })
       if (this.queue.length >= this.maxBatch) {
-        this.flush()
+        void this.flush()
       } else if (!this.scheduled) {
         this.scheduled = true
         // after the I/O of this turn: every request that got this far in it joins
-        setImmediate(() => { this.flush() })
+        setImmediate(() => { void this.flush() })
       }
     })
   }
 
-  /** Commits everything waiting now, in one transaction */
-  flush (): void {
+  /** Commits everything waiting now, in one transaction; resolves when nothing is left waiting */
+  async flush (): Promise<void> {
     this.scheduled = false
-    const batch = this.queue
-    if (batch.length === 0) return
-    this.queue = []
+    while (this.committing != null) await this.committing
+    if (this.queue.length === 0) return
+    const batch = this.queue.splice(0, this.maxBatch)
+    this.committing = this.commit(batch).finally(() => { this.committing = undefined })
+    await this.committing
+    // those that came while this one committed
+    if (this.queue.length > 0 && !this.scheduled) await this.flush()
+  }
+
+  private async commit (batch: Waiting[]): Promise<void> {
     let outcomes: HoldOutcome[]
     try {
-      outcomes = this.ledger.openHolds(batch.map(w => w.hold))
+      outcomes = await this.ledger.openHolds(batch.map(w => w.hold))
     } catch (err) {
       // the transaction did not commit: nothing of it was written, no answer leaves
       for (const w of batch) w.reject(err)

@@ -40,3 +40,16 @@ export const HoldEndedError = refusal('ERR_HOLD_ENDED')
 export const BadDisputeError = refusal('ERR_BAD_DISPUTE')
 export const EscrowNotReadyError = refusal('ERR_ESCROW_NOT_READY')
 export const ExponentRefusedError = refusal('ERR_EXPONENT')
+
+/**
+ * The ledger's database cannot be reached (PostgreSQL down, restarting, or the network
+ * to it cut): nothing of the request was written, or its commit may have landed and a
+ * retry of the same request gets the stored answer. Retry later.
+ */
+export class LedgerUnavailableError extends EscrowError {
+  static readonly code = 'ERR_LEDGER_UNAVAILABLE'
+  readonly retryable = true
+  constructor (message = 'the escrow ledger is unavailable: retry later', options?: ErrorOptions) {
+    super(message, LedgerUnavailableError.code, options)
+  }
+}

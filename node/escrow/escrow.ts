@@ -14,7 +14,7 @@ import {
 import { HoldCommitter } from './commits.ts'
 import { judgeOpenedDispute } from './judge.ts'
 import type { Verdict } from './judge.ts'
-import type { Ledger, HoldRecord, NewHold, OpenHoldResult } from './ledger.ts'
+import type { LedgerStore, HoldRecord, NewHold, OpenHoldResult } from './ledger-store.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import { SETTLE_LIMITS } from '../../protocols/escrow/settle.ts'
@@ -43,7 +43,7 @@ export interface EscrowInit {
   privateKey: PrivateKey
   /** the escrow's RSA key: in this thread (EscrowKey) or in worker threads (UnblindPool) */
   key: Unblinder
-  ledger: Ledger
+  ledger: LedgerStore
   log: Logger
   currency: string
   holdTtlMs?: number
@@ -79,6 +79,8 @@ export class Escrow {
   private readonly commits?: HoldCommitter
   /** offers are immutable and signed: one signature check per offer CID is enough */
   private readonly offers = new Map<string, VerifiedOffer>()
+  /** open holds per buyer, kept with the ledger: a large settlement frame is admitted on it before it is read */
+  private readonly openHolds = new Map<string, number>()
 
   constructor (init: EscrowInit) {
     this.init = init
@@ -103,8 +105,27 @@ export class Escrow {
   }
 
   /** Commits the holds waiting for the next group commit now (before the ledger closes) */
-  flush (): void {
-    this.commits?.flush()
+  async flush (): Promise<void> {
+    await this.commits?.flush()
+  }
+
+  /** Reads which buyers hold open holds (at start, before serving) */
+  async load (): Promise<void> {
+    this.openHolds.clear()
+    for (const [buyer, n] of await this.init.ledger.openHoldBuyers()) this.openHolds.set(buyer, n)
+  }
+
+  /** Ends the holds whose time has passed: to their sellers */
+  async expireDue (now = this.now()): Promise<HoldRecord[]> {
+    const ended = await this.init.ledger.expireDue(now)
+    for (const hold of ended) this.holdEnded(hold.buyer)
+    return ended
+  }
+
+  private holdEnded (buyer: string): void {
+    const n = (this.openHolds.get(buyer) ?? 0) - 1
+    if (n > 0) this.openHolds.set(buyer, n)
+    else this.openHolds.delete(buyer)
   }
 
   get ready (): boolean {
@@ -180,7 +201,7 @@ export class Escrow {
     const { ledger } = this.init
     // exactly these bytes were checked and paid for before: their answer again, whatever
     // happened since (a crash, a CRL not fetched yet after a restart)
-    const paid = ledger.answerByRequest(requestId)
+    const paid = await ledger.answerByRequest(requestId)
     if (paid != null) return paid
     // cheapest first: comparisons, then one ledger read, then the public-key checks
     // (certificate chain, signatures), and the private-key operation last of all
@@ -198,10 +219,10 @@ export class Escrow {
     const b = os2ip(body.b)
     if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
     // a read outside the hold's transaction, which checks again and stays the authority
-    const balance = ledger.balance(body.buyer)
+    const balance = await ledger.balance(body.buyer)
     if (balance < terms.price) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
-    if (ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
+    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
     const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
     if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
 
@@ -233,6 +254,7 @@ export class Escrow {
       createdAt: now,
       expiresAt: now + (this.init.holdTtlMs ?? DEFAULT_HOLD_TTL_MS)
     })
+    if (charged) this.openHolds.set(hold.buyer, (this.openHolds.get(hold.buyer) ?? 0) + 1)
     this.init.log('%s hold %s: %d from %s for purchase %s share %d', charged ? 'opened' : 'replayed', hold.id, hold.amount, hold.buyer, hold.purchase, hold.j)
     return hold.answer
   }
@@ -268,42 +290,44 @@ export class Escrow {
    * a chunk and its manifest. One indexed read, before the body is buffered.
    */
   admitsSettlement (caller: string, length: number): boolean {
-    return length <= SETTLE_LIMITS.maxFrameBytes && this.init.ledger.holds({ buyer: caller, state: 'open', limit: 1 }).length > 0
+    return length <= SETTLE_LIMITS.maxFrameBytes && (this.openHolds.get(caller) ?? 0) > 0
   }
 
-  account (caller: string): AccountAnswer {
+  async account (caller: string): Promise<AccountAnswer> {
     const { ledger } = this.init
     return {
       v: 1,
       account: caller,
-      balance: ledger.balance(caller),
+      balance: await ledger.balance(caller),
       currency: this.init.currency,
-      holds: ledger.holds({ buyer: caller, limit: 100 }).map(h => ({ hold: h.id, purchase: h.purchase, amount: h.amount, state: h.state, expiresAt: h.expiresAt })),
-      postings: ledger.postings({ account: caller, limit: 100 })
+      holds: (await ledger.holds({ buyer: caller, limit: 100 })).map(h => ({ hold: h.id, purchase: h.purchase, amount: h.amount, state: h.state, expiresAt: h.expiresAt })),
+      postings: await ledger.postings({ account: caller, limit: 100 })
     }
   }
 
   private async receipt (value: unknown): Promise<SettleAnswer> {
     const receipt = parseSignedReceipt(value)
     const device = await this.verifyDevice(receipt)
-    const hold = this.holdOf(device, receipt.body.purchase)
+    const hold = await this.holdOf(device, receipt.body.purchase)
     if (receipt.body.offer.toString() !== hold.offer) throw new BadDisputeError('the receipt names another offer than the purchase')
     if (hold.state === 'refunded') throw new HoldEndedError(`hold ${hold.id} was refunded`)
-    const { ended } = this.init.ledger.endHold(hold.id, 'release', 'receipt', this.now())
+    const { ended } = await this.init.ledger.endHold(hold.id, 'release', 'receipt', this.now())
+    if (ended) this.holdEnded(hold.buyer)
     return result(hold, 'released', ended, false, 'receipt')
   }
 
   private async dispute (value: unknown): Promise<SettleAnswer> {
     const dispute = parseSignedDispute(value)
     const device = await this.verifyDevice(dispute)
-    const hold = this.holdOf(device, dispute.body.purchase)
+    const hold = await this.holdOf(device, dispute.body.purchase)
     if (dispute.body.offer.toString() !== hold.offer) throw new BadDisputeError('the dispute names another offer than the purchase')
     if (hold.state !== 'open') throw new HoldEndedError(`hold ${hold.id} has already ended (${hold.state})`)
     const request = parseSignedUnblindRequest(decodeObject(hold.requestBytes))
     // judged before anything is written: a malformed dispute leaves the hold open
     const verdict = await this.judge(dispute.body, request, hold, device)
     const end = verdict.sellerAtFault ? 'refund' : 'release'
-    const { ended, hold: after } = this.init.ledger.endHold(hold.id, end, `${dispute.body.reason} dispute: ${verdict.reason}`, this.now())
+    const { ended, hold: after } = await this.init.ledger.endHold(hold.id, end, `${dispute.body.reason} dispute: ${verdict.reason}`, this.now())
+    if (ended) this.holdEnded(hold.buyer)
     if (!ended) throw new HoldEndedError(`hold ${hold.id} has already ended (${after.state})`)
     this.init.log('%s dispute on hold %s: %s', dispute.body.reason, hold.id, verdict.reason)
     return result(hold, end === 'refund' ? 'refunded' : 'released', true, !verdict.sellerAtFault, verdict.reason)
@@ -331,8 +355,8 @@ export class Escrow {
     })
   }
 
-  private holdOf (device: VerifiedCertificate, purchase: string): HoldRecord {
-    const hold = this.init.ledger.holdByPurchase(device.subjectCommonName, purchase)
+  private async holdOf (device: VerifiedCertificate, purchase: string): Promise<HoldRecord> {
+    const hold = await this.init.ledger.holdByPurchase(device.subjectCommonName, purchase)
     if (hold == null) throw new UnknownPurchaseError(`no purchase ${purchase} from this device at this escrow`)
     return hold
   }

@@ -6,11 +6,12 @@
 import { openDatabase, transaction } from '../store/database.ts'
 import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
+import type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
-export const WORLD = '@world'
-/** Largest balance or amount: integers stay exact in JS numbers and SQLite */
-export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER
+import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
+export { MAX_AMOUNT, WORLD, holdAccount }
+export type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
 
 export const ledgerMigrations: Migration[] = [{
   version: 1,
@@ -63,78 +64,6 @@ export const ledgerMigrations: Migration[] = [{
   up: 'CREATE INDEX holds_request ON holds (request)'
 }]
 
-export type EntryKind = 'deposit' | 'withdraw' | 'hold' | 'release' | 'refund' | 'expire'
-export type HoldState = 'open' | 'released' | 'refunded'
-/** How a hold ends: to the seller (receipt, refused dispute), to the buyer (valid dispute, fraud proof), or by expiry */
-export type HoldEnd = 'release' | 'refund' | 'expire'
-
-export interface HoldRecord {
-  id: string
-  device: string
-  purchase: string
-  j: number
-  buyer: string
-  seller: string
-  amount: number
-  offer: string
-  /** CID of the signed request */
-  request: string
-  /** the signed request as received: a dispute is judged against its offer */
-  requestBytes: Uint8Array
-  /** the signed answer as sent: a retried request gets exactly it */
-  answer: Uint8Array
-  createdAt: number
-  expiresAt: number
-  state: HoldState
-  endedAt?: number
-  endReason?: string
-}
-
-export type NewHold = Omit<HoldRecord, 'state' | 'endedAt' | 'endReason'>
-
-export interface Posting {
-  entry: number
-  at: number
-  kind: EntryKind
-  account: string
-  amount: number
-  hold?: string
-  memo?: string
-}
-
-export interface OpenHoldResult {
-  hold: HoldRecord
-  /** false when the same request was already paid: its stored answer, no new charge */
-  charged: boolean
-}
-
-/** One hold of a group commit: opened (or replayed), or refused with nothing written */
-export type HoldOutcome = { result: OpenHoldResult } | { error: unknown }
-
-export interface EndHoldResult {
-  hold: HoldRecord
-  /** false when the hold had already ended (nothing written) */
-  ended: boolean
-}
-
-export interface AuditReport {
-  ok: boolean
-  violations: string[]
-  accounts: number
-  holds: { open: number, released: number, refunded: number }
-  deposits: number
-  withdrawals: number
-  /** sum of all non-world balances and open holds: must equal deposits − withdrawals */
-  held: number
-}
-
-export interface LedgerFilter {
-  account?: string
-  kind?: EntryKind
-  since?: number
-  limit?: number
-}
-
 export class Ledger {
   private readonly db: DatabaseSync
   /** prepared once per SQL text: preparing costs more than most of these statements run */
@@ -177,6 +106,7 @@ export class Ledger {
     checkAmount(amount)
     return transaction(this.db, () => {
       if (this.balance(account) + amount > MAX_AMOUNT) throw new EscrowError(`balance of ${account} would exceed ${MAX_AMOUNT}`, 'ERR_AMOUNT')
+      if (this.balance(WORLD) - amount < -MAX_AMOUNT) throw new EscrowError(`deposits would exceed ${MAX_AMOUNT} in all`, 'ERR_AMOUNT')
       this.post('deposit', now, [[WORLD, -amount], [account, amount]], undefined, memo)
       return this.balance(account)
     })
@@ -276,8 +206,25 @@ export class Ledger {
     const args: Array<string | number> = []
     if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
     if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
-    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC LIMIT ?`
+    const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
     return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toHold)
+  }
+
+  /** Open holds per buyer */
+  openHoldBuyers (): Map<string, number> {
+    const rows = this.stmt("SELECT buyer, COUNT(*) AS n FROM holds WHERE state = 'open' GROUP BY buyer").all() as Array<{ buyer: string, n: number }>
+    return new Map(rows.map(r => [r.buyer, r.n]))
+  }
+
+  /** Every row, for moving the ledger to another engine (read in one transaction) */
+  dump (): LedgerRows {
+    return transaction(this.db, () => ({
+      accounts: this.db.prepare('SELECT id, balance FROM accounts ORDER BY id').all() as LedgerRows['accounts'],
+      entries: this.db.prepare('SELECT id, at, kind, hold_id, memo FROM entries ORDER BY id').all() as LedgerRows['entries'],
+      postings: this.db.prepare('SELECT entry_id, account, amount FROM postings ORDER BY rowid').all() as LedgerRows['postings'],
+      holds: (this.db.prepare('SELECT id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state, ended_at, end_entry, end_reason FROM holds ORDER BY created_at, id')
+        .all() as LedgerRows['holds']).map(h => ({ ...h, request_bytes: new Uint8Array(h.request_bytes), answer: new Uint8Array(h.answer) }))
+    }))
   }
 
   /** Postings, newest first, filterable by account, kind and time */
@@ -395,13 +342,6 @@ export class Ledger {
   }
 }
 
-export function holdAccount (id: string): string {
-  return `hold:${id}`
-}
-
-function checkAmount (amount: number): void {
-  if (!Number.isSafeInteger(amount) || amount < 0) throw new EscrowError('amount must be a whole number of minor units, 0 or more', 'ERR_AMOUNT')
-}
 
 function toHold (r: any): HoldRecord {
   const hold: HoldRecord = {

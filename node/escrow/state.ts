@@ -3,7 +3,7 @@
 // sealed in the repo's key store (record `escrow-rsa`).
 import { generateKeyPair } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import { promisify } from 'node:util'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
@@ -27,6 +27,13 @@ export interface EscrowSettings {
    * process may use), a number 1..64, or 0 to do them on the main thread.
    */
   unblindWorkers: 'auto' | number
+  /**
+   * Where the ledger lives: absent for SQLite in `<repo>/escrow/ledger.db`, or a
+   * `postgres://user@host:port/database` URL (never with a password in it)
+   */
+  ledger?: string
+  /** a file (mode 0600) holding the PostgreSQL password; else $PGPASSWORD */
+  ledgerPasswordFile?: string
 }
 
 export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false, unblindWorkers: 'auto' }
@@ -86,6 +93,15 @@ export class EscrowFiles {
     }
   }
 
+  /** Changes some settings (checked as a whole); undefined removes one */
+  async updateSettings (change: Partial<EscrowSettings>): Promise<EscrowSettings> {
+    const merged: Record<string, unknown> = { ...(await this.settings()), ...change }
+    for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key]
+    const settings = validateSettings({ ...DEFAULT_ESCROW_SETTINGS, ...merged })
+    await writeFileAtomic(this.settingsFile, JSON.stringify(settings, null, 2) + '\n', 0o644)
+    return settings
+  }
+
   async credentials (): Promise<EscrowCredentialFiles | undefined> {
     try {
       return JSON.parse(await readFile(this.credentialsFile, 'utf8'))
@@ -122,6 +138,28 @@ function validateSettings (s: EscrowSettings): EscrowSettings {
   if (s.unblindWorkers !== 'auto' && (!Number.isInteger(s.unblindWorkers) || s.unblindWorkers < 0 || s.unblindWorkers > MAX_UNBLIND_WORKERS)) {
     throw new BadConfigError(`unblindWorkers must be 'auto' or 0..${MAX_UNBLIND_WORKERS} (0: on the main thread)`)
   }
-  return { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers, unblindWorkers: s.unblindWorkers }
+  const valid: EscrowSettings = { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers, unblindWorkers: s.unblindWorkers }
+  if (s.ledger != null) valid.ledger = validateLedgerUrl(s.ledger)
+  if (s.ledgerPasswordFile != null) {
+    if (typeof s.ledgerPasswordFile !== 'string' || !isAbsolute(s.ledgerPasswordFile)) throw new BadConfigError('ledgerPasswordFile must be an absolute path')
+    if (valid.ledger == null) throw new BadConfigError('ledgerPasswordFile goes with a PostgreSQL ledger')
+    valid.ledgerPasswordFile = s.ledgerPasswordFile
+  }
+  return valid
+}
+
+/** A postgres:// URL naming host, port, user and database; a password in it is refused (it would sit in files and process lists) */
+export function validateLedgerUrl (ledger: unknown): string {
+  let url: URL
+  try {
+    url = new URL(String(ledger))
+  } catch {
+    throw new BadConfigError('the ledger must be a URL like postgres://user@127.0.0.1:5432/keyfair')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new BadConfigError('the ledger must be a postgres:// URL (SQLite in the repo is the default)')
+  if (url.password !== '') throw new BadConfigError('the ledger URL must not carry a password: use --ledger-password-file or $PGPASSWORD')
+  if (url.username === '' || url.hostname === '' || url.pathname.length <= 1) throw new BadConfigError('the ledger URL names a user, a host and a database: postgres://user@host:port/database')
+  if (url.search !== '' || url.hash !== '') throw new BadConfigError('the ledger URL takes no parameters')
+  return url.toString()
 }
 

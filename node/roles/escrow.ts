@@ -17,13 +17,14 @@ import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid } from '../discovery/keywords.ts'
 import { Escrow } from '../escrow/escrow.ts'
 import { EscrowNotReadyError } from '../escrow/errors.ts'
-import { Ledger } from '../escrow/ledger.ts'
+import { openLedger } from '../escrow/open-ledger.ts'
 import { EscrowFiles } from '../escrow/state.ts'
 import { UnblindPool, unblindWorkerCount } from '../escrow/pool.ts'
 import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
 import type { RoleComponents } from './role.ts'
 import type { CrlInfo } from '../../device/pki/index.ts'
+import type { LedgerStore } from '../escrow/ledger-store.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface EscrowRoleInit {
@@ -57,7 +58,7 @@ export class EscrowRole extends Role {
   private readonly files: EscrowFiles
   private controller?: AbortController
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
-  private running?: { escrow: Escrow, ledger: Ledger, pool?: UnblindPool, agency?: string }
+  private running?: { escrow: Escrow, ledger: LedgerStore, pool?: UnblindPool, agency?: string }
   private refreshing?: Promise<CrlInfo>
   /** when a current CRL last arrived from the agency, pushed or fetched (ms) */
   private crlHeard = 0
@@ -90,7 +91,7 @@ export class EscrowRole extends Role {
     return this.running?.pool?.size ?? 0
   }
 
-  get ledger (): Ledger {
+  get ledger (): LedgerStore {
     if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
     return this.running.ledger
   }
@@ -102,7 +103,13 @@ export class EscrowRole extends Role {
     // with workers, the private key lives in them; this thread keeps the modulus
     const key = workers > 0 ? new UnblindPool(privateKey, workers) : new EscrowKey(privateKey)
     const pool = key instanceof UnblindPool ? key : undefined
-    const ledger = Ledger.open(this.files.ledgerFile)
+    let ledger: LedgerStore
+    try {
+      ledger = await openLedger(this.files, settings, this.log)
+    } catch (err) {
+      await pool?.close()
+      throw err
+    }
     const escrow = new Escrow({
       peerId: this.components.peerId.toString(),
       privateKey: this.components.privateKey,
@@ -117,6 +124,7 @@ export class EscrowRole extends Role {
     })
     this.running = { escrow, ledger, pool }
     try {
+      await escrow.load()
       const credentials = await this.files.credentials()
       if (credentials != null) {
         const trust = new TrustStore(credentials.root)
@@ -131,7 +139,7 @@ export class EscrowRole extends Role {
       }
       await super.start()
     } catch (err) {
-      ledger.close()
+      await ledger.close()
       await pool?.close()
       this.running = undefined
       throw err
@@ -168,7 +176,7 @@ export class EscrowRole extends Role {
     })
     // holds that outlive their time go to the seller
     this.schedule(1000, async () => {
-      const ended = this.running?.ledger.expireDue() ?? []
+      const ended = await this.running?.escrow.expireDue() ?? []
       if (ended.length > 0) this.log('released %d expired holds to their sellers', ended.length)
       return 1000
     })
@@ -182,8 +190,11 @@ export class EscrowRole extends Role {
     this.timers.clear()
     await super.stop()
     // holds waiting for their group commit are written before the ledger closes
-    this.running?.escrow.flush()
-    this.running?.ledger.close()
+    try {
+      await this.running?.escrow.flush()
+    } finally {
+      await this.running?.ledger.close()
+    }
     await this.running?.pool?.close()
     this.running = undefined
   }

@@ -29,7 +29,7 @@ export interface AccountAnswer {
 }
 
 export interface AccountSource {
-  account: (caller: string) => AccountAnswer
+  account: (caller: string) => AccountAnswer | Promise<AccountAnswer>
 }
 
 export class AccountService extends FramedService {
@@ -44,7 +44,7 @@ export class AccountService extends FramedService {
   protected async handle (frames: FrameStream, connection: Connection): Promise<void> {
     const message = expectRecord(await frames.readMessage())
     if (message.v !== 1) throw new BadMessageError('unsupported version')
-    await frames.writeMessage(this.source.account(connection.remotePeer.toString()))
+    await frames.writeMessage(await this.source.account(connection.remotePeer.toString()))
   }
 }
 

@@ -134,7 +134,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     escrows = []
     for (const name of ['escrow-1', 'escrow-2', 'escrow-3']) escrows.push({ name, ...(await world.startEscrow(name)) })
     buyer = await world.startNode('buyer', [])
-    for (const e of escrows) e.role.ledger.deposit(buyer.status().peerId, 1000)
+    for (const e of escrows) (await e.role.ledger.deposit(buyer.status().peerId, 1000))
   })
 
   after(async function () {
@@ -143,8 +143,8 @@ describe('disputes that disclose no more than they must, over real libp2p', func
 
   const addrOf = (e: TestEscrowNode): ReturnType<typeof multiaddr> => multiaddr(e.node.status().addresses[0]!)
   const settle = async (e: TestEscrowNode, bytes: Uint8Array): Promise<SettleAnswer> => requestSettle({ connectionManager: buyer.streams }, addrOf(e), bytes)
-  const balances = (): number[] => escrows.map(e => e.role.ledger.balance(buyer.status().peerId))
-  const ledgerState = (e: TestEscrowNode): unknown => ({ postings: e.role.ledger.postings({ limit: 100_000 }), holds: e.role.ledger.holds({ limit: 100_000 }), audit: e.role.ledger.audit() })
+  const balances = async (): Promise<number[]> => Promise.all(escrows.map(async e => e.role.ledger.balance(buyer.status().peerId)))
+  const ledgerState = async (e: TestEscrowNode): Promise<unknown> => ({ postings: await e.role.ledger.postings({ limit: 100_000 }), holds: await e.role.ledger.holds({ limit: 100_000 }), audit: await e.role.ledger.audit() })
 
   /** 2-of-3 over the three escrows: device-bound (no open shares) unless `open` */
   async function offer (open: boolean): Promise<Signed<Offer>> {
@@ -195,10 +195,10 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     const o = await offer(false)
     const cert = await encryptionKeyOf(d)
     const licence = await createLicence({ sellerKey: world.sellerKey, offer: o, key: work.secrets.key, contentSalt: work.secrets.salt, device: { id: d.deviceId, encryptionKey: cert.publicKey } })
-    const before = balances()
+    const before = await balances()
     const { purchase, completed } = await buy(d, o, licence)
     assert.equal((completed as { content?: string }).content, work.contentId, String(completed))
-    assert.deepEqual(balances(), [before[0]! - PRICE, before[1]! - PRICE, before[2]!])
+    assert.deepEqual(await balances(), [before[0]! - PRICE, before[1]! - PRICE, before[2]!])
 
     // the buyer disputes anyway: its device opens the shares of K_esc, never K_dev
     const { dispute } = await d.device.dispute({ purchase, reason: 'key' })
@@ -207,20 +207,20 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     assert.deepEqual(body.openings.map(x => x.j), [1, 2])
     assert.equal(body.kDev, undefined)
     assert.equal(body.kDevWrap, undefined)
-    const sellerBefore = escrows.map(e => e.role.ledger.balance(world.seller))
+    const sellerBefore = await Promise.all(escrows.map(async e => e.role.ledger.balance(world.seller)))
     for (const e of escrows.slice(0, 2)) {
       const verdict = await settle(e, dispute)
       assert.deepEqual([verdict.state, verdict.refused], ['released', true], verdict.reason)
     }
-    assert.deepEqual(escrows.map(e => e.role.ledger.balance(world.seller) - sellerBefore[escrows.indexOf(e)]!), [PRICE, PRICE, 0])
-    assert.deepEqual(balances(), [before[0]! - PRICE, before[1]! - PRICE, before[2]!], 'no refund')
+    assert.deepEqual(await Promise.all(escrows.map(async (e, i) => (await e.role.ledger.balance(world.seller)) - sellerBefore[i]!)), [PRICE, PRICE, 0])
+    assert.deepEqual(await balances(), [before[0]! - PRICE, before[1]! - PRICE, before[2]!], 'no refund')
 
     // everything every escrow holds (and the dispute itself) does not give K
     const held = await holdings(o, [dispute], licence)
     assert.equal(attemptToRebuildK(held), undefined, 'K rebuilt from what the escrows hold')
     // positive control: the same attempt, had K_dev been disclosed, finds K
     assert.deepEqual(attemptToRebuildK({ ...held, blobs: [...held.blobs, await trueDeviceKey(d, licence)] }), work.secrets.key)
-    for (const e of escrows) assert.deepEqual(e.role.ledger.audit().violations, [])
+    for (const e of escrows) assert.deepEqual((await e.role.ledger.audit()).violations, [])
   })
 
   /** K_dev as the device holds it: from its key store, for the positive control only */
@@ -253,7 +253,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
     const cert = await encryptionKeyOf(d)
     // a licence made for another key than the one the offer commits to
     const licence = await createLicence({ sellerKey: world.sellerKey, offer: o, key: new Uint8Array(randomBytes(32)), contentSalt: work.secrets.salt, device: { id: d.deviceId, encryptionKey: cert.publicKey } })
-    const before = balances()
+    const before = await balances()
     const { purchase, completed } = await buy(d, o, licence)
     assert.equal((completed as { code?: string }).code, 'ERR_KEY_COMMITMENT')
     assert.equal((await d.device.purchase({ purchase })).fault, 'both')
@@ -264,7 +264,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
       const verdict = await settle(e, dispute)
       assert.deepEqual([verdict.state, verdict.refused], ['refunded', false], verdict.reason)
     }
-    assert.deepEqual(balances(), before)
+    assert.deepEqual(await balances(), before)
   })
 
   it('a seller whose K_dev wrap is wrong (K_esc right) refunds a dispute that opens only the wrap; bad shapes change nothing', async function () {
@@ -285,7 +285,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
       kcEsc: escrowPartCommitment(kEsc),
       kcDev: devicePartCommitment(kDev)
     } satisfies Licence, world.sellerKey) as Signed<Licence>
-    const before = balances()
+    const before = await balances()
     const { purchase, completed } = await buy(d, o, licence)
     assert.equal((completed as { code?: string }).code, 'ERR_KEY_COMMITMENT')
     const info = await d.device.purchase({ purchase })
@@ -306,7 +306,7 @@ describe('disputes that disclose no more than they must, over real libp2p', func
       for (const key of Object.keys(changed)) if (changed[key] === undefined) delete changed[key]
       return encodeObject(signWithDeviceKey('dispute', changed, signingKey, signingCert))
     }
-    const ledgersBefore = escrows.map(ledgerState)
+    const ledgersBefore = await Promise.all(escrows.map(ledgerState))
     const bad: Array<[string, Uint8Array]> = [
       ['no part', resign({ part: undefined, kDevWrap: undefined, openings: [{ j: 1, x: new Uint8Array(256) }, { j: 2, x: new Uint8Array(256) }] })],
       ['part device with openings', resign({ openings: [{ j: 1, x: new Uint8Array(256) }] })],
@@ -319,16 +319,16 @@ describe('disputes that disclose no more than they must, over real libp2p', func
         return true
       })
     }
-    assert.deepEqual(escrows.map(ledgerState), ledgersBefore, 'nothing written by a malformed dispute')
+    assert.deepEqual(await Promise.all(escrows.map(ledgerState)), ledgersBefore, 'nothing written by a malformed dispute')
 
     for (const e of escrows.slice(0, 2)) {
       const verdict = await settle(e, dispute)
       assert.deepEqual([verdict.state, verdict.refused], ['refunded', false], verdict.reason)
     }
-    assert.deepEqual(balances(), before, 'every share refunded')
+    assert.deepEqual(await balances(), before, 'every share refunded')
     // the wrap's opening discloses a value that is not K_dev: K still cannot be rebuilt
     assert.equal(attemptToRebuildK(await holdings(o, [dispute], licence)), undefined)
     assert.deepEqual(keyCommitment(work.secrets.key), o.body.kc)
-    for (const e of escrows) assert.deepEqual(e.role.ledger.audit().violations, [])
+    for (const e of escrows) assert.deepEqual((await e.role.ledger.audit()).violations, [])
   })
 })

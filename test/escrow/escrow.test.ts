@@ -63,7 +63,7 @@ describe('escrow over real libp2p', function () {
 
   it('answers a paid request once, holds the price, and releases it to the seller on the receipt', async function () {
     const buyerId = buyer.status().peerId
-    escrow.role.ledger.deposit(buyerId, 1000)
+    await escrow.role.ledger.deposit(buyerId, 1000)
     const info = await requestEscrowInfo({ connectionManager: buyer.streams }, escrowAddr())
     assert.equal(info.peer, escrow.peer)
     const offer = await createOffer({
@@ -77,27 +77,27 @@ describe('escrow over real libp2p', function () {
     const answer = await requestUnblind({ connectionManager: buyer.streams }, escrowAddr(), request)
     const again = await requestUnblind({ connectionManager: buyer.streams }, escrowAddr(), request)
     assert.deepEqual(again, answer, 'the same request gets the same answer')
-    assert.equal(escrow.role.ledger.balance(buyerId), 700, 'charged once')
+    assert.equal((await escrow.role.ledger.balance(buyerId)), 700, 'charged once')
     assert.deepEqual(await device.acceptAnswer({ purchase: p.purchase, j: 1, answer }), { accepted: true, have: 1, need: 1 })
     await device.completePurchase({ purchase: p.purchase })
     const { receipt } = await device.receipt({ purchase: p.purchase })
     const settled = await requestSettle({ connectionManager: buyer.streams }, escrowAddr(), receipt)
     assert.equal(settled.state, 'released')
     assert.equal(settled.ended, true)
-    assert.equal(escrow.role.ledger.balance(world.seller), 300)
+    assert.equal((await escrow.role.ledger.balance(world.seller)), 300)
     const twice = await requestSettle({ connectionManager: buyer.streams }, escrowAddr(), receipt)
     assert.equal(twice.ended, false)
-    assert.equal(escrow.role.ledger.balance(world.seller), 300)
+    assert.equal((await escrow.role.ledger.balance(world.seller)), 300)
     const account = await requestAccount({ connectionManager: buyer.streams }, escrowAddr())
     assert.equal(account.balance, 700)
     assert.equal(account.holds[0]?.state, 'released')
-    assert.deepEqual(escrow.role.ledger.audit().violations, [])
+    assert.deepEqual((await escrow.role.ledger.audit()).violations, [])
   })
 
   /** everything the ledger holds, to show a refusal changed nothing */
-  function ledgerState (role: EscrowRole): unknown {
+  async function ledgerState (role: EscrowRole): Promise<unknown> {
     const { ledger } = role
-    return { postings: ledger.postings({ limit: 100_000 }), holds: ledger.holds({ limit: 100_000 }), audit: ledger.audit() }
+    return { postings: await ledger.postings({ limit: 100_000 }), holds: await ledger.holds({ limit: 100_000 }), audit: await ledger.audit() }
   }
 
   async function offerFor (escrows: Array<{ peer: string, n: Uint8Array }>, options: { t?: number, price?: number, expiry?: number, open?: boolean, currency?: string, work?: TestWork } = {}): Promise<Signed<Offer>> {
@@ -123,7 +123,7 @@ describe('escrow over real libp2p', function () {
     const other = await world.startEscrow('escrow-other')
     const d = await world.device('refusals')
     const buyerId = buyer.status().peerId
-    escrow.role.ledger.deposit(buyerId, 150)
+    await escrow.role.ledger.deposit(buyerId, 150)
     const offer = await offerFor([{ peer: escrow.peer, n: escrow.n }, { peer: other.peer, n: other.n }], { t: 1, price: 100 })
     const p = await d.device.beginPurchase({ offer: encodeObject(offer), manifest: work.manifestBytes, buyer: buyerId })
     const { request } = await d.device.requestShare({ purchase: p.purchase, j: 1 })
@@ -132,7 +132,7 @@ describe('escrow over real libp2p', function () {
     const expired = await offerFor([{ peer: escrow.peer, n: escrow.n }], { expiry: Date.now() - 1000 })
     const dollars = await offerFor([{ peer: escrow.peer, n: escrow.n }], { currency: 'USD' })
     const tampered = decodeObject(request) as Signed<Record<string, unknown>>
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const send = async (bytes: Uint8Array, from: KeyfairNode = buyer): Promise<Uint8Array> => requestUnblind({ connectionManager: from.streams }, escrowAddr(), bytes)
     const thief = await world.startNode('thief', [])
 
@@ -154,7 +154,7 @@ describe('escrow over real libp2p', function () {
       ['ERR_BAD_OBJECT', async () => send(encodeObject({ ...tampered, kind: 'receipt' }))],
       ['ERR_INSUFFICIENT_FUNDS', async () => {
         // another purchase id at a price one above the buyer's whole balance
-        const funds = escrow.role.ledger.balance(buyerId)
+        const funds = (await escrow.role.ledger.balance(buyerId))
         const pricey = await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: funds + 1 })
         return send(await forge(d, request, b => { b.offer = pricey; b.amount = funds + 1; b.purchase = 'cd'.repeat(16) }))
       }]
@@ -166,7 +166,7 @@ describe('escrow over real libp2p', function () {
         return true
       }, `case ${i} (${code})`)
     }
-    assert.deepEqual(ledgerState(escrow.role), before, 'nothing written by any refusal')
+    assert.deepEqual(await ledgerState(escrow.role), before, 'nothing written by any refusal')
 
     // a certificate from another agency, and a request with an unblinded c and a forged signature
     const stranger = createTestAgency()
@@ -186,16 +186,16 @@ describe('escrow over real libp2p', function () {
     await assert.rejects(send(expiredCert), { code: 'ERR_CERT_EXPIRED' })
     const unblinded = encodeObject({ ...tampered, body: { ...tampered.body, b: offer.body.shares[0]!.c } })
     await assert.rejects(send(unblinded), { code: 'ERR_BAD_SIGNATURE' })
-    assert.deepEqual(ledgerState(escrow.role), before)
+    assert.deepEqual(await ledgerState(escrow.role), before)
 
     // the genuine request is still fine, then a different request under its used purchase id is refused
-    const funds = escrow.role.ledger.balance(buyerId)
+    const funds = (await escrow.role.ledger.balance(buyerId))
     const answer = await send(request)
-    assert.equal(escrow.role.ledger.balance(buyerId), funds - 100)
-    const afterPaid = ledgerState(escrow.role)
+    assert.equal((await escrow.role.ledger.balance(buyerId)), funds - 100)
+    const afterPaid = await ledgerState(escrow.role)
     await assert.rejects(send(await forge(d, request, b => { b.at = (b.at as number) + 1 })), { code: 'ERR_PURCHASE_ID_USED' })
     assert.deepEqual(await send(request), answer)
-    assert.deepEqual(ledgerState(escrow.role), afterPaid)
+    assert.deepEqual(await ledgerState(escrow.role), afterPaid)
 
     // revoked at the agency: refused once the escrow holds the new CRL
     world.agencyRole.agency.revoke(d.deviceId, 'keyCompromise')
@@ -203,14 +203,14 @@ describe('escrow over real libp2p', function () {
     const p2 = await d.device.beginPurchase({ offer: encodeObject(cheap), manifest: work.manifestBytes, buyer: buyerId })
     const { request: fresh } = await d.device.requestShare({ purchase: p2.purchase, j: 1 })
     await assert.rejects(send(fresh), { code: 'ERR_CERT_REVOKED' })
-    assert.deepEqual(ledgerState(escrow.role), afterPaid)
+    assert.deepEqual(await ledgerState(escrow.role), afterPaid)
   })
 
   it('an answer bought under cheaper terms is useless for the dearer offer', async function () {
     const d = await world.device('cheapskate')
     const buyerId = buyer.status().peerId
-    escrow.role.ledger.deposit(buyerId, 10)
-    const balance = escrow.role.ledger.balance(buyerId)
+    await escrow.role.ledger.deposit(buyerId, 10)
+    const balance = (await escrow.role.ledger.balance(buyerId))
     const dear = await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: 1000 })
     const cheap = await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: 1 })
     const p = await d.device.beginPurchase({ offer: encodeObject(dear), manifest: work.manifestBytes, buyer: buyerId })
@@ -218,7 +218,7 @@ describe('escrow over real libp2p', function () {
     // a broken-into device sends the dear offer's blinded c under the cheap offer's terms
     const swapped = await forge(d, request, b => { b.offer = cheap; b.amount = 1 })
     const answer = await requestUnblind({ connectionManager: buyer.streams }, escrowAddr(), swapped)
-    assert.equal(escrow.role.ledger.balance(buyerId), balance - 1, 'the cheap price was paid')
+    assert.equal((await escrow.role.ledger.balance(buyerId)), balance - 1, 'the cheap price was paid')
     // the answer names the swapped request, so the device cannot even take it for its own
     await assert.rejects(d.device.acceptAnswer({ purchase: p.purchase, j: 1, answer }), { code: 'ERR_BAD_DEVICE_REQUEST' })
     // and the maths: z^-1… the unblinded value fails x^e_T = c under the dear terms
@@ -248,8 +248,8 @@ describe('escrow over real libp2p', function () {
     const faulty = await world.startEscrow('escrow-faulty', { faultyAnswers: true })
     const brief = await world.startEscrow('escrow-brief', { holdTtlMs: 1500 })
     const addrOf = (e: { node: KeyfairNode }): ReturnType<typeof multiaddr> => multiaddr(e.node.status().addresses[0]!)
-    for (const e of [escrow, faulty, brief]) e.role.ledger.deposit(buyerId, 1000)
-    const sellerBefore = (e: { role: EscrowRole }): number => e.role.ledger.balance(world.seller)
+    for (const e of [escrow, faulty, brief]) (await e.role.ledger.deposit(buyerId, 1000))
+    const sellerBefore = async (e: { role: EscrowRole }): Promise<number> => e.role.ledger.balance(world.seller)
 
     // fraud proof: the faulty escrow's answer fails the device's check; the dispute refunds it once
     const d1 = await world.device('fraud')
@@ -257,12 +257,12 @@ describe('escrow over real libp2p', function () {
     const bought = await buy(d1, [{ ...faulty, addr: addrOf(faulty) }], fraudOffer)
     const verdict = bought.verdicts[0] as { accepted: boolean, fraud: Uint8Array }
     assert.equal(verdict.accepted, false)
-    assert.equal(faulty.role.ledger.balance(buyerId), 900)
+    assert.equal((await faulty.role.ledger.balance(buyerId)), 900)
     const refund = await settle(addrOf(faulty), verdict.fraud)
     assert.deepEqual([refund.state, refund.refused, refund.ended], ['refunded', false, true])
-    assert.equal(faulty.role.ledger.balance(buyerId), 1000)
+    assert.equal((await faulty.role.ledger.balance(buyerId)), 1000)
     await assert.rejects(settle(addrOf(faulty), verdict.fraud), { code: 'ERR_HOLD_ENDED' })
-    assert.equal(faulty.role.ledger.balance(buyerId), 1000)
+    assert.equal((await faulty.role.ledger.balance(buyerId)), 1000)
 
     // a fraud claim against a correct answer is refused: the hold goes to the seller
     const d2 = await world.device('false-claim')
@@ -274,10 +274,10 @@ describe('escrow over real libp2p', function () {
       v: 1, purchase: good.purchase, offer: (goodRequest as Signed<UnblindRequest>).body.offer != null ? signedId((goodRequest as Signed<UnblindRequest>).body.offer) : undefined, reason: 'fraud', openings: [],
       fraud: { request: goodRequest, answer: decodeObject(good.answers[0]!) }, at: Date.now()
     }, signingKey, cert))
-    const sellerEscrowBefore = sellerBefore(escrow)
+    const sellerEscrowBefore = await sellerBefore(escrow)
     const refused = await settle(escrowAddr(), falseClaim)
     assert.deepEqual([refused.state, refused.refused], ['released', true])
-    assert.equal(escrow.role.ledger.balance(world.seller), sellerEscrowBefore + 100)
+    assert.equal((await escrow.role.ledger.balance(world.seller)), sellerEscrowBefore + 100)
 
     // a seller whose share wrap is bad: the key dispute opens the shares and refunds
     const liar = { ...work, secrets: { ...work.secrets, key: new Uint8Array(randomBytes(32)) } }
@@ -292,10 +292,10 @@ describe('escrow over real libp2p', function () {
     const cheated = await buy(d3, [{ ...escrow, addr: escrowAddr() }], resigned)
     await assert.rejects(d3.device.completePurchase({ purchase: cheated.purchase }), { code: 'ERR_KEY_COMMITMENT' })
     const keyDispute = await d3.device.dispute({ purchase: cheated.purchase, reason: 'key' })
-    const buyerBefore = escrow.role.ledger.balance(buyerId)
+    const buyerBefore = (await escrow.role.ledger.balance(buyerId))
     const keyRefund = await settle(escrowAddr(), keyDispute.dispute)
     assert.deepEqual([keyRefund.state, keyRefund.refused], ['refunded', false], keyRefund.reason)
-    assert.equal(escrow.role.ledger.balance(buyerId), buyerBefore + 100)
+    assert.equal((await escrow.role.ledger.balance(buyerId)), buyerBefore + 100)
 
     // a buyer who disputes a good purchase (a chunk that decrypts fine) is refused
     const d4 = await world.device('chancer')
@@ -314,32 +314,32 @@ describe('escrow over real libp2p', function () {
       v: 1, purchase: fine.purchase, offer: signedId(fineOffer), reason: 'chunk', openings: [{ j: 1, x: x.x }],
       chunk: { index: 0, data: new Uint8Array(chunk0) }, manifest: work.manifest, at: Date.now()
     }, chancerSecrets.signingKey, chancerCert)) }
-    const sellerBeforeChance = escrow.role.ledger.balance(world.seller)
+    const sellerBeforeChance = (await escrow.role.ledger.balance(world.seller))
     const chance = await settle(escrowAddr(), chancer.dispute)
     assert.deepEqual([chance.state, chance.refused], ['released', true], chance.reason)
-    assert.equal(escrow.role.ledger.balance(world.seller), sellerBeforeChance + 100)
+    assert.equal((await escrow.role.ledger.balance(world.seller)), sellerBeforeChance + 100)
 
     // expiry: an unanswered hold goes to the seller once its time is up
     const d5 = await world.device('silent')
-    const sellerBrief = sellerBefore(brief)
+    const sellerBrief = await sellerBefore(brief)
     await buy(d5, [{ ...brief, addr: addrOf(brief) }], await offerFor([{ peer: brief.peer, n: brief.n }], { price: 100 }))
-    assert.equal(brief.role.ledger.holds({ state: 'open' }).length, 1)
-    await waitFor(() => brief.role.ledger.holds({ state: 'open' }).length === 0, 10_000, 'the hold to expire')
-    assert.equal(brief.role.ledger.balance(world.seller), sellerBrief + 100)
-    assert.equal(brief.role.ledger.holds({ state: 'released' })[0]?.endReason, 'expired unanswered')
+    assert.equal((await brief.role.ledger.holds({ state: 'open' })).length, 1)
+    await waitFor(async () => (await brief.role.ledger.holds({ state: 'open' })).length === 0, 10_000, 'the hold to expire')
+    assert.equal((await brief.role.ledger.balance(world.seller)), sellerBrief + 100)
+    assert.equal((await brief.role.ledger.holds({ state: 'released' }))[0]?.endReason, 'expired unanswered')
 
-    for (const e of [escrow, faulty, brief]) assert.deepEqual(e.role.ledger.audit().violations, [])
+    for (const e of [escrow, faulty, brief]) assert.deepEqual((await e.role.ledger.audit()).violations, [])
   })
 
   it('refuses settlements it cannot tie to a hold of that device, and bad disputes, writing nothing', async function () {
     const buyerId = buyer.status().peerId
-    escrow.role.ledger.deposit(buyerId, 500)
+    await escrow.role.ledger.deposit(buyerId, 500)
     const owner = await world.device('owner')
     const stranger = await world.device('stranger')
     const offer = await offerFor([{ peer: escrow.peer, n: escrow.n }], { price: 100 })
     const bought = await buy(owner, [{ ...escrow, addr: escrowAddr() }], offer)
     await owner.device.completePurchase({ purchase: bought.purchase })
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const sign = async (d: { store: KeyStore, device: SoftDevice }, kind: 'receipt' | 'dispute', body: Record<string, unknown>): Promise<Uint8Array> => {
       const { signingKey } = await d.store.open(Buffer.from(PASSPHRASE))
       return encodeObject(signWithDeviceKey(kind, body, signingKey, new Uint8Array(new X509Certificate((await d.device.certificates()).signing).raw)))
@@ -359,13 +359,13 @@ describe('escrow over real libp2p', function () {
     const noManifest = { v: 1, purchase: bought.purchase, offer: offerId, reason: 'key', openings: [{ j: 1, x: new Uint8Array(escrow.n.length) }], at: Date.now() }
     await assert.rejects(settle(escrowAddr(), await sign(owner, 'dispute', noManifest)), { code: 'ERR_BAD_OBJECT' })
     await assert.rejects(settle(escrowAddr(), encodeObject({ v: 1, kind: 'offer', body: {}, signer: { peer: new Uint8Array(1) }, sig: new Uint8Array(1) })), { code: 'ERR_BAD_DISPUTE' })
-    assert.deepEqual(ledgerState(escrow.role), before, 'nothing written')
+    assert.deepEqual(await ledgerState(escrow.role), before, 'nothing written')
     assert.equal((await settle(escrowAddr(), receipt)).state, 'released')
   })
 
   it('states a device unrevoked for a renewal, refuses forged and stale requests, and writes nothing', async function () {
     const d = await world.device('renewal')
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const { signingKey } = await d.store.open(Buffer.from(PASSPHRASE))
     const der = new Uint8Array(new X509Certificate((await d.device.certificates()).signing).raw)
     const offer = signedId(await offerFor([{ peer: escrow.peer, n: escrow.n }]))
@@ -388,12 +388,12 @@ describe('escrow over real libp2p', function () {
     await assert.rejects(renew(sign({ v: 1, offer, nonce, at: Date.now() - 3_600_000 })), { code: 'ERR_CLOCK_WINDOW' })
     await assert.rejects(renew(sign({ v: 1, offer, nonce: new Uint8Array(3), at: Date.now() })), { code: 'ERR_BAD_OBJECT' })
     await assert.rejects(renew(encodeObject(await signWithPeerKey('renewal', { v: 1 }, world.sellerKey))), (err: any) => ['ERR_BAD_OBJECT', 'ERR_BAD_SIGNATURE'].includes(err.code))
-    assert.deepEqual(ledgerState(escrow.role), before, 'a renewal writes nothing')
+    assert.deepEqual(await ledgerState(escrow.role), before, 'a renewal writes nothing')
   })
 
   it('resets oversized, undecodable and truncated frames on every escrow protocol and keeps serving', async function () {
     const protocols = [[INFO_PROTOCOL, INFO_LIMITS], [UNBLIND_PROTOCOL, UNBLIND_LIMITS], [SETTLE_PROTOCOL, SETTLE_LIMITS], [ACCOUNT_PROTOCOL, ACCOUNT_LIMITS], [RENEW_PROTOCOL, RENEW_LIMITS]] as const
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const open = async (protocol: string): Promise<Stream> => buyer.libp2p.dialProtocol(escrowAddr(), protocol, { signal: AbortSignal.timeout(5000) })
     const ended = async (stream: Stream): Promise<void> => {
       await waitFor(() => stream.status !== 'open', 10_000, 'the escrow to end the stream')
@@ -421,7 +421,7 @@ describe('escrow over real libp2p', function () {
       await frames.writeMessage([1, 2, 3])
       await assert.rejects(frames.readMessage(), (err: any) => ['ERR_BAD_MESSAGE', 'ERR_BAD_OBJECT'].includes(err.code))
     }
-    assert.deepEqual(ledgerState(escrow.role), before)
+    assert.deepEqual(await ledgerState(escrow.role), before)
     assert.equal((await requestEscrowInfo({ connectionManager: buyer.streams }, escrowAddr())).peer, escrow.peer)
   })
 })

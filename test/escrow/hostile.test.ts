@@ -84,9 +84,9 @@ describe('hostile peers against the escrow, agency and market protocols', functi
 
   const escrowAddr = (): ReturnType<typeof multiaddr> => multiaddr(escrow.node.status().addresses[0]!)
 
-  function ledgerState (role: EscrowRole): unknown {
+  async function ledgerState (role: EscrowRole): Promise<unknown> {
     const { ledger } = role
-    return { postings: ledger.postings({ limit: 100_000 }), holds: ledger.holds({ limit: 100_000 }), audit: ledger.audit() }
+    return { postings: await ledger.postings({ limit: 100_000 }), holds: await ledger.holds({ limit: 100_000 }), audit: await ledger.audit() }
   }
 
   async function offer (price: number): Promise<Signed<Offer>> {
@@ -120,7 +120,7 @@ describe('hostile peers against the escrow, agency and market protocols', functi
       [ENROLL_PROTOCOL, world.agency], [CRL_PROTOCOL, world.agency],
       [OFFER_PROTOCOL, seller], [CONTENT_PROTOCOL, seller], [LICENSE_PROTOCOL, seller]
     ]
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     for (const [protocol, node] of targets) {
       const target = multiaddr(node.status().addresses[0]!)
       const open = async (): Promise<Stream> => buyer.libp2p.dialProtocol(target, protocol, { signal: AbortSignal.timeout(5000) })
@@ -142,13 +142,13 @@ describe('hostile peers against the escrow, agency and market protocols', functi
         assert.equal(err.remote, true, `${protocol}: { v: 1 } gets an answer or a refusal, not ${err.code}`)
       }
     }
-    assert.deepEqual(ledgerState(escrow.role), before)
+    assert.deepEqual(await ledgerState(escrow.role), before)
   })
 
   it('gives extreme integers their error code, never a reset', async function () {
-    escrow.role.ledger.deposit(buyer.status().peerId, 1000)
+    await escrow.role.ledger.deposit(buyer.status().peerId, 1000)
     const { request: genuine } = await request(10)
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const cases: Array<[string, (b: Record<string, unknown>) => void]> = [
       ['ERR_CLOCK_WINDOW', b => { b.at = Number.MAX_SAFE_INTEGER }],
       ['ERR_CLOCK_WINDOW', b => { b.at = 8.64e15 + 1 }],
@@ -175,40 +175,40 @@ describe('hostile peers against the escrow, agency and market protocols', functi
       title: 't', tags: [], key: work.secrets.key, contentSalt: work.secrets.salt, open: true
     })
     await assert.rejects(send(await forge(genuine, b => { b.offer = dear; b.amount = Number.MAX_SAFE_INTEGER })), { code: 'ERR_INSUFFICIENT_FUNDS' })
-    assert.deepEqual(ledgerState(escrow.role), before)
+    assert.deepEqual(await ledgerState(escrow.role), before)
   })
 
   it('refuses a paid request replayed by another peer: nothing written, no answer', async function () {
     const buyerId = buyer.status().peerId
-    escrow.role.ledger.deposit(buyerId, 100)
+    await escrow.role.ledger.deposit(buyerId, 100)
     const { request: paid } = await request(20)
     const answer = await send(paid)
-    const after = ledgerState(escrow.role)
+    const after = await ledgerState(escrow.role)
     await assert.rejects(send(paid, thief), (err: any) => {
       assert.equal(err.code, 'ERR_NOT_BUYER')
       assert.equal(err.remote, true)
       assert.ok(!err.message.includes(Buffer.from(answer).toString('base64')))
       return true
     })
-    assert.deepEqual(ledgerState(escrow.role), after, 'nothing written')
+    assert.deepEqual(await ledgerState(escrow.role), after, 'nothing written')
     // the buyer still gets its own answer again, uncharged
     assert.deepEqual(await send(paid), answer)
-    assert.deepEqual(ledgerState(escrow.role), after)
+    assert.deepEqual(await ledgerState(escrow.role), after)
   })
 
   it('costs no private-key operation for an unfunded device\'s request, and one for a funded one', async function () {
     const buyerId = buyer.status().peerId
-    const balance = escrow.role.ledger.balance(buyerId)
+    const balance = (await escrow.role.ledger.balance(buyerId))
     const { request: unfunded } = await request(balance + 1)
-    const before = ledgerState(escrow.role)
+    const before = await ledgerState(escrow.role)
     const operations = escrow.role.escrow.privateOperations
     for (let i = 0; i < 5; i++) await assert.rejects(send(unfunded), { code: 'ERR_INSUFFICIENT_FUNDS' })
     assert.equal(escrow.role.escrow.privateOperations, operations, 'no private-key operation for a refused request')
-    assert.deepEqual(ledgerState(escrow.role), before)
+    assert.deepEqual(await ledgerState(escrow.role), before)
     const { request: funded } = await request(1)
     await send(funded)
     assert.equal(escrow.role.escrow.privateOperations, operations + 1)
-    assert.equal(escrow.role.ledger.balance(buyerId), balance - 1)
+    assert.equal((await escrow.role.ledger.balance(buyerId)), balance - 1)
   })
 
   it('takes a settlement larger than any receipt only from a buyer with an open hold', async function () {
@@ -224,7 +224,7 @@ describe('hostile peers against the escrow, agency and market protocols', functi
     await waitFor(() => stranger.status !== 'open', 5000, 'the stranger\'s settlement to be refused')
     assert.equal(stranger.status, 'reset')
     // the buyer holds open holds here: its frame is admitted and waits for its body
-    assert.ok(escrow.role.ledger.holds({ buyer: buyer.status().peerId, state: 'open', limit: 1 }).length > 0)
+    assert.ok((await escrow.role.ledger.holds({ buyer: buyer.status().peerId, state: 'open', limit: 1 })).length > 0)
     const holder = await attempt(buyer)
     await new Promise(resolve => setTimeout(resolve, 500))
     assert.equal(holder.status, 'open')

@@ -20,6 +20,7 @@ import { contentIdOf, parseSignedUnblindAnswer } from '../../device/objects/mark
 import { signWithDeviceKey, signWithPeerKey, signingInput, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { HoldCommitter } from '../../node/escrow/commits.ts'
 import { Ledger } from '../../node/escrow/ledger.ts'
+import { SqliteLedger } from '../../node/escrow/sqlite-ledger.ts'
 import { UnblindPool } from '../../node/escrow/pool.ts'
 import { EscrowKey } from '../../node/escrow/unblind.ts'
 import { createOffer } from '../../node/seller/offers.ts'
@@ -162,7 +163,7 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       try {
         ledger.deposit('alice', 10)
         ledger.deposit('bob', 3)
-        const committer = new HoldCommitter(ledger)
+        const committer = new HoldCommitter(new SqliteLedger(ledger))
         const a1 = hold('alice', 4)
         const group = [
           a1,
@@ -243,7 +244,7 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       const buyerId = buyer.status().peerId
       const PRICE = 5
       const COUNT = 16
-      escrow.role.ledger.deposit(buyerId, COUNT * PRICE)
+      await escrow.role.ledger.deposit(buyerId, COUNT * PRICE)
       const offer = encodeObject(await offerFor(escrow, PRICE))
       const { device } = await world.device('pool')
       const requests: Array<{ purchase: string, request: Uint8Array }> = []
@@ -272,8 +273,8 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       assert.deepEqual(refused, ['ERR_INSUFFICIENT_FUNDS'], 'exactly one purchase beyond the funds is refused')
       assert.ok(answered.length >= COUNT)
       assert.ok(answered.every(a => a.committed), 'every answer arrived with its hold already committed')
-      assert.equal(escrow.role.ledger.balance(buyerId), 0, 'each purchase charged once')
-      assert.equal(escrow.role.ledger.holds({ limit: 100 }).length, COUNT)
+      assert.equal((await escrow.role.ledger.balance(buyerId)), 0, 'each purchase charged once')
+      assert.equal((await escrow.role.ledger.holds({ limit: 100 })).length, COUNT)
       const first = results[0]!
       const twice = results[COUNT + 1]!
       if (first.status === 'fulfilled' && twice.status === 'fulfilled') assert.deepEqual(twice.value.answer, first.value.answer, 'the same request got the same answer')
@@ -285,40 +286,40 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       }
       const stats = escrow.role.escrow.commitStats!
       assert.ok(stats.holds >= COUNT && stats.commits <= stats.holds, JSON.stringify(stats))
-      assert.deepEqual(escrow.role.ledger.audit().violations, [])
+      assert.deepEqual((await escrow.role.ledger.audit()).violations, [])
     })
 
     it('verifies an offer once per CID: the same offer under another signature is still refused, writing nothing', async function () {
       const escrow = await world.startEscrow('escrow-offers')
       const addr = multiaddr(escrow.node.status().addresses[0]!)
       const buyerId = buyer.status().peerId
-      escrow.role.ledger.deposit(buyerId, 100)
+      await escrow.role.ledger.deposit(buyerId, 100)
       const offer = await offerFor(escrow, 10)
       const d = await world.device('offers')
       const p = await d.device.beginPurchase({ offer: encodeObject(offer), manifest: work.manifestBytes, buyer: buyerId })
       const { request } = await d.device.requestShare({ purchase: p.purchase, j: 1 })
       await requestUnblind({ connectionManager: buyer.streams }, addr, request)
-      const before = { holds: escrow.role.ledger.holds({ limit: 100 }), postings: escrow.role.ledger.postings({ limit: 1000 }) }
+      const before = { holds: (await escrow.role.ledger.holds({ limit: 100 })), postings: (await escrow.role.ledger.postings({ limit: 1000 })) }
       // the cached offer's body with another signature, in a request the device signed properly
       const signed = decodeObject(request) as Signed<Record<string, unknown>>
       const { signingKey } = await d.store.open(Buffer.from(PASSPHRASE))
       const der = new Uint8Array(new X509Certificate((await d.device.certificates()).signing).raw)
       const forged = encodeObject(signWithDeviceKey('unblind-request', { ...signed.body, purchase: 'ef'.repeat(16), offer: { ...offer, sig: randomBytes(64) } }, signingKey, der))
       await assert.rejects(requestUnblind({ connectionManager: buyer.streams }, addr, forged), { code: 'ERR_BAD_SIGNATURE' })
-      assert.deepEqual({ holds: escrow.role.ledger.holds({ limit: 100 }), postings: escrow.role.ledger.postings({ limit: 1000 }) }, before)
+      assert.deepEqual({ holds: (await escrow.role.ledger.holds({ limit: 100 })), postings: (await escrow.role.ledger.postings({ limit: 1000 })) }, before)
     })
 
     it('does the private operations on the main thread with unblindWorkers 0', async function () {
       const escrow = await world.startEscrow('escrow-inline', { unblindWorkers: 0 })
       assert.equal(escrow.role.unblindWorkers, 0)
       const buyerId = buyer.status().peerId
-      escrow.role.ledger.deposit(buyerId, 10)
+      await escrow.role.ledger.deposit(buyerId, 10)
       const { device } = await world.device('inline')
       const p = await device.beginPurchase({ offer: encodeObject(await offerFor(escrow, 10)), manifest: work.manifestBytes, buyer: buyerId })
       const { request } = await device.requestShare({ purchase: p.purchase, j: 1 })
       const answer = await requestUnblind({ connectionManager: buyer.streams }, multiaddr(escrow.node.status().addresses[0]!), request)
       assert.deepEqual(await device.acceptAnswer({ purchase: p.purchase, j: 1, answer }), { accepted: true, have: 1, need: 1 })
-      assert.equal(escrow.role.ledger.balance(buyerId), 0)
+      assert.equal((await escrow.role.ledger.balance(buyerId)), 0)
     })
   })
 })

@@ -84,7 +84,7 @@ describe('a chunk dispute between in-process nodes', function () {
     await buyerNode.market.trust.set(agencyAddr, enrolled.root)
     const buyerId = buyerNode.status().peerId
     const sellerId = sellerNode.status().peerId
-    for (const e of escrows) e.ledger.deposit(buyerId, 1000)
+    for (const e of escrows) (await e.ledger.deposit(buyerId, 1000))
 
     // the seller's work: chunk BAD damaged after sealing, and the manifest hashing the damage,
     // so every peer's check of the ciphertext passes and only K shows the fault
@@ -125,33 +125,33 @@ describe('a chunk dispute between in-process nodes', function () {
     const [purchase] = await buyerNode.device.purchases({ offer: offerId })
     assert.ok(purchase != null)
     assert.deepEqual([purchase.state, purchase.bound, purchase.accepted], ['complete', true, [1, 2]])
-    assert.deepEqual(escrows.map(e => e.ledger.balance(buyerId)), [1000 - PRICE, 1000 - PRICE], 'paid at both escrows')
+    assert.deepEqual(await Promise.all(escrows.map(async e => e.ledger.balance(buyerId))), [1000 - PRICE, 1000 - PRICE], 'paid at both escrows')
 
     // disputes go through the buyer node's control API, as `keyfair dispute --chunk N` does
     control = new ControlServer({ repo: buyerNode.repo, routes: controlRoutes(buyerNode, () => {}), port: 0 })
     await control.start()
     const api = new ControlClient(buyerNode.repo)
-    const ledgers = (): unknown => escrows.map(e => ({ postings: e.ledger.postings({ limit: 10_000 }), holds: e.ledger.holds({ limit: 10_000 }) }))
-    const before = ledgers()
+    const ledgers = async (): Promise<unknown> => Promise.all(escrows.map(async e => ({ postings: await e.ledger.postings({ limit: 10_000 }), holds: await e.ledger.holds({ limit: 10_000 }) })))
+    const before = await ledgers()
     // a good chunk: the device refuses to sign (the dispute would disclose K), nothing is sent
     await assert.rejects(api.call('dispute', { purchase: purchase.purchase, chunk: 0 }), { code: 'ERR_CHUNK_DECRYPTS' })
     // bytes that are not the manifest's chunk (a provider's fault, not the seller's): refused too
     const forged = new Uint8Array(randomBytes(storedChunkLength(manifest, 1)))
     await assert.rejects(buyerNode.device.dispute({ purchase: purchase.purchase, reason: 'chunk', chunk: { index: 1, data: forged } }), { code: 'ERR_CHUNK_HASH' })
-    assert.deepEqual(ledgers(), before, 'no escrow heard of it')
+    assert.deepEqual(await ledgers(), before, 'no escrow heard of it')
     assert.equal((await buyerNode.device.purchase({ purchase: purchase.purchase })).state, 'complete')
 
-    const sellerBefore = escrows.map(e => e.ledger.balance(sellerId))
+    const sellerBefore = await Promise.all(escrows.map(async e => e.ledger.balance(sellerId)))
     const disputed = await api.call('dispute', { purchase: purchase.purchase, chunk: BAD })
     assert.equal(disputed.escrows.length, 2)
     for (const e of disputed.escrows) assert.deepEqual([e.state, e.refused], ['refunded', false], e.reason ?? e.error)
     assert.ok(disputed.escrows.every((e: { reason: string }) => e.reason.includes(`chunk ${BAD} fails under the committed key`)), JSON.stringify(disputed))
-    assert.deepEqual(escrows.map(e => e.ledger.balance(buyerId)), [1000, 1000], 'refunded at every escrow paid')
-    assert.deepEqual(escrows.map(e => e.ledger.balance(sellerId)), sellerBefore, 'the seller is paid nothing')
+    assert.deepEqual(await Promise.all(escrows.map(async e => e.ledger.balance(buyerId))), [1000, 1000], 'refunded at every escrow paid')
+    assert.deepEqual(await Promise.all(escrows.map(async e => e.ledger.balance(sellerId))), sellerBefore, 'the seller is paid nothing')
     assert.equal((await buyerNode.device.purchase({ purchase: purchase.purchase })).state, 'disputed')
     for (const e of escrows) {
-      assert.deepEqual(e.ledger.holds({ buyer: buyerId }).map(h => h.state), ['refunded'])
-      assert.deepEqual(e.ledger.audit().violations, [])
+      assert.deepEqual((await e.ledger.holds({ buyer: buyerId })).map(h => h.state), ['refunded'])
+      assert.deepEqual((await e.ledger.audit()).violations, [])
     }
   })
 })

@@ -68,7 +68,7 @@ describe('a marketplace purchase between in-process nodes', function () {
       const enrolled = agencyRole.agency.enroll({ code: agencyRole.agency.createEnrollmentCode({ kind: 'device', ttlMs: 60_000 }).code, csrs: { signing: csrs.signing, encryption: csrs.encryption }, remotePeer: node.status().peerId })
       await node.device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
       await node.market.trust.set(agencyAddr, enrolled.root)
-      for (const e of escrows) e.ledger.deposit(node.status().peerId, 1000)
+      for (const e of escrows) (await e.ledger.deposit(node.status().peerId, 1000))
     }
     await enrollBuyer(buyerNode)
     const buyerId = buyerNode.status().peerId
@@ -97,11 +97,11 @@ describe('a marketplace purchase between in-process nodes', function () {
     assert.equal(confirmed.escrows.length, 3)
     assert.ok(confirmed.escrows.every(e => e.state === 'released'), JSON.stringify(confirmed))
     const sellerId = sellerNode.status().peerId
-    const paid = escrows.map(e => e.ledger.balance(sellerId)).reduce((a, b) => a + b, 0)
-    const spent = escrows.map(e => 1000 - e.ledger.balance(buyerId)).reduce((a, b) => a + b, 0)
+    const paid = (await Promise.all(escrows.map(async e => e.ledger.balance(sellerId)))).reduce((a, b) => a + b, 0)
+    const spent = (await Promise.all(escrows.map(async e => 1000 - (await e.ledger.balance(buyerId))))).reduce((a, b) => a + b, 0)
     assert.equal(paid, 750)
     assert.equal(spent, 750)
-    for (const e of escrows) assert.deepEqual(e.ledger.audit().violations, [])
+    for (const e of escrows) assert.deepEqual((await e.ledger.audit()).violations, [])
 
     // superdistribution: the first buyer seeds; with the seller stopped a second buyer gets everything from it
     await buyer.seed(await buyerNode.market.knownOffer(published.offer))
@@ -120,7 +120,7 @@ describe('a marketplace purchase between in-process nodes', function () {
     const providers = new Set(events2.filter(e => e.phase === 'download').map(e => e.provider))
     assert.deepEqual([...providers], [buyerNode.status().peerId], JSON.stringify(events2.filter(e => e.phase !== 'download')))
     await buyer2.confirm(bought2.purchase)
-    assert.equal(escrows.map(e => e.ledger.balance(sellerId)).reduce((a, b) => a + b, 0), 1500, 'the payment still reaches the seller')
+    assert.equal((await Promise.all(escrows.map(async e => e.ledger.balance(sellerId)))).reduce((a, b) => a + b, 0), 1500, 'the payment still reaches the seller')
 
     // portable media: exported by the first buyer, checked on import, bought without any download
     const media = join(dir, 'media')
@@ -166,7 +166,7 @@ describe('a marketplace purchase between in-process nodes', function () {
     await buyerNode.device.installCertificates({ signing: enrolled.certificates.signing!, encryption: enrolled.certificates.encryption!, root: enrolled.root })
     await buyerNode.market.trust.set(agencyAddr, enrolled.root)
     const buyerId = buyerNode.status().peerId
-    escrow.ledger.deposit(buyerId, 1000)
+    await escrow.ledger.deposit(buyerId, 1000)
 
     const plain = join(dir, 'album.bin')
     await writeFile(plain, randomBytes(12 * 64 * 1024 + 5))
@@ -196,7 +196,7 @@ describe('a marketplace purchase between in-process nodes', function () {
     })
     const paidAt = events.findIndex(e => e.phase === 'escrow' && e.state === 'answered')
     assert.ok(paidAt > 0 && events.slice(0, paidAt).some(e => e.phase === 'download'), 'paid after a verified chunk')
-    assert.equal(escrow.ledger.balance(buyerId), 960, 'paid once')
+    assert.equal((await escrow.ledger.balance(buyerId)), 960, 'paid once')
     const purchases = await buyerNode.device.purchases()
     assert.deepEqual(purchases.map(p => p.state), ['complete'])
     for (const file of [out, `${out}.partial`]) await assert.rejects(stat(file), { code: 'ENOENT' }, 'no output from a failed download')
@@ -207,12 +207,12 @@ describe('a marketplace purchase between in-process nodes', function () {
     assert.equal(bought.purchase, purchases[0]!.purchase)
     assert.ok(bought.resumedFrom >= 1 && bought.resumedFrom < manifest.chunkCount, `resumed from ${bought.resumedFrom}`)
     assert.equal(await sha(out), await sha(plain))
-    assert.equal(escrow.ledger.balance(buyerId), 960, 'still paid once')
+    assert.equal((await escrow.ledger.balance(buyerId)), 960, 'still paid once')
     assert.equal(await buyerNode.market.content.paidPurchase(published.content), undefined, 'the finished buy leaves no unfinished payment behind')
     // a later buy of the same offer is a new purchase, paid again
     const again = await buyer.buy(published.offer, {})
     assert.notEqual(again.purchase, bought.purchase)
-    assert.equal(escrow.ledger.balance(buyerId), 920)
-    assert.deepEqual(escrow.ledger.audit().violations, [])
+    assert.equal((await escrow.ledger.balance(buyerId)), 920)
+    assert.deepEqual((await escrow.ledger.audit()).violations, [])
   })
 })
