@@ -5,7 +5,7 @@ import { escrowServiceCid, keywordCid, keywordsOf, normaliseKeyword } from '../.
 
 const vectors = loadVectors()
 
-describe('keyword CIDs (DESIGN §2, known-answer vectors)', function () {
+describe('keyword CIDs (docs/protocol.md Keywords, known-answer vectors)', function () {
   for (const v of vectors.keywords as Array<{ word: string, normalised: string, cid: string }>) {
     it(`${JSON.stringify(v.word)} -> ${v.cid}`, function () {
       assert.equal(normaliseKeyword(v.word), v.normalised)
