@@ -1,4 +1,4 @@
-// The sealed device's interface (DESIGN §5): messages in, messages out. Everything that
+// The sealed device's interface (docs/protocol.md, Sealed device): messages in, messages out. Everything that
 // crosses it is public or protected: CSRs and certificates, signed requests, receipts
 // and disputes, public objects, and progress. Key material (the device keys, r_j, x_j,
 // shares, K_dev, K) stays behind it; plaintext goes only to the sink named by `play`.

@@ -1,4 +1,4 @@
-// The software sealed device (DESIGN §5): the patent's tamper-resistant module as a
+// The software sealed device (docs/protocol.md, Sealed device): the patent's tamper-resistant module as a
 // component behind the SealedDevice interface. It runs inside the device process;
 // its secrets live in that process's memory and, sealed, in its key store.
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto'

@@ -1,4 +1,4 @@
-// Blind release (DESIGN §2, the patent's Fig. 3/4): the device sends b = c·r^e_T mod n,
+// Blind release (docs/protocol.md, Blinding; the patent's Fig. 3/4): the device sends b = c·r^e_T mod n,
 // the escrow answers z = b^d_T mod n, the device recovers x = z·r^-1 mod n and checks
 // x^e_T mod n == c before use. r never leaves the device.
 import { modInverse, randomInRange } from './bigint.ts'

@@ -1,4 +1,4 @@
-// Device-bound licences (DESIGN §2, the patent's Fig. 5): K_esc = K ⊕ K_dev goes to the
+// Device-bound licences (docs/protocol.md, Device-bound licences; the patent's Fig. 5): K_esc = K ⊕ K_dev goes to the
 // escrows, K_dev is wrapped to the device's encryption key with RSA-OAEP-SHA256.
 // Open offers use K_dev = 0.
 import { constants, createPublicKey, privateDecrypt, publicEncrypt } from 'node:crypto'

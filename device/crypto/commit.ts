@@ -1,4 +1,4 @@
-// Key commitments (DESIGN §2, §4). The offer commits to K:
+// Key commitments (docs/protocol.md, Key commitments and Disputes). The offer commits to K:
 //   kc = SHA-256("keyfair/v1/kc" ‖ K)
 // a device-bound licence also commits to each of its two parts, so a dispute can open
 // only the part at fault:

@@ -1,4 +1,4 @@
-// Content format v1 (DESIGN §2): AES-256-GCM chunks, STREAM-style.
+// Content format v1 (docs/protocol.md, Content format): AES-256-GCM chunks, STREAM-style.
 // Chunk i: nonce = prefix(8) ‖ u32(i), AAD = salt(16) ‖ u32(i) ‖ u8(last),
 // stored as ciphertext ‖ tag(16). An empty work is one empty final chunk.
 // The manifest lists SHA-256 of every stored chunk so any peer can check

@@ -1,4 +1,4 @@
-// Pure cryptography of keyfair v1 (DESIGN §2): bytes in, bytes out; no network.
+// Pure cryptography of keyfair v1 (docs/protocol.md, Cryptography): bytes in, bytes out; no network.
 export * from './errors.ts'
 export * from './bytes.ts'
 export * from './bigint.ts'

@@ -1,4 +1,4 @@
-// Price binding (DESIGN §2): the escrow exponent e_T is derived from the offer's terms,
+// Price binding (docs/protocol.md, Price binding): the escrow exponent e_T is derived from the offer's terms,
 // so an answer bought under one offer is useless for any other.
 import { checkPrimeSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'

@@ -1,4 +1,4 @@
-// Shamir t-of-n over GF(P), P = 2^521 − 1 (DESIGN §2). The 256-bit secret is the
+// Shamir t-of-n over GF(P), P = 2^521 − 1 (docs/protocol.md, Key splitting). The 256-bit secret is the
 // constant term; share j = u16(j) ‖ f(j) in 66 bytes, j = 1..n, never 0.
 import { randomBytes } from 'node:crypto'
 import { i2osp, os2ip, readU16, u16, concat } from './bytes.ts'

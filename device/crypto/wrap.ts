@@ -1,4 +1,4 @@
-// Share wrap for escrow j (DESIGN §2): RSA-KEM + DEM, so the KEM part can be blinded.
+// Share wrap for escrow j (docs/protocol.md, Share wrap): RSA-KEM + DEM, so the KEM part can be blinded.
 // c = x^e_T mod n, kek = HKDF-SHA256(I2OSP(x, n), content salt, "keyfair/v1/share" ‖ u16(j), 32),
 // dem = nonce(12) ‖ AES-256-GCM(kek, share, AAD = offer salt ‖ u16(j)) ‖ tag(16).
 import { hkdfSync, randomBytes } from 'node:crypto'

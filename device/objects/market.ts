@@ -40,7 +40,7 @@ export interface EscrowRef {
   n: Uint8Array
 }
 
-/** T of DESIGN §2: what a buyer pays for, bound into the escrows' exponent e_T */
+/** T of docs/protocol.md (Terms): what a buyer pays for, bound into the escrows' exponent e_T */
 export interface Terms {
   v: 1
   seller: string
@@ -56,7 +56,7 @@ export interface Terms {
   expiry: number
 }
 
-/** Share j wrapped for escrow j: c = I2OSP(x^e_T mod n_j), dem as in DESIGN §2 */
+/** Share j wrapped for escrow j: c = I2OSP(x^e_T mod n_j), dem as in docs/protocol.md (Share wrap) */
 export interface WrappedShareRef {
   j: number
   c: Uint8Array

@@ -1,4 +1,4 @@
-// Signed objects (DESIGN §2): { v, kind, body, signer, sig }, encoded with dag-cbor and
+// Signed objects (docs/protocol.md, Signed objects): { v, kind, body, signer, sig }, encoded with dag-cbor and
 // named by the CID of that encoding. The signature covers a domain label for the kind
 // and the CID of the body, so a signature for one kind never verifies as another.
 // Offers, licences and escrow answers are signed with the node's libp2p peer key;

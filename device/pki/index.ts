@@ -1,4 +1,4 @@
-// X.509 for keyfair (DESIGN §2 Keys, §3 agency): CSRs, naming, and the one
+// X.509 for keyfair (docs/protocol.md, Certificates): CSRs, naming, and the one
 // certificate + CRL verification that escrows and buyers share. No network.
 export * from './errors.ts'
 export * from './names.ts'

@@ -1,4 +1,4 @@
-// The device's permanent memory (DESIGN §5): a key store file sealed under the
+// The device's permanent memory (docs/protocol.md, Sealed device): a key store file sealed under the
 // passphrase (scrypt → AES-256-GCM), and sealed records (licences, open purchases)
 // under a random record key that lives only inside the key store. Files are 0600
 // in a 0700 directory; nothing here is readable without the passphrase.

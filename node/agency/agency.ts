@@ -169,7 +169,7 @@ interface Request {
 }
 
 /**
- * The authentication agency of DESIGN §1: a root CA that certifies devices and
+ * The authentication agency (docs/protocol.md, Roles): a root CA that certifies devices and
  * escrows against one-time enrollment codes, and signs the revocation list.
  * Every state change is one IMMEDIATE transaction; a refused request writes nothing.
  */

@@ -1,4 +1,4 @@
-// The buyer's side of the market (DESIGN §1): search offers, download the ciphertext
+// The buyer's side of the market (docs/protocol.md, Roles): search offers, download the ciphertext
 // from any providers (each chunk checked against the manifest), pay t escrows through
 // the sealed device, route around dead or cheating escrows, play, confirm or dispute,
 // and seed the ciphertext if asked.

@@ -55,7 +55,7 @@ export const DEFAULT_FIND_TIMEOUT_MS = 10_000
 export const MAX_FIND_TIMEOUT_MS = 120_000
 
 /**
- * DESIGN §3 discovery: content ids and keyword CIDs are provided in kad-dht;
+ * Discovery (docs/protocol.md, Discovery): content ids and keyword CIDs are provided in kad-dht;
  * a search is a find-providers of a keyword CID. Announcements are kept in the
  * repo and provided again after a restart and on a timer.
  */

@@ -5,7 +5,7 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { BadRequestError } from '../errors.ts'
 
-/** DESIGN §2: keyword CIDs are CIDv1/raw/sha2-256 of this prefix and the normalised word. */
+/** Keyword CIDs (docs/protocol.md, Keywords): are CIDv1/raw/sha2-256 of this prefix and the normalised word. */
 const KEYWORD_PREFIX = 'keyfair/kw/v1:'
 const ESCROW_SERVICE_WORD = 'keyfair/escrow/v1'
 

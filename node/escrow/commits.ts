@@ -1,4 +1,4 @@
-// Group commit of holds (DESIGN §4): requests whose checks and private operation
+// Group commit of holds (docs/protocol.md, Ledger): requests whose checks and private operation
 // finish in the same turn of the event loop have their holds written in one ledger
 // transaction, so one fsync serves them all; while a commit is in flight (PostgreSQL),
 // the requests that arrive meanwhile wait and form the next one. Each caller's promise

@@ -1,4 +1,4 @@
-// Refusals of an escrow (DESIGN §4, §7): each with a stable code, each leaving the
+// Refusals of an escrow (docs/protocol.md, escrow/unblind and Ledger): each with a stable code, each leaving the
 // ledger as it was.
 import { KeyfairError } from '../../protocols/errors.ts'
 

@@ -1,4 +1,4 @@
-// The escrow's rules (DESIGN §4): who may buy a blind decryption, what it costs,
+// The escrow's rules (docs/protocol.md, Ledger): who may buy a blind decryption, what it costs,
 // and how each hold ends. Protocol handlers parse frames and call this; every
 // refusal is a typed error thrown before anything is written.
 import { randomBytes } from 'node:crypto'
@@ -181,7 +181,7 @@ export class Escrow {
   }
 
   /**
-   * Answers a paid blind request with z = b^d_T, after every rule of DESIGN §4 holds.
+   * Answers a paid blind request with z = b^d_T, after every rule of docs/protocol.md (escrow/unblind) holds.
    * The hold and the signed answer are committed before the answer is returned.
    */
   async unblind (value: unknown, caller: string): Promise<Uint8Array> {
@@ -334,7 +334,7 @@ export class Escrow {
   }
 
   /**
-   * Decides a dispute from its proof alone (DESIGN §4): refund only if this escrow's
+   * Decides a dispute from its proof alone (docs/protocol.md, Ledger): refund only if this escrow's
    * answer was wrong (fraud), or the openings prove the seller at fault (see judge.ts).
    */
   private async judge (dispute: Dispute, request: Signed<UnblindRequest>, hold: HoldRecord, device: VerifiedCertificate): Promise<Verdict> {

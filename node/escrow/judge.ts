@@ -1,4 +1,4 @@
-// Judging a key or chunk dispute from its proof alone (DESIGN §4), disclosing to the
+// Judging a key or chunk dispute from its proof alone (docs/protocol.md, Ledger), disclosing to the
 // escrow no more than the dispute needs:
 // - an open offer: the openings x_j rebuild K (K_dev = 0), checked against kc;
 // - a licence, part 'escrow': the openings rebuild K_esc, checked against kcEsc (K_dev is

@@ -1,4 +1,4 @@
-// The escrow's ledger as the escrow sees it (DESIGN §4), whatever stores it: SQLite in the
+// The escrow's ledger as the escrow sees it (docs/protocol.md, Ledger), whatever stores it: SQLite in the
 // repo (ledger.ts, the default) or a PostgreSQL database (pg-ledger.ts). Every method
 // returns a promise and is one transaction: it commits whole or writes nothing. Both
 // engines keep the same double-entry rules: every entry's postings sum to zero, holds are

@@ -1,4 +1,4 @@
-// The escrow's double-entry ledger (DESIGN §4) on SQLite. Every change is one
+// The escrow's double-entry ledger (docs/protocol.md, Ledger) on SQLite. Every change is one
 // IMMEDIATE transaction of balanced postings; holds are accounts of their own
 // (`hold:<id>`) that end exactly once. The world account `@world` is the other
 // side of deposits and withdrawals, so its balance is −(deposits − withdrawals)

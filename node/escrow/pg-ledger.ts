@@ -1,4 +1,4 @@
-// The ledger on PostgreSQL (DESIGN §4): the same double-entry rules as on SQLite
+// The ledger on PostgreSQL (docs/protocol.md, Ledger): the same double-entry rules as on SQLite
 // (ledger.ts), for an escrow whose ledger must outlive its machine.
 //
 // Concurrency: every writing transaction runs at READ COMMITTED and takes row locks

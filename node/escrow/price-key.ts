@@ -1,5 +1,5 @@
 // The escrow's RSA key bound to the price of a sale: for the terms a request names (by
-// their binary CID), the exponent pair (e_T, d_T) of DESIGN §2, and z = b^d_T mod n
+// their binary CID), the exponent pair (e_T, d_T) of docs/protocol.md (Price binding), and z = b^d_T mod n
 // through OpenSSL. Kept apart from the rest of the escrow, with only the crypto it needs,
 // because each unblind worker thread (unblind-worker.ts) loads it into a heap of its own.
 import { byteLength, i2osp, i2ospMod, os2ip } from '../../device/crypto/bytes.ts'

@@ -1,4 +1,4 @@
-// Portable media (DESIGN §6): a content's ciphertext, manifest and signed offers as
+// Portable media (docs/cli.md, export and import): a content's ciphertext, manifest and signed offers as
 // one directory another node can import without downloading: everything in it is
 // checked on import (the manifest's CID, every chunk, every offer's signature).
 import { copyFile, mkdir, readFile, readdir, stat } from 'node:fs/promises'

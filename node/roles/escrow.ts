@@ -45,7 +45,7 @@ const CRL_FETCH_TIMEOUT_MS = 10_000
 const AGENCY_TAG = `${KEEP_ALIVE}-keyfair-agency`
 
 /**
- * Holds payments and answers blind unblind requests (DESIGN §4). Its key and
+ * Holds payments and answers blind unblind requests (docs/protocol.md, Ledger). Its key and
  * ledger live in `<repo>/escrow/`; it serves requests once enrolled with an
  * agency. Advertises itself under the well-known escrow service CID so sellers
  * can pick escrows from the DHT.

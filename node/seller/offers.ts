@@ -1,4 +1,4 @@
-// What a seller signs (DESIGN §2): terms bound into the escrows' exponent, the key
+// What a seller signs (docs/protocol.md, Signed objects): terms bound into the escrows' exponent, the key
 // split t-of-n and each share wrapped for its escrow, and device-bound licences.
 import { randomBytes } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'

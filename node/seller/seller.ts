@@ -1,4 +1,4 @@
-// The seller's side of the market (DESIGN §1): publish a work (encrypt once, split and
+// The seller's side of the market (docs/protocol.md, Roles): publish a work (encrypt once, split and
 // wrap the key for t-of-n escrows, sign the offer, announce), and issue device-bound
 // licences while online. A work's K stays sealed in the repo's key store (`content-<cid>`).
 import { mkdir, rename, rm, stat } from 'node:fs/promises'

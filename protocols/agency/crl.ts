@@ -1,5 +1,5 @@
 /**
- * /keyfair/agency/crl/1.0.0 (DESIGN §3): the agency's current signed
+ * /keyfair/agency/crl/1.0.0 (docs/protocol.md, Protocols): the agency's current signed
  * revocation list (X.509 v2 CRL, DER). The list is signed, so the answer needs
  * no trust in the peer that served it; the caller verifies it against the root.
  */

@@ -1,5 +1,5 @@
 /**
- * /keyfair/agency/enroll/1.0.0 (DESIGN §3): a device or an escrow presents a
+ * /keyfair/agency/enroll/1.0.0 (docs/protocol.md, Protocols): a device or an escrow presents a
  * one-time enrollment code and its CSR(s); the agency answers with the
  * certificates and its root. One request, one answer, then the stream closes.
  * A refusal (used code, bad CSR, …) is an error frame with a stable code.

@@ -1,5 +1,5 @@
 /**
- * /keyfair/escrow/account/1.0.0 (DESIGN §3): the caller's own account at this
+ * /keyfair/escrow/account/1.0.0 (docs/protocol.md, Protocols): the caller's own account at this
  * escrow, named by its authenticated peer id: balance, holds and recent postings.
  */
 import { FramedService, expectArray, expectRecord, expectString, expectUint, withFrames } from '../toolkit/index.ts'

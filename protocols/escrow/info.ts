@@ -1,5 +1,5 @@
 /**
- * /keyfair/escrow/info/1.0.0 (DESIGN §3): the escrow's certificate chain, RSA
+ * /keyfair/escrow/info/1.0.0 (docs/protocol.md, Protocols): the escrow's certificate chain, RSA
  * public key (modulus) and terms of service. Everything in it is public; a buyer
  * or seller checks the certificate against its agency root before trusting it.
  */

@@ -1,5 +1,5 @@
 /**
- * /keyfair/escrow/settle/1.0.0 (DESIGN §3, §4): a device-signed receipt (the hold
+ * /keyfair/escrow/settle/1.0.0 (docs/protocol.md, Protocols): a device-signed receipt (the hold
  * goes to the seller) or dispute (judged on its proof: refund or refusal) for a
  * purchase; answers how the hold ended.
  */

@@ -1,5 +1,5 @@
 /**
- * /keyfair/escrow/unblind/1.0.0 (DESIGN §3, §4): a device-signed request (purchase id,
+ * /keyfair/escrow/unblind/1.0.0 (docs/protocol.md, Protocols): a device-signed request (purchase id,
  * the seller-signed offer, share index j, blinded b_j, buyer account, timestamp) in;
  * the escrow-signed answer (z_j, hold id) out, sent only after the hold committed.
  * The same request again gets the same answer and no second charge.

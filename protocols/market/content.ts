@@ -1,5 +1,5 @@
 /**
- * /keyfair/content/1.0.0 (DESIGN §3): a content's manifest, then ranges of its stored
+ * /keyfair/content/1.0.0 (docs/protocol.md, Protocols): a content's manifest, then ranges of its stored
  * chunks as raw DATA frames. Anyone holding the complete ciphertext serves it; the
  * caller checks every chunk against the manifest (whose CID is the content id), so a
  * provider needs no trust. Ranges let a buyer resume and spread a download over

@@ -1,5 +1,5 @@
 /**
- * /keyfair/license/1.0.0 (DESIGN §3, the patent's Fig. 5): a buyer's device
+ * /keyfair/license/1.0.0 (docs/protocol.md, license; the patent's Fig. 5): a buyer's device
  * certificates for an offer in; a seller-signed licence bound to that device out
  * (the key split K = K_esc ⊕ K_dev, K_dev wrapped to the certified encryption key).
  * Only the seller answers, and only while it is online.

@@ -1,5 +1,5 @@
 /**
- * /keyfair/offer/1.0.0 (DESIGN §3): signed offers for a content id, or for a keyword,
+ * /keyfair/offer/1.0.0 (docs/protocol.md, Protocols): signed offers for a content id, or for a keyword,
  * as a bounded list. Whoever serves them need not be trusted: each offer carries the
  * seller's signature, checked by the buyer (and its device and the escrows).
  */

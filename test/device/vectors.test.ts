@@ -1,4 +1,4 @@
-// Known-answer vectors from the independent implementation (/work/shared/vectors/v1.json)
+// Known-answer vectors from the independent implementation (test/fixtures/vectors-v1.json)
 import assert from 'node:assert/strict'
 import {
   blind, checkUnblinded, chunkAad, chunkNonce, combineShares, combineDeviceBound, decryptContent,

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs'
 
 /**
- * The known-answer vectors of DESIGN §2 (../shared/vectors/v1.json, from an
- * independent implementation). A copy lives in test/fixtures so a clone
- * anywhere can run the suite; vectors.test.ts checks the copy is identical to
- * the shared file wherever that file is present.
+ * The known-answer vectors of docs/protocol.md (Known-answer vectors), from an
+ * independent implementation, kept in test/fixtures so a clone anywhere can run the
+ * suite; vectors-copy.test.ts checks the copy against the upstream file wherever a
+ * checkout has that file beside it.
  */
 export const VECTORS_FILE = new URL('../fixtures/vectors-v1.json', import.meta.url)
 export const SHARED_VECTORS_FILE = new URL('../../../shared/vectors/v1.json', import.meta.url)

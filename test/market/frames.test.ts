@@ -1,4 +1,4 @@
-// DESIGN §7 on the market protocols: malformed, truncated and oversized frames reset
+// Hostile peers (docs/security.md) on the market protocols: malformed, truncated and oversized frames reset
 // only their stream; wrong shapes get an error frame; the node keeps serving.
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'

@@ -5,7 +5,7 @@ import { escrowServiceCid, keywordCid, keywordsOf, normaliseKeyword } from '../.
 
 const vectors = loadVectors()
 
-describe('keyword CIDs (DESIGN §2, known-answer vectors)', function () {
+describe('keyword CIDs (docs/protocol.md Keywords, known-answer vectors)', function () {
   for (const v of vectors.keywords as Array<{ word: string, normalised: string, cid: string }>) {
     it(`${JSON.stringify(v.word)} -> ${v.cid}`, function () {
       assert.equal(normaliseKeyword(v.word), v.normalised)
@@ -28,6 +28,15 @@ describe('keyword CIDs (DESIGN §2, known-answer vectors)', function () {
       assert.equal(normaliseKeyword(n), n)
       if (n.length > 0 && n.length <= 64) assert.equal(keywordCid(word).toString(), keywordCid(n).toString())
     }))
+  })
+
+  it('trims exactly the code points docs/protocol.md lists: U+FEFF yes; U+0085, U+001C..U+001F, U+180E no', function () {
+    const trimmed = [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0, 0x1680, 0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]
+    for (const c of trimmed) assert.equal(normaliseKeyword(`${String.fromCodePoint(c)}jazz${String.fromCodePoint(c)}`), 'jazz', `U+${c.toString(16)}`)
+    for (const c of [0x85, 0x1c, 0x1d, 0x1e, 0x1f, 0x180e]) {
+      const ch = String.fromCodePoint(c)
+      assert.equal(normaliseKeyword(`${ch}jazz${ch}`), `${ch}jazz${ch}`, `U+${c.toString(16)} kept`)
+    }
   })
 
   it('refuses empty and over-long keywords with a typed error', function () {
