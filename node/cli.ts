@@ -512,6 +512,7 @@ function addEscrowCommands (program: Command): void {
     .option('--bits <n>', 'RSA key size (2048 for tests only)', '3072')
     .option('--currency <code>', 'the currency this escrow settles', 'EUR')
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
+    .option('--reservation-ttl <duration>', 'how long a reservation waits for the device\'s request before it goes back to the buyer', '2m')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
     .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
     .option('--ledger <url>', 'keep the ledger in PostgreSQL: postgres://user@host:port/database (default: SQLite in the repo)')
@@ -524,7 +525,7 @@ function addEscrowCommands (program: Command): void {
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
       const bits = integerFlag(opts.bits, '--bits')
-      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), reservationTtlMs: parseDuration(opts.reservationTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
       if (opts.ledger != null) settings.ledger = opts.ledger
       if (opts.ledgerPasswordFile != null) settings.ledgerPasswordFile = resolvePath(opts.ledgerPasswordFile)
       // the database is reached (and its schema made) before any key is: a wrong URL or password fails here
