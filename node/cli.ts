@@ -40,7 +40,8 @@ import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
-import type { BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { BuyResult, OfferListing, Quote, SettlementResult } from './buyer/buyer.ts'
+import { DeclinedError, askYes, canAsk } from './cli-confirm.ts'
 import type { BuyProgress, PlayProgress, PublishProgress } from './control/progress.ts'
 import { parseOfferRef } from './buyer/offer-ref.ts'
 import type { RenewalResult } from './buyer/renewal.ts'
@@ -363,9 +364,15 @@ function addMarketCommands (program: Command): void {
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
+    .option('--yes', 'buy at the price shown without asking (stdin not a terminal, or --json: never asked)')
     .action(async (offer: string, opts, command: Command) => {
       parseOfferRef(offer) // a malformed id is a usage error, running node or not
       const options = command.optsWithGlobals<GlobalOptions>()
+      if (canAsk({ yes: opts.yes === true, json: options.json === true })) {
+        const q = await call<Quote>(command, 'quote', { offer }, 60_000)
+        const question = `buy '${q.title}' for ${formatMoney(q.total, q.currency)} (${formatMoney(q.price, q.currency)} to each of ${q.t} escrows)?`
+        if (!(await askYes(question))) throw new DeclinedError('not bought: nothing was reserved or paid')
+      }
       const bar = byteBar('downloading', options)
       // payment and play run during the download: the bar counts bytes, the note the rest
       const state = { bytes: 0, total: 0, providers: 0, escrows: '', played: 0 }
@@ -376,7 +383,7 @@ function addMarketCommands (program: Command): void {
       try {
         const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, (event: BuyProgress) => {
           if (event.phase === 'download') Object.assign(state, { bytes: event.bytes, total: event.total, providers: event.providers })
-          else if (event.phase === 'escrow') state.escrows = `escrows paid ${event.have}/${event.need}`
+          else if (event.phase === 'escrow') state.escrows = `escrows ${event.state === 'reserved' ? 'reserved' : 'paid'} ${event.have}/${event.need}`
           else if (event.phase === 'play') state.played = event.bytes
           else return
           show()

@@ -143,6 +143,18 @@ interface PayRun {
   reserved: Reservations
 }
 
+export interface Quote {
+  offer: string
+  content: string
+  title: string
+  /** to each of the t escrows, in minor units of `currency` */
+  price: number
+  currency: string
+  t: number
+  /** price × t: what the buy pays in all */
+  total: number
+}
+
 export interface SettlementResult {
   purchase: string
   escrows: Array<{ j: number, peer: string, state?: string, refused?: boolean, reason?: string, error?: string }>
@@ -228,6 +240,14 @@ export class Buyer {
       listings.push({ offer: id, content: terms.content.toString(), title: offer.body.title, tags: offer.body.tags, price: terms.price, currency: terms.currency, t: terms.t, escrows: terms.escrows.length, seller: terms.seller, providers: providers.size, open: offer.body.shares.length > 0, licenceTtlMs: offer.body.licenceTtl })
     }
     return listings
+  }
+
+  /** What buying the offer costs: its price at each of the t escrows it pays, and in all */
+  async quote (ref: string, options: AbortOptions = {}): Promise<Quote> {
+    const offer = await this.lookup.find(ref, { signal: options.signal })
+    if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
+    const { terms } = offer.body
+    return { offer: signedId(offer).toString(), content: terms.content.toString(), title: offer.body.title, price: terms.price, currency: terms.currency, t: terms.t, total: terms.price * terms.t }
   }
 
   /**
