@@ -562,7 +562,7 @@ function addEscrowCommands (program: Command): void {
         const r = await moveLedgerToPostgres(new EscrowFiles(repo.path), opts.to, passwordFile, logger('keyfair:escrow:migrate'))
         print(options, r, () => [
           `ledger moved to ${r.to}: ${r.rows.accounts} accounts, ${r.rows.entries} entries, ${r.rows.postings} postings, ${r.rows.holds} holds`,
-          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds = ${r.after.held}`,
+          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds + reservations = ${r.after.held}`,
           `${r.from} is left as it was; the escrow now uses PostgreSQL`
         ].join('\n'))
       } finally {
@@ -649,8 +649,8 @@ function addEscrowCommands (program: Command): void {
       print(command.optsWithGlobals(), r, () => [
         r.ok ? 'audit passed' : `AUDIT FAILED: ${r.violations.length} violation(s)`,
         ...r.violations.map(v => `  ${v}`),
-        `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}`,
-        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds = ${money(r.held)}`
+        `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}; reservations open ${r.reserved.open} (${money(r.reserved.amount)})`,
+        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds + reservations = ${money(r.held)}`
       ].join('\n'))
       if (!r.ok) process.exitCode = 1
     })
