@@ -19,6 +19,8 @@ import { SqliteLedger } from '../../node/escrow/sqlite-ledger.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { requestUnblind } from '../../protocols/escrow/unblind.ts'
+import { requestCancelReservation, requestReserve } from '../../protocols/escrow/reserve.ts'
+import type { ReserveRequest } from '../../protocols/escrow/reserve.ts'
 import { RemoteError } from '../../protocols/errors.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { encryptWork } from '../helpers/market.ts'
@@ -417,6 +419,50 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly LedgerEn
         assert.equal((await escrow.role.ledger.holds({ limit: 10_000 })).length - holdsBefore, EACH + EACH / 2)
         assert.deepEqual((await escrow.role.ledger.audit()).violations, [])
         console.log(`      ${engine}: ${results.length} requests (${jobs.length} purchases) in ${ms} ms; group commits ${JSON.stringify(escrow.role.escrow.commitStats)}`)
+      })
+
+      it('reserves over the wire: refusals write nothing, the request takes the reservation (one charge), no cancel after the answer, unanswered ones expire back', async function () {
+        const buyerId = buyer.status().peerId
+        const brief = await world.startEscrow('escrow-reserve', await escrowSettings('escrow-reserve', { reservationTtlMs: 1500 }))
+        await brief.role.ledger.deposit(buyerId, 150)
+        const offer = await offerFor([{ peer: brief.peer, n: brief.n }])
+        const d = await world.device('reserver')
+        const certificate = (await d.device.certificates()).signing
+        const streams = { connectionManager: buyer.streams }
+        const reserve = async (purchase: string, over: Partial<ReserveRequest> = {}): Promise<unknown> => requestReserve(streams, addrOf(brief), { offer: encodeObject(offer), j: 1, purchase, amount: 100, device: certificate, ...over })
+        const before = await snapshot(brief.role.ledger)
+        const other = await offerFor([{ peer: escrow.peer, n: escrow.n }])
+        await assert.rejects(reserve('p0', { amount: 99 }), { code: 'ERR_WRONG_AMOUNT' })
+        await assert.rejects(reserve('p0', { offer: encodeObject(other) }), { code: 'ERR_NOT_NAMED' })
+        await assert.rejects(reserve('p0', { device: 'not a certificate' }), (err: any) => err.remote === true && /^ERR_/.test(err.code))
+        const dear = await offerFor([{ peer: brief.peer, n: brief.n }], { price: 151 })
+        const short: any = await reserve('p0', { offer: encodeObject(dear), amount: 151 }).then(() => undefined, (err: unknown) => err)
+        assert.equal(short?.code, 'ERR_INSUFFICIENT_FUNDS')
+        assert.deepEqual(short?.details, { balance: 150, amount: 151 }, 'the refusal frame carries the balance and the price')
+        assert.deepEqual(await snapshot(brief.role.ledger), before, 'no refusal wrote anything')
+
+        // reserved, then answered: 100 leaves the balance once, though only 50 is left when the request comes
+        const p = await d.device.beginPurchase({ offer: encodeObject(offer), manifest: work.manifestBytes, buyer: buyerId })
+        await reserve(p.purchase)
+        assert.equal(await brief.role.ledger.balance(buyerId), 50)
+        const { request } = await d.device.requestShare({ purchase: p.purchase, j: 1 })
+        const answer = await requestUnblind(streams, addrOf(brief), request)
+        assert.equal((await d.device.acceptAnswer({ purchase: p.purchase, j: 1, answer })).accepted, true)
+        assert.equal(await brief.role.ledger.balance(buyerId), 50, 'one charge')
+        await assert.rejects(requestCancelReservation(streams, addrOf(brief), p.purchase), { code: 'ERR_ALREADY_ANSWERED' })
+        assert.equal((await brief.role.ledger.holds({ buyer: buyerId }))[0]?.state, 'open', 'the answered hold stays')
+
+        // cancelled at once; another one left unanswered goes back by the sweep
+        await reserve('cancelled', { amount: 50, offer: encodeObject(await offerFor([{ peer: brief.peer, n: brief.n }], { price: 50 })) })
+        assert.deepEqual(await requestCancelReservation(streams, addrOf(brief), 'cancelled'), { v: 1, cancelled: true })
+        assert.deepEqual(await requestCancelReservation(streams, addrOf(brief), 'cancelled'), { v: 1, cancelled: false })
+        await reserve('forgotten', { amount: 50, offer: encodeObject(await offerFor([{ peer: brief.peer, n: brief.n }], { price: 50 })) })
+        assert.equal(await brief.role.ledger.balance(buyerId), 0)
+        await waitFor(async () => (await brief.role.ledger.balance(buyerId)) === 50, 15_000, 'the unanswered reservation to expire back to the buyer')
+        const report = await brief.role.ledger.audit()
+        assert.deepEqual(report.violations, [])
+        assert.deepEqual(report.reserved, { open: 0, amount: 0 })
+        assert.equal(await brief.role.ledger.balance(world.seller), 0, 'nothing reached the seller')
       })
 
       it('ends each hold once: receipt, fraud refund, refused dispute, expiry; the audit passes', async function () {
