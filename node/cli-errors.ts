@@ -48,7 +48,8 @@ export function reportError (err: unknown, context: ReportContext): number {
   let message = known ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`
   if (!known && context.logFile != null) message += ` (details in ${context.logFile})`
   if (context.json) {
-    process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n')
+    const details = known ? err.details : undefined
+    process.stderr.write(JSON.stringify({ error: { ...details, code, message } }) + '\n')
   } else if (err instanceof UsageError) {
     process.stderr.write(`keyfair: ${message} (see ${err.command} --help)\n`)
   } else {

@@ -40,7 +40,8 @@ import type { NodeStatus, PeerInfo } from './keyfair-node.ts'
 import type { DeviceCertificates, DeviceStatus } from '../device/interface.ts'
 import type { AuditReport, Posting } from './escrow/ledger.ts'
 import type { AccountAnswer } from '../protocols/escrow/account.ts'
-import type { BuyResult, OfferListing, SettlementResult } from './buyer/buyer.ts'
+import type { BuyResult, OfferListing, Quote, SettlementResult } from './buyer/buyer.ts'
+import { DeclinedError, askYes, canAsk } from './cli-confirm.ts'
 import type { BuyProgress, PlayProgress, PublishProgress } from './control/progress.ts'
 import { parseOfferRef } from './buyer/offer-ref.ts'
 import type { RenewalResult } from './buyer/renewal.ts'
@@ -363,9 +364,15 @@ function addMarketCommands (program: Command): void {
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
+    .option('--yes', 'buy at the price shown without asking (stdin not a terminal, or --json: never asked)')
     .action(async (offer: string, opts, command: Command) => {
       parseOfferRef(offer) // a malformed id is a usage error, running node or not
       const options = command.optsWithGlobals<GlobalOptions>()
+      if (canAsk({ yes: opts.yes === true, json: options.json === true })) {
+        const q = await call<Quote>(command, 'quote', { offer }, 60_000)
+        const question = `buy '${q.title}' for ${formatMoney(q.total, q.currency)} (${formatMoney(q.price, q.currency)} to each of ${q.t} escrows)?`
+        if (!(await askYes(question))) throw new DeclinedError('not bought: nothing was reserved or paid')
+      }
       const bar = byteBar('downloading', options)
       // payment and play run during the download: the bar counts bytes, the note the rest
       const state = { bytes: 0, total: 0, providers: 0, escrows: '', played: 0 }
@@ -376,7 +383,7 @@ function addMarketCommands (program: Command): void {
       try {
         const r = await stream<BuyResult>(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, (event: BuyProgress) => {
           if (event.phase === 'download') Object.assign(state, { bytes: event.bytes, total: event.total, providers: event.providers })
-          else if (event.phase === 'escrow') state.escrows = `escrows paid ${event.have}/${event.need}`
+          else if (event.phase === 'escrow') state.escrows = `escrows ${event.state === 'reserved' ? 'reserved' : 'paid'} ${event.have}/${event.need}`
           else if (event.phase === 'play') state.played = event.bytes
           else return
           show()
@@ -512,6 +519,7 @@ function addEscrowCommands (program: Command): void {
     .option('--bits <n>', 'RSA key size (2048 for tests only)', '3072')
     .option('--currency <code>', 'the currency this escrow settles', 'EUR')
     .option('--hold-ttl <duration>', 'how long a hold waits for a receipt before it goes to the seller', '7d')
+    .option('--reservation-ttl <duration>', 'how long a reservation waits for the device\'s request before it goes back to the buyer', '2m')
     .option('--clock-window <duration>', 'how far a request\'s timestamp may be from this clock', '5m')
     .option('--unblind-workers <n>', "threads for the private-key operations: 'auto' (one per core) or 0..64 (0: on the main thread)", 'auto')
     .option('--ledger <url>', 'keep the ledger in PostgreSQL: postgres://user@host:port/database (default: SQLite in the repo)')
@@ -524,7 +532,7 @@ function addEscrowCommands (program: Command): void {
       await repo.assertInitialised()
       const files = new EscrowFiles(repo.path)
       const bits = integerFlag(opts.bits, '--bits')
-      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
+      const settings: Partial<EscrowSettings> = { currency: opts.currency, holdTtlMs: parseDuration(opts.holdTtl), reservationTtlMs: parseDuration(opts.reservationTtl), clockWindowMs: parseDuration(opts.clockWindow), faultyAnswers: opts.faultyAnswers === true, unblindWorkers: opts.unblindWorkers === 'auto' ? 'auto' as const : integerFlag(opts.unblindWorkers, '--unblind-workers') }
       if (opts.ledger != null) settings.ledger = opts.ledger
       if (opts.ledgerPasswordFile != null) settings.ledgerPasswordFile = resolvePath(opts.ledgerPasswordFile)
       // the database is reached (and its schema made) before any key is: a wrong URL or password fails here
@@ -554,7 +562,7 @@ function addEscrowCommands (program: Command): void {
         const r = await moveLedgerToPostgres(new EscrowFiles(repo.path), opts.to, passwordFile, logger('keyfair:escrow:migrate'))
         print(options, r, () => [
           `ledger moved to ${r.to}: ${r.rows.accounts} accounts, ${r.rows.entries} entries, ${r.rows.postings} postings, ${r.rows.holds} holds`,
-          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds = ${r.after.held}`,
+          `audit before and after: passed, deposits ${r.after.deposits} − withdrawals ${r.after.withdrawals}; balances + open holds + reservations = ${r.after.held}`,
           `${r.from} is left as it was; the escrow now uses PostgreSQL`
         ].join('\n'))
       } finally {
@@ -641,8 +649,8 @@ function addEscrowCommands (program: Command): void {
       print(command.optsWithGlobals(), r, () => [
         r.ok ? 'audit passed' : `AUDIT FAILED: ${r.violations.length} violation(s)`,
         ...r.violations.map(v => `  ${v}`),
-        `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}`,
-        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds = ${money(r.held)}`
+        `accounts ${r.accounts}; holds open ${r.holds.open}, released ${r.holds.released}, refunded ${r.holds.refunded}; reservations open ${r.reserved.open} (${money(r.reserved.amount)})`,
+        `deposits ${money(r.deposits)} − withdrawals ${money(r.withdrawals)} = ${money(r.deposits - r.withdrawals)}; balances + open holds + reservations = ${money(r.held)}`
       ].join('\n'))
       if (!r.ok) process.exitCode = 1
     })

@@ -5,6 +5,12 @@
  */
 export class KeyfairError extends Error {
   readonly code: string
+  /**
+   * Facts a caller can act on beyond the code (a balance, the amount needed, every escrow
+   * and its reason): JSON values only. Error frames carry the numbers and short strings among
+   * them; the control API carries all of them beside `code` and `message`.
+   */
+  details?: Record<string, unknown>
 
   constructor (message: string, code: string, options?: ErrorOptions) {
     super(message, options)

@@ -23,6 +23,8 @@ import type { RenewalResult } from './renewal.ts'
 import { splitRanges, takeRange } from './ranges.ts'
 import { StoredOrder } from './stored-order.ts'
 import { withRedial } from './redial.ts'
+import { DownloadGate } from './download-gate.ts'
+import { cancelReservations, reserveEscrows } from './reservations.ts'
 import type { PurchaseInfo } from '../../device/interface.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
@@ -127,6 +129,32 @@ export interface BuyOptions {
   onProgress?: (p: BuyProgress) => void
 }
 
+/** The reservations of a buy in progress: released when it fails before their escrows answered */
+interface Reservations {
+  purchase?: string
+  held: number[]
+}
+
+/** What the payment shares with the download it runs beside */
+interface PayRun {
+  gate: DownloadGate
+  order: StoredOrder
+  downloading: Promise<unknown>
+  reserved: Reservations
+}
+
+export interface Quote {
+  offer: string
+  content: string
+  title: string
+  /** to each of the t escrows, in minor units of `currency` */
+  price: number
+  currency: string
+  t: number
+  /** price × t: what the buy pays in all */
+  total: number
+}
+
 export interface SettlementResult {
   purchase: string
   escrows: Array<{ j: number, peer: string, state?: string, refused?: boolean, reason?: string, error?: string }>
@@ -214,6 +242,14 @@ export class Buyer {
     return listings
   }
 
+  /** What buying the offer costs: its price at each of the t escrows it pays, and in all */
+  async quote (ref: string, options: AbortOptions = {}): Promise<Quote> {
+    const offer = await this.lookup.find(ref, { signal: options.signal })
+    if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new BuyError('the offer is not signed by its seller', 'ERR_BAD_SIGNATURE')
+    const { terms } = offer.body
+    return { offer: signedId(offer).toString(), content: terms.content.toString(), title: offer.body.title, price: terms.price, currency: terms.currency, t: terms.t, total: terms.price * terms.t }
+  }
+
   /**
    * The whole purchase; every step resumes where it stopped when run again. The steps
    * overlap: payment starts once a provider has served a chunk that verifies, and the
@@ -240,16 +276,18 @@ export class Buyer {
     const stop = new AbortController()
     const signal = options.signal == null ? stop.signal : AbortSignal.any([stop.signal, options.signal])
     const order = new StoredOrder()
-    const downloading = this.download(offer, progress, options.from, signal, order).then(result => {
+    const gate = new DownloadGate()
+    const downloading = this.download(offer, progress, options.from, signal, order, gate).then(result => {
       timings.download = performance.now() - started
       return result
     })
     downloading.catch(() => {}) // awaited below, after the payment
     let playing: Promise<{ bytes: number }> | undefined
+    const reserved: Reservations = { held: [] }
     try {
-      // a provider must first prove it serves this content: one chunk that verifies
-      await Promise.race([order.firstStored, downloading])
-      const { purchase, bound, escrows } = await this.pay(offer, progress, timings, signal)
+      // the purchase opens on the manifest; its price is reserved before any chunk comes
+      await Promise.race([gate.manifest, downloading])
+      const { purchase, bound, escrows } = await this.pay(offer, progress, timings, signal, { gate, order, downloading, reserved })
       if (options.output != null) {
         playing = this.followPlay(cid, options.output, order, progress)
         playing.catch(() => {}) // awaited once the download is done
@@ -267,6 +305,7 @@ export class Buyer {
     } catch (err) {
       stop.abort()
       await downloading.catch(() => {})
+      await this.releaseUnanswered(offer, reserved)
       // a play waiting for chunks that will not come ends now, its partial output removed
       if (playing != null) await device.playFeed({ content: cid, stopped: true }).catch(() => {})
       await playing?.catch(() => {})
@@ -278,7 +317,7 @@ export class Buyer {
    * Pays for the offer, unless a paid buy of it is still unfinished on this node: an open
    * purchase (payment interrupted) is continued, a complete one is reused, never paid twice.
    */
-  private async pay (offer: Signed<Offer>, progress: (p: BuyProgress) => void, timings: BuyTimings, signal: AbortSignal): Promise<{ purchase: string, bound: boolean, escrows: BuyResult['escrows'] }> {
+  private async pay (offer: Signed<Offer>, progress: (p: BuyProgress) => void, timings: BuyTimings, signal: AbortSignal, run: PayRun): Promise<{ purchase: string, bound: boolean, escrows: BuyResult['escrows'] }> {
     const { market } = this.init
     const device = this.init.device()
     const offerId = signedId(offer).toString()
@@ -288,6 +327,7 @@ export class Buyer {
     const paid = await market.content.paidPurchase(cid)
     const unfinished = purchases.find(p => p.purchase === paid && p.state === 'complete')
     if (unfinished != null) {
+      run.gate.open()
       const escrows = unfinished.accepted.map(j => ({ j, peer: offer.body.terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
       return { purchase: unfinished.purchase, bound: unfinished.bound, escrows }
     }
@@ -312,9 +352,37 @@ export class Buyer {
       const info = await device.beginPurchase({ offer: encodeObject(offer), manifest: (await market.content.manifestBytes(cid))!, licence, buyer: this.init.peerId })
       purchase = info.purchase
       timings.licence = performance.now() - mark
-      mark = performance.now()
     }
-    const escrows = await this.payEscrows(offer, purchase, progress, checks, timings.shares, signal)
+    // t escrows hold the price before any is asked for its share, and before any chunk comes
+    const { terms } = offer.body
+    const accepted = open?.accepted ?? []
+    const candidates = terms.escrows.map((_, i) => i + 1).filter(j => !done.has(j))
+    const certificates = await device.certificates()
+    run.reserved.purchase = purchase
+    const { held, refused } = await reserveEscrows({
+      streams: this.init.streams,
+      log: this.init.log,
+      offer,
+      purchase,
+      device: certificates.signing,
+      candidates,
+      need: Math.max(0, terms.t - accepted.length),
+      check: async j => {
+        let check = checks.get(j)
+        if (check == null) checks.set(j, check = this.checkEscrow(offer, j, signal))
+        return check
+      },
+      progress,
+      signal
+    })
+    run.reserved.held = held
+    run.gate.open()
+    // a provider must first prove it serves this content: one chunk that verifies
+    await Promise.race([run.order.firstStored, run.downloading])
+    mark = performance.now()
+    const shares = await this.payEscrows(offer, purchase, progress, checks, timings.shares, signal, held, new Set(refused.map(r => r.j)))
+    // those that held no reservation were not asked: unavailable to this purchase
+    const escrows = [...shares, ...refused.filter(r => !shares.some(e => e.j === r.j)).map(r => ({ j: r.j, peer: r.peer, outcome: 'unavailable' }))].sort((a, b) => a.j - b.j)
     const sharesBought = performance.now()
     await device.completePurchase({ purchase })
     timings.rebuild = performance.now() - sharesBought
@@ -322,6 +390,15 @@ export class Buyer {
     await market.content.setPaidPurchase(cid, purchase)
     timings.keyRelease = performance.now() - mark
     return { purchase, bound, escrows }
+  }
+
+  /** After a failed buy: the reservations no escrow answered go back to the buyer at once */
+  private async releaseUnanswered (offer: Signed<Offer>, reserved: Reservations): Promise<void> {
+    const { purchase } = reserved
+    if (purchase == null || reserved.held.length === 0) return
+    const accepted = await this.init.device().purchase({ purchase }).then(p => p.accepted, () => [] as number[])
+    const unanswered = reserved.held.filter(j => !accepted.includes(j))
+    await cancelReservations({ streams: this.init.streams, log: this.init.log, offer, purchase }, unanswered)
   }
 
   /**
@@ -477,16 +554,19 @@ export class Buyer {
    * offer's order are asked at once; each one that is dead or answers wrongly (refunded
    * by its fraud proof) hands its place to the next escrow in that order.
    */
-  private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, checks: Map<number, Promise<void>>, steps: ShareTimings[], signal?: AbortSignal): Promise<BuyResult['escrows']> {
+  private async payEscrows (offer: Signed<Offer>, purchase: string, progress: (p: BuyProgress) => void, checks: Map<number, Promise<void>>, steps: ShareTimings[], signal: AbortSignal, reserved: number[], refused: Set<number>): Promise<BuyResult['escrows']> {
     const device = this.init.device()
     const began = performance.now()
     const { terms } = offer.body
     const state = await device.purchase({ purchase })
     const outcomes: BuyResult['escrows'] = state.accepted.map(j => ({ j, peer: terms.escrows[j - 1]!.peer, outcome: 'accepted' }))
     let have = state.accepted.length
-    // in the seller's order: the seller lists its preferred escrows first
-    const candidates = terms.escrows.map((e, i) => ({ j: i + 1, peer: e.peer }))
-      .filter(c => !state.accepted.includes(c.j) && !state.faulty.includes(c.j))
+    // those holding the price first, then the others in the seller's order (its preferred
+    // escrows first), asked without a reservation only if a reserved one fails; never one
+    // that refused to reserve
+    const candidates = [...reserved, ...terms.escrows.map((_, i) => i + 1).filter(j => !reserved.includes(j))]
+      .filter(j => !state.accepted.includes(j) && !state.faulty.includes(j) && !refused.has(j))
+      .map(j => ({ j, peer: terms.escrows[j - 1]!.peer }))
     // the device signs the first requests in one go (one sealed write) while the escrows are checked
     const first = candidates.slice(0, Math.max(0, terms.t - have)).map(c => c.j)
     const batch = first.length > 1
@@ -570,13 +650,14 @@ export class Buyer {
   }
 
   /** Manifest, then every missing chunk from the content's providers in parallel */
-  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from: string[] | undefined, signal: AbortSignal, order: StoredOrder): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'], sources: BuyResult['sources'] }> {
+  private async download (offer: Signed<Offer>, progress: (p: BuyProgress) => void, from: string[] | undefined, signal: AbortSignal, order: StoredOrder, gate: DownloadGate): Promise<{ resumedFrom: number, dropped: BuyResult['dropped'], sources: BuyResult['sources'] }> {
     const { market, discovery } = this.init
     const cid = offer.body.terms.content
     const content = cid.toString()
     const dropped: BuyResult['dropped'] = []
     if (await market.content.isComplete(content)) {
       const chunkCount = (await market.content.manifest(content))!.chunkCount
+      gate.manifestStored()
       order.begin(chunkCount, [])
       return { resumedFrom: chunkCount, dropped, sources: [] }
     }
@@ -605,6 +686,13 @@ export class Buyer {
       if (!stored) throw new BuyError(`no provider of ${content} answered`, 'ERR_NO_PROVIDERS')
     }
     const manifest = (await market.content.manifest(content))!
+    gate.manifestStored()
+    try {
+      await gate.opened(signal)
+    } catch (err) {
+      await market.content.releaseWriter(content)
+      throw err
+    }
     const missing = await market.content.missing(content)
     order.begin(manifest.chunkCount, missing)
     const total = manifest.size

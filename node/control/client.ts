@@ -54,7 +54,10 @@ export class ControlClient {
     const code = typeof value?.error?.code === 'string' ? value.error.code : 'ERR_HTTP_' + status
     const message = typeof value?.error?.message === 'string' ? value.error.message : `control API answered ${status}`
     if (code === UnauthorizedError.code) return new UnauthorizedError(`${message} (token file: ${this.repo.tokenFile})`)
-    return new ControlApiError(message, code)
+    const error = new ControlApiError(message, code)
+    const { code: _code, message: _message, ...details } = value?.error ?? {}
+    if (Object.keys(details).length > 0) error.details = details
+    return error
   }
 
   private async request (endpoint: string, body: unknown, options: CallOptions, accept?: string): Promise<Response> {

@@ -3,8 +3,8 @@
 // field, cross the control API: an object from a library (a dial event, a connection) that
 // reached a progress callback is dropped, never serialised.
 
-/** An escrow's part in a purchase: asked for its share, holding the price, its share taken, or refused */
-export type EscrowState = 'asked' | 'held' | 'answered' | 'refused'
+/** An escrow's part in a purchase: the price reserved, asked for its share, holding the price, its share taken, or refused */
+export type EscrowState = 'reserved' | 'asked' | 'held' | 'answered' | 'refused'
 
 export type PublishProgress =
   /** the escrows the offer will name, checked against the agency */
@@ -32,7 +32,7 @@ export type ProgressEvent = PublishProgress | BuyProgress
 type FieldKind = 'number' | 'string' | 'boolean' | 'strings' | 'state'
 type Shape = Record<string, { kind: FieldKind, optional?: true }>
 
-const ESCROW_STATES: readonly string[] = ['asked', 'held', 'answered', 'refused'] satisfies EscrowState[]
+const ESCROW_STATES: readonly string[] = ['reserved', 'asked', 'held', 'answered', 'refused'] satisfies EscrowState[]
 
 /** Every phase and its fields: what is not here does not leave the node */
 const SHAPES: Record<ProgressEvent['phase'], Shape> = {

@@ -64,6 +64,7 @@ export interface ControlRoutes {
   trust: Route
   publish: Route
   search: Route
+  quote: Route
   buy: Route
   play: Route
   library: Route
@@ -276,6 +277,11 @@ export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRo
       const { words, timeoutMs } = fields(body)
       if (!Array.isArray(words) || words.length === 0 || !words.every(w => typeof w === 'string')) throw new BadRequestError('words must be a non-empty list of strings')
       return { offers: await buyerOf(node).search(words, { signal, timeoutMs: optionalInt(timeoutMs, 'timeoutMs', 1, MAX_FIND_TIMEOUT_MS) }) }
+    },
+    quote: async (body, signal) => {
+      const { offer } = fields(body)
+      if (typeof offer !== 'string') throw new BadRequestError('offer must be an offer id')
+      return buyerOf(node).quote(offer, { signal })
     },
     buy: async (body, signal, progress) => {
       const { offer, output, seed, from } = fields(body)

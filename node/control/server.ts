@@ -104,11 +104,12 @@ export class ControlServer {
       if (streaming) res.end(JSON.stringify({ result }) + '\n')
       else send(res, 200, result)
     } catch (err: any) {
-      let error = { code: 'ERR_INTERNAL', message: `internal error (see the node log ${logFilePath(this.repo.path)})` }
+      let error: Record<string, unknown> = { code: 'ERR_INTERNAL', message: `internal error (see the node log ${logFilePath(this.repo.path)})` }
       let status = 500
       if (err instanceof KeyfairError) {
         // a typed refusal is the request's problem, not the server's
-        error = { code: err.code, message: err.message }
+        // its details (every escrow of a refused purchase, say) beside the code
+        error = { ...err.details, code: err.code, message: err.message }
         status = STATUS_BY_CODE[err.code] ?? 422
       } else {
         this.log.error('control request %s failed - %e', req.url, err)

@@ -6,8 +6,22 @@ export class EscrowError extends KeyfairError {}
 
 export class InsufficientFundsError extends EscrowError {
   static readonly code = 'ERR_INSUFFICIENT_FUNDS'
+  readonly balance: number
+  readonly amount: number
   constructor (account: string, balance: number, amount: number) {
     super(`account ${account} holds ${balance}, ${amount} needed`, InsufficientFundsError.code)
+    this.balance = balance
+    this.amount = amount
+    // the refusal carries both, in minor units: the buyer names them without parsing the message
+    this.details = { balance, amount }
+  }
+}
+
+/** The escrow already answered this purchase: its payment is final, no reservation of it can be cancelled */
+export class AlreadyAnsweredError extends EscrowError {
+  static readonly code = 'ERR_ALREADY_ANSWERED'
+  constructor (purchase: string) {
+    super(`purchase ${purchase} was already answered here: its payment is final (a dispute may refund it)`, AlreadyAnsweredError.code)
   }
 }
 

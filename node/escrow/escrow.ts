@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { ExponentError, bytesEqual, os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
 import { cidOfBytes, decodeObject, encodeObject, encodeWithEncoded } from '../../device/objects/codec.ts'
-import { parseSignedDispute, parseSignedReceipt, parseSignedRenewalRequest, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
+import { parseSignedDispute, parseSignedOffer, parseSignedReceipt, parseSignedRenewalRequest, parseSignedUnblindRequest, termsCid } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
@@ -14,7 +14,8 @@ import {
 import { HoldCommitter } from './commits.ts'
 import { judgeOpenedDispute } from './judge.ts'
 import type { Verdict } from './judge.ts'
-import type { LedgerStore, HoldRecord, NewHold, OpenHoldResult } from './ledger-store.ts'
+import type { LedgerStore, HoldRecord, NewHold, OpenHoldResult, ReservationRecord } from './ledger-store.ts'
+import type { CancelAnswer, ReserveAnswer, ReserveRequest } from '../../protocols/escrow/reserve.ts'
 import type { AccountAnswer } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import { SETTLE_LIMITS } from '../../protocols/escrow/settle.ts'
@@ -28,6 +29,8 @@ import type { CID } from 'multiformats/cid'
 
 export const DEFAULT_HOLD_TTL_MS = 7 * 24 * 3600_000
 export const DEFAULT_CLOCK_WINDOW_MS = 5 * 60_000
+/** a reservation not followed by the device's request goes back to the buyer after this */
+export const DEFAULT_RESERVATION_TTL_MS = 2 * 60_000
 /** Offers whose seller signature was checked, by offer CID; bounded against floods of distinct offers */
 export const MAX_CACHED_OFFERS = 4096
 
@@ -47,6 +50,8 @@ export interface EscrowInit {
   log: Logger
   currency: string
   holdTtlMs?: number
+  /** how long a reservation waits for the device's request before it goes back to the buyer */
+  reservationTtlMs?: number
   clockWindowMs?: number
   now?: () => number
   /**
@@ -115,10 +120,12 @@ export class Escrow {
     for (const [buyer, n] of await this.init.ledger.openHoldBuyers()) this.openHolds.set(buyer, n)
   }
 
-  /** Ends the holds whose time has passed: to their sellers */
+  /** Ends the holds whose time has passed (to their sellers) and the reservations (back to their buyers) */
   async expireDue (now = this.now()): Promise<HoldRecord[]> {
     const ended = await this.init.ledger.expireDue(now)
     for (const hold of ended) this.holdEnded(hold.buyer)
+    const returned = await this.init.ledger.expireReservations(now)
+    if (returned.length > 0) this.init.log('gave %d unanswered reservations back to their buyers', returned.length)
     return ended
   }
 
@@ -181,6 +188,49 @@ export class Escrow {
   }
 
   /**
+   * Reserves the offer's price from the caller's account for (device, purchase): the same
+   * checks as a request (offer names this escrow, unexpired, currency, price, the device
+   * certified and unrevoked, the seller's signature) but no answer. The device's request
+   * under the purchase then takes it as its hold.
+   */
+  async reserve (request: ReserveRequest, caller: string): Promise<ReserveAnswer> {
+    const offer = parseSignedOffer(decodeObject(request.offer))
+    const terms = offer.body.terms
+    const named = terms.escrows[request.j - 1]
+    if (named == null || named.peer !== this.peerId || !bytesEqual(named.n, this.init.key.modulus)) {
+      throw new NotNamedError(`the offer does not name this escrow (and its key) for share ${request.j}`)
+    }
+    const now = this.now()
+    if (terms.expiry <= now) throw new OfferExpiredError(`the offer expired at ${isoTime(terms.expiry)}`)
+    if (terms.currency !== this.init.currency) throw new CurrencyError(`this escrow settles ${this.init.currency}, not ${terms.currency}`)
+    if (request.amount !== terms.price) throw new WrongAmountError(`the reservation is of ${request.amount}, the offer's price per share is ${terms.price}`)
+    const device = await this.verifyCertificate(request.device, 'device-signing')
+    const verified = await this.verifyOffer(offer)
+    if (verified.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
+    const { reservation, charged } = await this.init.ledger.reserve({
+      id: randomBytes(16).toString('hex'),
+      device: device.subjectCommonName,
+      purchase: request.purchase,
+      j: request.j,
+      buyer: caller,
+      seller: terms.seller,
+      amount: terms.price,
+      offer: verified.id,
+      createdAt: now,
+      expiresAt: now + (this.init.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS)
+    })
+    this.init.log('%s reservation %s: %d from %s for purchase %s share %d', charged ? 'opened' : 'repeated', reservation.id, reservation.amount, caller, reservation.purchase, reservation.j)
+    return { v: 1, reservation: reservation.id, amount: reservation.amount, expiresAt: reservation.expiresAt }
+  }
+
+  /** The caller's unanswered reservation of `purchase` back to it; an answered purchase stays paid (ERR_ALREADY_ANSWERED) */
+  async cancelReservation (purchase: string, caller: string): Promise<CancelAnswer> {
+    const { ended, reservation } = await this.init.ledger.cancelReservation(caller, purchase, 'cancelled by the buyer', this.now())
+    if (ended) this.init.log('reservation %s of purchase %s cancelled by its buyer', reservation?.id, purchase)
+    return { v: 1, cancelled: ended }
+  }
+
+  /**
    * Answers a paid blind request with z = b^d_T, after every rule of docs/protocol.md (escrow/unblind) holds.
    * The hold and the signed answer are committed before the answer is returned.
    */
@@ -218,9 +268,10 @@ export class Escrow {
     if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${isoTime(body.at)}, outside ±${window / 1000} s of this escrow's clock`)
     const b = os2ip(body.b)
     if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
-    // a read outside the hold's transaction, which checks again and stays the authority
+    // a read outside the hold's transaction, which checks again and stays the authority;
+    // short of funds, the purchase may still have its price reserved
     const balance = await ledger.balance(body.buyer)
-    if (balance < terms.price) throw new InsufficientFundsError(body.buyer, balance, terms.price)
+    if (balance < terms.price && !(await this.reserved(body.buyer, body.purchase))) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
     if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
     const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
@@ -257,6 +308,12 @@ export class Escrow {
     if (charged) this.openHolds.set(hold.buyer, (this.openHolds.get(hold.buyer) ?? 0) + 1)
     this.init.log('%s hold %s: %d from %s for purchase %s share %d', charged ? 'opened' : 'replayed', hold.id, hold.amount, hold.buyer, hold.purchase, hold.j)
     return hold.answer
+  }
+
+  /** Whether the buyer holds an open reservation of this purchase id (the hold's transaction checks its device) */
+  private async reserved (buyer: string, purchase: string): Promise<boolean> {
+    const open: ReservationRecord[] = await this.init.ledger.reservations({ buyer, state: 'open', limit: 1000 })
+    return open.some(r => r.purchase === purchase)
   }
 
   /** The hold written and durable (group commit, or a transaction of its own) */

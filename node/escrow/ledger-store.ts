@@ -59,6 +59,48 @@ export interface OpenHoldResult {
 /** One hold of a group commit: opened (or replayed), or refused with nothing written */
 export type HoldOutcome = { result: OpenHoldResult } | { error: unknown }
 
+/**
+ * A reservation: the price moved from the buyer into an account of its own
+ * (`reserve:<id>`) before the escrow answers anything, bound to (device, purchase id,
+ * offer, amount). The device's request under that purchase turns it into the answered
+ * hold (no second charge); cancelled (while unanswered) or past its time, it goes back
+ * to the buyer. answered: it became hold `hold`.
+ */
+export type ReservationState = 'open' | 'answered' | 'cancelled' | 'expired'
+
+export interface ReservationRecord {
+  id: string
+  device: string
+  purchase: string
+  j: number
+  buyer: string
+  seller: string
+  amount: number
+  offer: string
+  createdAt: number
+  expiresAt: number
+  state: ReservationState
+  /** the hold it became, once answered */
+  hold?: string
+  endedAt?: number
+  endReason?: string
+}
+
+export type NewReservation = Omit<ReservationRecord, 'state' | 'hold' | 'endedAt' | 'endReason'>
+
+export interface ReserveResult {
+  reservation: ReservationRecord
+  /** false when this reservation was already open (the same one asked again): nothing moved */
+  charged: boolean
+}
+
+export interface EndReservationResult {
+  /** the buyer's reservation of that purchase, if there is one */
+  reservation?: ReservationRecord
+  /** false when there was none open (nothing written) */
+  ended: boolean
+}
+
 export interface EndHoldResult {
   hold: HoldRecord
   /** false when the hold had already ended (nothing written) */
@@ -74,6 +116,8 @@ export interface AuditReport {
   withdrawals: number
   /** sum of all non-world balances and open holds: must equal deposits − withdrawals */
   held: number
+  /** open reservations (money out of the buyer's balance, not yet answered) and their sum */
+  reserved: { open: number, amount: number }
 }
 
 export interface LedgerFilter {
@@ -96,6 +140,10 @@ export interface LedgerRows {
     id: string, device: string, purchase: string, j: number, buyer: string, seller: string, amount: number, offer: string, request: string,
     request_bytes: Uint8Array, answer: Uint8Array, created_at: number, expires_at: number, state: HoldState, ended_at: number | null, end_entry: number | null, end_reason: string | null
   }>
+  reservations: Array<{
+    id: string, device: string, purchase: string, j: number, buyer: string, seller: string, amount: number, offer: string,
+    created_at: number, expires_at: number, state: ReservationState, hold_id: string | null, ended_at: number | null, end_reason: string | null
+  }>
 }
 
 export interface LedgerStore {
@@ -106,9 +154,11 @@ export interface LedgerStore {
   deposit: (account: string, amount: number, memo?: string, now?: number) => Promise<number>
   withdraw: (account: string, amount: number, memo?: string, now?: number) => Promise<number>
   /**
-   * Records a paid request and moves its price from the buyer into a new hold. The
-   * same request under its purchase id returns the stored hold (and answer) without
-   * charging again; another request under it is refused.
+   * Records a paid request and moves its price from the buyer into a new hold, or from
+   * the open reservation of its (device, purchase) when there is one with the same
+   * buyer, offer and amount (the buyer is not charged again). The same request under its
+   * purchase id returns the stored hold (and answer) without charging again; another
+   * request under it is refused.
    */
   openHold: (hold: NewHold) => Promise<OpenHoldResult>
   /**
@@ -117,6 +167,21 @@ export interface LedgerStore {
    * only after the commit; if the commit fails it rejects and none is written.
    */
   openHolds: (holds: NewHold[]) => Promise<HoldOutcome[]>
+  /**
+   * Moves the price from the buyer into a reservation for (device, purchase). The same
+   * reservation asked again (same buyer, offer and amount, still open) is returned
+   * uncharged; a purchase already answered here is refused with ERR_ALREADY_ANSWERED,
+   * another open reservation under the purchase id with ERR_PURCHASE_ID_USED.
+   */
+  reserve: (reservation: NewReservation) => Promise<ReserveResult>
+  /**
+   * Gives the buyer's open reservation of `purchase` back to the buyer. Nothing open: not
+   * ended; already answered: ERR_ALREADY_ANSWERED (an answered payment is never undone here)
+   */
+  cancelReservation: (buyer: string, purchase: string, reason: string, now?: number) => Promise<EndReservationResult>
+  /** Gives every open reservation whose time has passed back to its buyer, each in its own transaction */
+  expireReservations: (now?: number, limit?: number) => Promise<ReservationRecord[]>
+  reservations: (filter?: { buyer?: string, state?: ReservationState, limit?: number }) => Promise<ReservationRecord[]>
   /** Ends an open hold once: release/expire pay the seller, refund pays the buyer */
   endHold: (id: string, end: HoldEnd, reason: string, now?: number) => Promise<EndHoldResult>
   /** Ends every open hold whose time has passed, each in its own transaction */
@@ -145,6 +210,10 @@ export interface LedgerStore {
 
 export function holdAccount (id: string): string {
   return `hold:${id}`
+}
+
+export function reserveAccount (id: string): string {
+  return `reserve:${id}`
 }
 
 export function checkAmount (amount: number): void {

@@ -4,12 +4,12 @@
 // side of deposits and withdrawals, so its balance is −(deposits − withdrawals)
 // and the sum over all accounts is always zero.
 import { openDatabase, transaction } from '../store/database.ts'
-import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
+import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
-import type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
+import type { AuditReport, EntryKind, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
-import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
+import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
 export { MAX_AMOUNT, WORLD, holdAccount }
 export type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
 
@@ -62,6 +62,30 @@ export const ledgerMigrations: Migration[] = [{
   version: 2,
   // a paid request is found by its CID alone, before any certificate check
   up: 'CREATE INDEX holds_request ON holds (request)'
+}, {
+  version: 3,
+  // reservations: the price held before anything is answered; one open per (device, purchase)
+  up: `
+    CREATE TABLE reservations (
+      id TEXT PRIMARY KEY,
+      device TEXT NOT NULL,
+      purchase TEXT NOT NULL,
+      j INTEGER NOT NULL,
+      buyer TEXT NOT NULL,
+      seller TEXT NOT NULL,
+      amount INTEGER NOT NULL CHECK (amount >= 0),
+      offer TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('open', 'answered', 'cancelled', 'expired')),
+      hold_id TEXT,
+      ended_at INTEGER,
+      end_reason TEXT
+    );
+    CREATE UNIQUE INDEX reservations_open ON reservations (device, purchase) WHERE state = 'open';
+    CREATE INDEX reservations_due ON reservations (state, expires_at);
+    CREATE INDEX reservations_buyer ON reservations (buyer, purchase);
+  `
 }]
 
 export class Ledger {
@@ -98,7 +122,7 @@ export class Ledger {
 
   /** Every customer account and its balance */
   accounts (): Array<{ account: string, balance: number }> {
-    return (this.db.prepare(`SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' ORDER BY id`).all() as Array<{ id: string, balance: number }>)
+    return (this.db.prepare(`SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%' ORDER BY id`).all() as Array<{ id: string, balance: number }>)
       .map(r => ({ account: r.id, balance: r.balance }))
   }
 
@@ -156,6 +180,62 @@ export class Ledger {
         return { error }
       }
     }))
+  }
+
+  /** Moves the price from the buyer into a reservation for (device, purchase), in one transaction */
+  reserve (reservation: NewReservation): ReserveResult {
+    checkAmount(reservation.amount)
+    return transaction(this.db, () => {
+      const { device, purchase, buyer } = reservation
+      if (this.stmt('SELECT 1 AS used FROM holds WHERE device = ? AND purchase = ?').get(device, purchase) != null) throw new AlreadyAnsweredError(purchase)
+      const open = this.stmt("SELECT * FROM reservations WHERE device = ? AND purchase = ? AND state = 'open'").get(device, purchase)
+      if (open != null) {
+        const held = toReservation(open)
+        if (held.buyer !== buyer || held.offer !== reservation.offer || held.amount !== reservation.amount) throw new PurchaseIdUsedError(purchase)
+        return { reservation: held, charged: false }
+      }
+      const balance = this.balance(buyer)
+      if (balance < reservation.amount) throw new InsufficientFundsError(buyer, balance, reservation.amount)
+      this.stmt(`INSERT INTO reservations (id, device, purchase, j, buyer, seller, amount, offer, created_at, expires_at, state)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')`)
+        .run(reservation.id, device, purchase, reservation.j, buyer, reservation.seller, reservation.amount, reservation.offer, reservation.createdAt, reservation.expiresAt)
+      this.post('hold', reservation.createdAt, [[buyer, -reservation.amount], [reserveAccount(reservation.id), reservation.amount]], reservation.id, 'reserved')
+      return { reservation: { ...reservation, state: 'open' as const }, charged: true }
+    })
+  }
+
+  /** Gives the buyer's open reservation of `purchase` back to the buyer, unless it was answered */
+  cancelReservation (buyer: string, purchase: string, reason: string, now = Date.now()): EndReservationResult {
+    return transaction(this.db, () => {
+      const open = this.stmt("SELECT * FROM reservations WHERE buyer = ? AND purchase = ? AND state = 'open'").get(buyer, purchase)
+      if (open != null) return this.endReservationInTransaction(toReservation(open), 'cancelled', reason, now)
+      if (this.stmt('SELECT 1 AS used FROM holds WHERE buyer = ? AND purchase = ?').get(buyer, purchase) != null) throw new AlreadyAnsweredError(purchase)
+      const last = this.stmt('SELECT * FROM reservations WHERE buyer = ? AND purchase = ? ORDER BY created_at DESC LIMIT 1').get(buyer, purchase)
+      return last == null ? { ended: false } : { reservation: toReservation(last), ended: false }
+    })
+  }
+
+  /** Every open reservation past its time back to its buyer, each in its own transaction */
+  expireReservations (now = Date.now(), limit = 1000): ReservationRecord[] {
+    const due = this.stmt("SELECT id FROM reservations WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?").all(now, limit) as Array<{ id: string }>
+    const ended: ReservationRecord[] = []
+    for (const { id } of due) {
+      const result = transaction(this.db, () => {
+        const row = this.stmt("SELECT * FROM reservations WHERE id = ? AND state = 'open'").get(id)
+        return row == null ? { ended: false } : this.endReservationInTransaction(toReservation(row), 'expired', 'reservation expired unanswered', now)
+      })
+      if (result.ended && result.reservation != null) ended.push(result.reservation)
+    }
+    return ended
+  }
+
+  reservations (filter: { buyer?: string, state?: ReservationState, limit?: number } = {}): ReservationRecord[] {
+    const where: string[] = []
+    const args: Array<string | number> = []
+    if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
+    if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
+    const sql = `SELECT * FROM reservations ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
+    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toReservation)
   }
 
   /** Ends an open hold once: release/expire pay the seller, refund pays the buyer */
@@ -223,7 +303,9 @@ export class Ledger {
       entries: this.db.prepare('SELECT id, at, kind, hold_id, memo FROM entries ORDER BY id').all() as LedgerRows['entries'],
       postings: this.db.prepare('SELECT entry_id, account, amount FROM postings ORDER BY rowid').all() as LedgerRows['postings'],
       holds: (this.db.prepare('SELECT id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state, ended_at, end_entry, end_reason FROM holds ORDER BY created_at, id')
-        .all() as LedgerRows['holds']).map(h => ({ ...h, request_bytes: new Uint8Array(h.request_bytes), answer: new Uint8Array(h.answer) }))
+        .all() as LedgerRows['holds']).map(h => ({ ...h, request_bytes: new Uint8Array(h.request_bytes), answer: new Uint8Array(h.answer) })),
+      reservations: this.db.prepare('SELECT id, device, purchase, j, buyer, seller, amount, offer, created_at, expires_at, state, hold_id, ended_at, end_reason FROM reservations ORDER BY created_at, id')
+        .all() as LedgerRows['reservations']
     }))
   }
 
@@ -284,15 +366,22 @@ export class Ledger {
       if (h.ends !== (h.state === 'open' ? 0 : 1)) violations.push(`hold ${h.id} (${h.state}) has ${h.ends} endings`)
       if (h.state === 'open') openHeld += h.amount
     }
+    const reserved = { open: 0, amount: 0 }
+    for (const r of q<{ id: string, amount: number, state: string, balance: number | null }>("SELECT r.id, r.amount, r.state, (SELECT balance FROM accounts WHERE id = 'reserve:' || r.id) AS balance FROM reservations r")) {
+      const expected = r.state === 'open' ? r.amount : 0
+      if ((r.balance ?? 0) !== expected) violations.push(`reservation ${r.id} (${r.state}) holds ${r.balance ?? 0}, expected ${expected}`)
+      if (r.state === 'open') { reserved.open++; reserved.amount += r.amount }
+    }
     const sum = (kind: EntryKind): number => (q<{ total: number | null }>(`SELECT SUM(p.amount) AS total FROM postings p JOIN entries e ON e.id = p.entry_id
       WHERE e.kind = ? AND p.account != '${WORLD}'`, kind)[0]?.total ?? 0)
     const deposits = sum('deposit')
     const withdrawals = -sum('withdraw')
-    const balances = q<{ total: number | null }>(`SELECT SUM(balance) AS total FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`)[0]?.total ?? 0
-    const held = balances + openHeld
-    if (held !== deposits - withdrawals) violations.push(`balances and open holds sum to ${held}, deposits − withdrawals is ${deposits - withdrawals}`)
+    const balances = q<{ total: number | null }>(`SELECT SUM(balance) AS total FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%'`)[0]?.total ?? 0
+    const held = balances + openHeld + reserved.amount
+    if (held !== deposits - withdrawals) violations.push(`balances, open holds and reservations sum to ${held}, deposits − withdrawals is ${deposits - withdrawals}`)
     if (this.balance(WORLD) !== -(deposits - withdrawals)) violations.push(`world account is ${this.balance(WORLD)}, expected ${-(deposits - withdrawals)}`)
-    return { ok: violations.length === 0, violations, accounts: q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`)[0]?.n ?? 0, holds: counts, deposits, withdrawals, held }
+    const accounts = q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%'`)[0]?.n ?? 0
+    return { ok: violations.length === 0, violations, accounts, holds: counts, deposits, withdrawals, held, reserved }
   }
 
   private openHoldInTransaction (hold: NewHold): OpenHoldResult {
@@ -302,12 +391,21 @@ export class Ledger {
       if (used.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
       return { hold: this.holdByPurchase(hold.device, hold.purchase)!, charged: false }
     }
+    const reserved = this.stmt("SELECT * FROM reservations WHERE device = ? AND purchase = ? AND state = 'open'").get(hold.device, hold.purchase)
+    const reservation = reserved == null ? undefined : toReservation(reserved)
+    if (reservation != null && (reservation.buyer !== hold.buyer || reservation.offer !== hold.offer || reservation.amount !== hold.amount)) throw new PurchaseIdUsedError(hold.purchase)
     const balance = this.balance(hold.buyer)
-    if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+    if (reservation == null && balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
     this.stmt(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')`)
       .run(hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, hold.requestBytes, hold.answer, hold.createdAt, hold.expiresAt)
-    this.post('hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+    if (reservation != null) {
+      // the reserved price becomes the hold: the buyer was charged once, at the reservation
+      this.post('hold', hold.createdAt, [[reserveAccount(reservation.id), -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id, `reservation ${reservation.id}`)
+      this.stmt("UPDATE reservations SET state = 'answered', hold_id = ?, ended_at = ?, end_reason = 'answered' WHERE id = ?").run(hold.id, hold.createdAt, reservation.id)
+    } else {
+      this.post('hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+    }
     return { hold: { ...hold, state: 'open' }, charged: true }
   }
 
@@ -323,6 +421,14 @@ export class Ledger {
     // the row was open when read inside this same transaction
     if (changed.changes !== 1) throw new EscrowError(`hold ${id} changed under its transaction`, 'ERR_LEDGER')
     return { hold: { ...hold, state, endedAt: now, endReason: reason }, ended: true }
+  }
+
+  /** Back to the buyer: cancelled or expired, as a refund entry of the reservation */
+  private endReservationInTransaction (reservation: ReservationRecord, state: 'cancelled' | 'expired', reason: string, now: number): EndReservationResult {
+    this.post('refund', now, [[reserveAccount(reservation.id), -reservation.amount], [reservation.buyer, reservation.amount]], reservation.id, reason)
+    const changed = this.stmt("UPDATE reservations SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state = 'open'").run(state, now, reason, reservation.id)
+    if (changed.changes !== 1) throw new EscrowError(`reservation ${reservation.id} changed under its transaction`, 'ERR_LEDGER')
+    return { reservation: { ...reservation, state, endedAt: now, endReason: reason }, ended: true }
   }
 
   /** One balanced entry; call inside a transaction */
@@ -363,4 +469,24 @@ function toHold (r: any): HoldRecord {
   if (r.ended_at != null) hold.endedAt = r.ended_at
   if (r.end_reason != null) hold.endReason = r.end_reason
   return hold
+}
+
+function toReservation (r: any): ReservationRecord {
+  const reservation: ReservationRecord = {
+    id: r.id,
+    device: r.device,
+    purchase: r.purchase,
+    j: r.j,
+    buyer: r.buyer,
+    seller: r.seller,
+    amount: r.amount,
+    offer: r.offer,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    state: r.state
+  }
+  if (r.hold_id != null) reservation.hold = r.hold_id
+  if (r.ended_at != null) reservation.endedAt = r.ended_at
+  if (r.end_reason != null) reservation.endReason = r.end_reason
+  return reservation
 }

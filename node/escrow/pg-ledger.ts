@@ -11,14 +11,15 @@
 // detects (two escrow processes racing duplicate purchase ids) runs the transaction again.
 // The audit reads one REPEATABLE READ snapshot.
 import { isDeepStrictEqual } from 'node:util'
-import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
-import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
+import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
+import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
 import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
 import { migratePg } from './pg-schema.ts'
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
 import type {
-  AuditReport, EndHoldResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, OpenHoldResult, Posting
+  AuditReport, EndHoldResult, EndReservationResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, NewReservation,
+  OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult
 } from './ledger-store.ts'
 import type { LedgerPool, PgLedgerOptions } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
@@ -38,6 +39,23 @@ interface HoldRow {
   created_at: number
   expires_at: number
   state: HoldState
+  ended_at: number | null
+  end_reason: string | null
+}
+
+interface ReservationRow {
+  id: string
+  device: string
+  purchase: string
+  j: number
+  buyer: string
+  seller: string
+  amount: number
+  offer: string
+  created_at: number
+  expires_at: number
+  state: ReservationState
+  hold_id: string | null
   ended_at: number | null
   end_reason: string | null
 }
@@ -87,7 +105,7 @@ export class PgLedger implements LedgerStore {
   }
 
   async accounts (): Promise<Array<{ account: string, balance: number }>> {
-    const rows = await query<{ id: string, balance: number }>(this.pool, `SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' ORDER BY id COLLATE "C"`)
+    const rows = await query<{ id: string, balance: number }>(this.pool, `SELECT id, balance FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%' ORDER BY id COLLATE "C"`)
     return rows.map(r => ({ account: r.id, balance: r.balance }))
   }
 
@@ -145,6 +163,64 @@ export class PgLedger implements LedgerStore {
       }
       return outcomes
     })
+  }
+
+  /** The buyer's row locked first (as a hold does), then the purchase's open reservation */
+  async reserve (reservation: NewReservation): Promise<ReserveResult> {
+    checkAmount(reservation.amount)
+    const { device, purchase, buyer } = reservation
+    return inTransaction(this.pool, async client => {
+      const balances = await lockAccounts(client, [buyer])
+      if ((await client.query('SELECT 1 FROM holds WHERE device = $1 AND purchase = $2', [device, purchase])).rows.length > 0) throw new AlreadyAnsweredError(purchase)
+      const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE device = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [device, purchase])
+      if (rows[0] != null) {
+        const held = toReservation(rows[0])
+        if (held.buyer !== buyer || held.offer !== reservation.offer || held.amount !== reservation.amount) throw new PurchaseIdUsedError(purchase)
+        return { reservation: held, charged: false }
+      }
+      const balance = balances.get(buyer) ?? 0
+      if (balance < reservation.amount) throw new InsufficientFundsError(buyer, balance, reservation.amount)
+      await client.query(`INSERT INTO reservations (id, device, purchase, j, buyer, seller, amount, offer, created_at, expires_at, state)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open')`,
+      [reservation.id, device, purchase, reservation.j, buyer, reservation.seller, reservation.amount, reservation.offer, reservation.createdAt, reservation.expiresAt])
+      await post(client, 'hold', reservation.createdAt, [[buyer, -reservation.amount], [reserveAccount(reservation.id), reservation.amount]], reservation.id, 'reserved')
+      return { reservation: { ...reservation, state: 'open' as const }, charged: true }
+    })
+  }
+
+  async cancelReservation (buyer: string, purchase: string, reason: string, now = Date.now()): Promise<EndReservationResult> {
+    return inTransaction(this.pool, async client => {
+      await lockAccounts(client, [buyer])
+      const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE buyer = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [buyer, purchase])
+      if (rows[0] != null) return endReservationIn(client, toReservation(rows[0]), 'cancelled', reason, now)
+      if ((await client.query('SELECT 1 FROM holds WHERE buyer = $1 AND purchase = $2', [buyer, purchase])).rows.length > 0) throw new AlreadyAnsweredError(purchase)
+      const last = await client.query<ReservationRow>('SELECT * FROM reservations WHERE buyer = $1 AND purchase = $2 ORDER BY created_at DESC LIMIT 1', [buyer, purchase])
+      return last.rows[0] == null ? { ended: false } : { reservation: toReservation(last.rows[0]), ended: false }
+    })
+  }
+
+  async expireReservations (now = Date.now(), limit = 1000): Promise<ReservationRecord[]> {
+    const due = await query<{ id: string, buyer: string }>(this.pool, "SELECT id, buyer FROM reservations WHERE state = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2", [now, limit])
+    const ended: ReservationRecord[] = []
+    for (const { id, buyer } of due) {
+      const result = await inTransaction(this.pool, async (client): Promise<EndReservationResult> => {
+        await lockAccounts(client, [buyer])
+        const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE id = $1 AND state = 'open' FOR UPDATE", [id])
+        return rows[0] == null ? { ended: false } : endReservationIn(client, toReservation(rows[0]), 'expired', 'reservation expired unanswered', now)
+      })
+      if (result.ended && result.reservation != null) ended.push(result.reservation)
+    }
+    return ended
+  }
+
+  async reservations (filter: { buyer?: string, state?: ReservationState, limit?: number } = {}): Promise<ReservationRecord[]> {
+    const where: string[] = []
+    const args: unknown[] = []
+    if (filter.buyer != null) { args.push(filter.buyer); where.push(`buyer = $${args.length}`) }
+    if (filter.state != null) { args.push(filter.state); where.push(`state = $${args.length}`) }
+    args.push(filter.limit ?? 100)
+    const sql = `SELECT * FROM reservations ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $${args.length}`
+    return (await query<ReservationRow>(this.pool, sql, args)).map(toReservation)
   }
 
   async endHold (id: string, end: HoldEnd, reason: string, now = Date.now()): Promise<EndHoldResult> {
@@ -240,8 +316,8 @@ export class PgLedger implements LedgerStore {
   async load (rows: LedgerRows, expected: AuditReport): Promise<AuditReport> {
     return inTransaction(this.pool, async client => {
       // no other writer while it loads: the check for emptiness stays true until commit
-      await client.query('LOCK TABLE accounts, entries, postings, holds IN EXCLUSIVE MODE')
-      const { rows: counts } = await client.query<{ n: number }>('SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM holds) AS n')
+      await client.query('LOCK TABLE accounts, entries, postings, holds, reservations IN EXCLUSIVE MODE')
+      const { rows: counts } = await client.query<{ n: number }>('SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM holds) + (SELECT COUNT(*) FROM reservations) AS n')
       if ((counts[0]?.n ?? 0) > 0) throw new EscrowError('the target ledger is not empty: moving a ledger needs a new, empty database', 'ERR_LEDGER_NOT_EMPTY')
       await copyRows(client, rows)
       const report = await auditIn(client)
@@ -269,10 +345,14 @@ async function lockAccounts (client: PoolClient, accounts: string[]): Promise<Ma
 async function openHoldIn (client: PoolClient, hold: NewHold): Promise<OpenHoldResult> {
   const used = await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])
   if (used.rows[0] != null) return replay(used.rows[0], hold)
+  // the purchase's reservation, locked: a cancel waits, then finds it answered
+  const reserved = await client.query<ReservationRow>("SELECT * FROM reservations WHERE device = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [hold.device, hold.purchase])
+  const reservation = reserved.rows[0] == null ? undefined : toReservation(reserved.rows[0])
+  if (reservation != null && (reservation.buyer !== hold.buyer || reservation.offer !== hold.offer || reservation.amount !== hold.amount)) throw new PurchaseIdUsedError(hold.purchase)
   // the buyer's row is locked by this transaction: this balance is the one debited
   const { rows } = await client.query<{ balance: number }>('SELECT balance FROM accounts WHERE id = $1', [hold.buyer])
   const balance = rows[0]?.balance ?? 0
-  if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+  if (reservation == null && balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
   const inserted = await client.query(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'open') ON CONFLICT (device, purchase) DO NOTHING`,
   [hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, Buffer.from(hold.requestBytes), Buffer.from(hold.answer), hold.createdAt, hold.expiresAt])
@@ -282,8 +362,41 @@ async function openHoldIn (client: PoolClient, hold: NewHold): Promise<OpenHoldR
     if (again.rows[0] == null) throw new EscrowError(`purchase ${hold.purchase} conflicted but is not there`, 'ERR_LEDGER')
     return replay(again.rows[0], hold)
   }
-  await post(client, 'hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+  if (reservation != null) {
+    // the reserved price becomes the hold: the buyer was charged once, at the reservation
+    await post(client, 'hold', hold.createdAt, [[reserveAccount(reservation.id), -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id, `reservation ${reservation.id}`)
+    await client.query("UPDATE reservations SET state = 'answered', hold_id = $1, ended_at = $2, end_reason = 'answered' WHERE id = $3", [hold.id, hold.createdAt, reservation.id])
+  } else {
+    await post(client, 'hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
+  }
   return { hold: { ...hold, state: 'open' }, charged: true }
+}
+
+/** Back to the buyer (whose row the caller locked): cancelled or expired, as a refund entry of the reservation */
+async function endReservationIn (client: PoolClient, reservation: ReservationRecord, state: 'cancelled' | 'expired', reason: string, now: number): Promise<EndReservationResult> {
+  await post(client, 'refund', now, [[reserveAccount(reservation.id), -reservation.amount], [reservation.buyer, reservation.amount]], reservation.id, reason)
+  await client.query("UPDATE reservations SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4 AND state = 'open'", [state, now, reason, reservation.id])
+  return { reservation: { ...reservation, state, endedAt: now, endReason: reason }, ended: true }
+}
+
+function toReservation (r: ReservationRow): ReservationRecord {
+  const reservation: ReservationRecord = {
+    id: r.id,
+    device: r.device,
+    purchase: r.purchase,
+    j: r.j,
+    buyer: r.buyer,
+    seller: r.seller,
+    amount: r.amount,
+    offer: r.offer,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    state: r.state
+  }
+  if (r.hold_id != null) reservation.hold = r.hold_id
+  if (r.ended_at != null) reservation.endedAt = r.ended_at
+  if (r.end_reason != null) reservation.endReason = r.end_reason
+  return reservation
 }
 
 function replay (row: HoldRow, hold: NewHold): OpenHoldResult {
@@ -339,17 +452,23 @@ async function auditIn (client: PoolClient): Promise<AuditReport> {
     if (h.ends !== (h.state === 'open' ? 0 : 1)) violations.push(`hold ${h.id} (${h.state}) has ${h.ends} endings`)
     if (h.state === 'open') openHeld += h.amount
   }
+  const reserved = { open: 0, amount: 0 }
+  for (const r of await q<{ id: string, amount: number, state: ReservationState, balance: number | null }>("SELECT r.id, r.amount, r.state, a.balance FROM reservations r LEFT JOIN accounts a ON a.id = 'reserve:' || r.id")) {
+    const expected = r.state === 'open' ? r.amount : 0
+    if ((r.balance ?? 0) !== expected) violations.push(`reservation ${r.id} (${r.state}) holds ${r.balance ?? 0}, expected ${expected}`)
+    if (r.state === 'open') { reserved.open++; reserved.amount += r.amount }
+  }
   const sum = async (kind: EntryKind): Promise<number> => (await q<{ total: number | null }>(`SELECT SUM(p.amount)::bigint AS total FROM postings p JOIN entries e ON e.id = p.entry_id
     WHERE e.kind = $1 AND p.account != '${WORLD}'`, [kind]))[0]?.total ?? 0
   const deposits = await sum('deposit')
   const withdrawals = -(await sum('withdraw'))
-  const balances = (await q<{ total: number | null }>(`SELECT SUM(balance)::bigint AS total FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`))[0]?.total ?? 0
+  const balances = (await q<{ total: number | null }>(`SELECT SUM(balance)::bigint AS total FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%'`))[0]?.total ?? 0
   const world = (await q<{ balance: number }>('SELECT balance FROM accounts WHERE id = $1', [WORLD]))[0]?.balance ?? 0
-  const held = balances + openHeld
-  if (held !== deposits - withdrawals) violations.push(`balances and open holds sum to ${held}, deposits − withdrawals is ${deposits - withdrawals}`)
+  const held = balances + openHeld + reserved.amount
+  if (held !== deposits - withdrawals) violations.push(`balances, open holds and reservations sum to ${held}, deposits − withdrawals is ${deposits - withdrawals}`)
   if (world !== -(deposits - withdrawals)) violations.push(`world account is ${world}, expected ${-(deposits - withdrawals)}`)
-  const accounts = (await q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%'`))[0]?.n ?? 0
-  return { ok: violations.length === 0, violations, accounts, holds: counts, deposits, withdrawals, held }
+  const accounts = (await q<{ n: number }>(`SELECT COUNT(*) AS n FROM accounts WHERE id != '${WORLD}' AND id NOT LIKE 'hold:%' AND id NOT LIKE 'reserve:%'`))[0]?.n ?? 0
+  return { ok: violations.length === 0, violations, accounts, holds: counts, deposits, withdrawals, held, reserved }
 }
 
 const COPY_CHUNK = 2000
@@ -372,6 +491,11 @@ async function copyRows (client: PoolClient, rows: LedgerRows): Promise<void> {
     await client.query(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state, ended_at, end_entry, end_reason)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
     [h.id, h.device, h.purchase, h.j, h.buyer, h.seller, h.amount, h.offer, h.request, Buffer.from(h.request_bytes), Buffer.from(h.answer), h.created_at, h.expires_at, h.state, h.ended_at, h.end_entry, h.end_reason])
+  }
+  for (const r of rows.reservations) {
+    await client.query(`INSERT INTO reservations (id, device, purchase, j, buyer, seller, amount, offer, created_at, expires_at, state, hold_id, ended_at, end_reason)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+    [r.id, r.device, r.purchase, r.j, r.buyer, r.seller, r.amount, r.offer, r.created_at, r.expires_at, r.state, r.hold_id, r.ended_at, r.end_reason])
   }
   await client.query("SELECT setval(pg_get_serial_sequence('entries', 'id'), GREATEST((SELECT MAX(id) FROM entries), 1), (SELECT COUNT(*) > 0 FROM entries))")
 }

@@ -57,6 +57,30 @@ export const pgLedgerMigrations: PgMigration[] = [{
     CREATE INDEX holds_buyer ON holds (buyer);
     CREATE INDEX holds_request ON holds (request);
   `
+}, {
+  version: 2,
+  // reservations: the price held before anything is answered; one open per (device, purchase)
+  up: `
+    CREATE TABLE reservations (
+      id TEXT PRIMARY KEY,
+      device TEXT NOT NULL,
+      purchase TEXT NOT NULL,
+      j INTEGER NOT NULL,
+      buyer TEXT NOT NULL,
+      seller TEXT NOT NULL,
+      amount BIGINT NOT NULL CHECK (amount >= 0),
+      offer TEXT NOT NULL,
+      created_at BIGINT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('open', 'answered', 'cancelled', 'expired')),
+      hold_id TEXT,
+      ended_at BIGINT,
+      end_reason TEXT
+    );
+    CREATE UNIQUE INDEX reservations_open ON reservations (device, purchase) WHERE state = 'open';
+    CREATE INDEX reservations_due ON reservations (state, expires_at);
+    CREATE INDEX reservations_buyer ON reservations (buyer, purchase);
+  `
 }]
 
 /** any constant: serialises escrows starting on one database while they migrate it */

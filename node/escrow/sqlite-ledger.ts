@@ -2,7 +2,7 @@
 // runs in this thread, so each call is one synchronous IMMEDIATE transaction, wrapped in a
 // promise; the group commit gets one transaction (one fsync) per batch as before.
 import { Ledger } from './ledger.ts'
-import type { AuditReport, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
+import type { AuditReport, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 
 export class SqliteLedger implements LedgerStore {
   readonly engine = 'sqlite' as const
@@ -23,6 +23,10 @@ export class SqliteLedger implements LedgerStore {
   async withdraw (account: string, amount: number, memo?: string, now?: number): Promise<number> { return this.ledger.withdraw(account, amount, memo, now) }
   async openHold (hold: NewHold): Promise<OpenHoldResult> { return this.ledger.openHold(hold) }
   async openHolds (holds: NewHold[]): Promise<HoldOutcome[]> { return this.ledger.openHolds(holds) }
+  async reserve (reservation: NewReservation): Promise<ReserveResult> { return this.ledger.reserve(reservation) }
+  async cancelReservation (buyer: string, purchase: string, reason: string, now?: number): Promise<EndReservationResult> { return this.ledger.cancelReservation(buyer, purchase, reason, now) }
+  async expireReservations (now?: number, limit?: number): Promise<ReservationRecord[]> { return this.ledger.expireReservations(now, limit) }
+  async reservations (filter?: { buyer?: string, state?: ReservationState, limit?: number }): Promise<ReservationRecord[]> { return this.ledger.reservations(filter) }
   async endHold (id: string, end: HoldEnd, reason: string, now?: number): Promise<EndHoldResult> { return this.ledger.endHold(id, end, reason, now) }
   async expireDue (now?: number, limit?: number): Promise<HoldRecord[]> { return this.ledger.expireDue(now, limit) }
   async hold (id: string): Promise<HoldRecord | undefined> { return this.ledger.hold(id) }

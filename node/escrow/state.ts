@@ -9,7 +9,7 @@ import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { MAX_RSA_BITS, MIN_RSA_BITS } from '../../device/pki/index.ts'
 import { BadConfigError } from '../errors.ts'
 import { ESCROW_KEY } from '../keys/keystore.ts'
-import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS } from './escrow.ts'
+import { DEFAULT_CLOCK_WINDOW_MS, DEFAULT_HOLD_TTL_MS, DEFAULT_RESERVATION_TTL_MS } from './escrow.ts'
 import { MAX_UNBLIND_WORKERS } from './pool.ts'
 import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { KeyObject } from 'node:crypto'
@@ -19,6 +19,8 @@ export const DEFAULT_ESCROW_BITS = 3072
 export interface EscrowSettings {
   currency: string
   holdTtlMs: number
+  /** how long a reservation waits for the device's request before it goes back to the buyer */
+  reservationTtlMs: number
   clockWindowMs: number
   /** adversarial testing only: wrong answers (see Escrow) */
   faultyAnswers: boolean
@@ -36,7 +38,7 @@ export interface EscrowSettings {
   ledgerPasswordFile?: string
 }
 
-export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false, unblindWorkers: 'auto' }
+export const DEFAULT_ESCROW_SETTINGS: EscrowSettings = { currency: 'EUR', holdTtlMs: DEFAULT_HOLD_TTL_MS, reservationTtlMs: DEFAULT_RESERVATION_TTL_MS, clockWindowMs: DEFAULT_CLOCK_WINDOW_MS, faultyAnswers: false, unblindWorkers: 'auto' }
 
 export interface EscrowCredentialFiles {
   certificate: string
@@ -133,12 +135,13 @@ export class EscrowFiles {
 function validateSettings (s: EscrowSettings): EscrowSettings {
   if (typeof s.currency !== 'string' || !/^[A-Z0-9]{1,12}$/.test(s.currency)) throw new BadConfigError('escrow currency must be 1..12 of A-Z, 0-9 (e.g. EUR)')
   if (!Number.isSafeInteger(s.holdTtlMs) || s.holdTtlMs < 1000) throw new BadConfigError('hold lifetime must be at least 1 s')
+  if (!Number.isSafeInteger(s.reservationTtlMs) || s.reservationTtlMs < 1000) throw new BadConfigError('reservation lifetime must be at least 1 s')
   if (!Number.isSafeInteger(s.clockWindowMs) || s.clockWindowMs < 1000) throw new BadConfigError('clock window must be at least 1 s')
   if (typeof s.faultyAnswers !== 'boolean') throw new BadConfigError('faultyAnswers must be true or false')
   if (s.unblindWorkers !== 'auto' && (!Number.isInteger(s.unblindWorkers) || s.unblindWorkers < 0 || s.unblindWorkers > MAX_UNBLIND_WORKERS)) {
     throw new BadConfigError(`unblindWorkers must be 'auto' or 0..${MAX_UNBLIND_WORKERS} (0: on the main thread)`)
   }
-  const valid: EscrowSettings = { currency: s.currency, holdTtlMs: s.holdTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers, unblindWorkers: s.unblindWorkers }
+  const valid: EscrowSettings = { currency: s.currency, holdTtlMs: s.holdTtlMs, reservationTtlMs: s.reservationTtlMs, clockWindowMs: s.clockWindowMs, faultyAnswers: s.faultyAnswers, unblindWorkers: s.unblindWorkers }
   if (s.ledger != null) valid.ledger = validateLedgerUrl(s.ledger)
   if (s.ledgerPasswordFile != null) {
     if (typeof s.ledgerPasswordFile !== 'string' || !isAbsolute(s.ledgerPasswordFile)) throw new BadConfigError('ledgerPasswordFile must be an absolute path')

@@ -9,6 +9,7 @@ import { EscrowInfoService } from '../../protocols/escrow/info.ts'
 import { RenewService } from '../../protocols/escrow/renew.ts'
 import { SettleService } from '../../protocols/escrow/settle.ts'
 import { UnblindService } from '../../protocols/escrow/unblind.ts'
+import { ReserveService } from '../../protocols/escrow/reserve.ts'
 import { enrollWithAgency, fetchCrl } from '../agency/client.ts'
 import { AgencyUnreachableError } from '../agency/errors.ts'
 import { CRL_CHECK_MS, CRL_MAX_AGE_MS } from '../agency/trust.ts'
@@ -75,6 +76,7 @@ export class EscrowRole extends Role {
     this.services.push(
       new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
       new UnblindService(components, { unblinder: { unblind: async (request, caller) => this.escrow.unblind(request, caller) } }),
+      new ReserveService(components, { reserver: { reserve: async (request, caller) => this.escrow.reserve(request, caller), cancel: async (purchase, caller) => this.escrow.cancelReservation(purchase, caller) } }),
       new SettleService(components, { settler: { settle: async signed => this.escrow.settle(signed), admits: (caller, length) => this.escrow.admitsSettlement(caller, length) } }),
       new RenewService(components, { renewer: { renew: async signed => this.escrow.renew(signed) } }),
       new AccountService(components, { source: { account: caller => this.escrow.account(caller) } })
@@ -118,6 +120,7 @@ export class EscrowRole extends Role {
       log: this.log,
       currency: settings.currency,
       holdTtlMs: settings.holdTtlMs,
+      reservationTtlMs: settings.reservationTtlMs,
       clockWindowMs: settings.clockWindowMs,
       faultyAnswers: settings.faultyAnswers,
       refreshCrl: async () => { await this.refreshCrl({ signal: AbortSignal.timeout(CRL_FETCH_TIMEOUT_MS) }) }
@@ -174,7 +177,7 @@ export class EscrowRole extends Role {
         return CRL_RETRY_MS
       }
     })
-    // holds that outlive their time go to the seller
+    // holds that outlive their time go to the seller, reservations back to the buyer
     this.schedule(1000, async () => {
       const ended = await this.running?.escrow.expireDue() ?? []
       if (ended.length > 0) this.log('released %d expired holds to their sellers', ended.length)

@@ -47,6 +47,7 @@ export interface Frame {
 }
 
 const MAX_ERROR_MESSAGE = 512
+const MAX_ERROR_DETAILS = 8
 /** The longest varint length prefix (lpStream's unsigned LEB128 of a safe integer) */
 const MAX_PREFIX_BYTES = 8
 
@@ -240,10 +241,11 @@ export class FrameStream {
     await this.writeFrame(FrameKind.DATA, bytes, options)
   }
 
-  /** Sends a final error frame carrying only the stable code and a bounded message. */
+  /** Sends a final error frame: the stable code, a bounded message, and the error's scalar details */
   async writeError (err: KeyfairError, options?: AbortOptions): Promise<void> {
     const message = err.message.slice(0, MAX_ERROR_MESSAGE)
-    await this.writeFrame(FrameKind.ERROR, encodeMessage({ code: err.code, message }), options)
+    const details = scalarDetails(err.details)
+    await this.writeFrame(FrameKind.ERROR, encodeMessage({ code: err.code, message, ...(details != null ? { details } : {}) }), options)
   }
 
   private async writeFrame (kind: number, body: Uint8Array, options?: AbortOptions): Promise<void> {
@@ -262,5 +264,23 @@ function decodeRemoteError (body: Uint8Array): RemoteError {
   if (typeof code !== 'string' || typeof message !== 'string' || code.length > 64) {
     throw new MalformedFrameError('error frame without a code and message')
   }
-  return new RemoteError(message.slice(0, MAX_ERROR_MESSAGE), code)
+  const error = new RemoteError(message.slice(0, MAX_ERROR_MESSAGE), code)
+  const details = scalarDetails(value?.details)
+  if (details != null) error.details = details
+  return error
+}
+
+/**
+ * At most MAX_ERROR_DETAILS entries of safe integers, booleans and short strings under short
+ * names: what an error frame carries beside its code (an escrow's balance and price, say)
+ */
+function scalarDetails (value: unknown): Record<string, number | string | boolean> | undefined {
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) return undefined
+  const out: Record<string, number | string | boolean> = {}
+  for (const [name, v] of Object.entries(value).slice(0, MAX_ERROR_DETAILS)) {
+    if (name.length > 32) continue
+    if (Number.isSafeInteger(v) || typeof v === 'boolean') out[name] = v as number | boolean
+    else if (typeof v === 'string' && v.length <= 128) out[name] = v
+  }
+  return Object.keys(out).length > 0 ? out : undefined
 }

@@ -12,6 +12,7 @@ import { INFO_LIMITS, INFO_PROTOCOL, requestEscrowInfo } from '../../protocols/e
 import { SETTLE_LIMITS, SETTLE_PROTOCOL, requestSettle } from '../../protocols/escrow/settle.ts'
 import { UNBLIND_LIMITS, UNBLIND_PROTOCOL, requestUnblind } from '../../protocols/escrow/unblind.ts'
 import { RENEW_LIMITS, RENEW_PROTOCOL, requestRenewal } from '../../protocols/escrow/renew.ts'
+import { RESERVE_LIMITS, RESERVE_PROTOCOL } from '../../protocols/escrow/reserve.ts'
 import { FrameKind, FrameStream } from '../../protocols/toolkit/index.ts'
 import type { Stream } from '@libp2p/interface'
 import { encryptWork } from '../helpers/market.ts'
@@ -392,7 +393,7 @@ describe('escrow over real libp2p', function () {
   })
 
   it('resets oversized, undecodable and truncated frames on every escrow protocol and keeps serving', async function () {
-    const protocols = [[INFO_PROTOCOL, INFO_LIMITS], [UNBLIND_PROTOCOL, UNBLIND_LIMITS], [SETTLE_PROTOCOL, SETTLE_LIMITS], [ACCOUNT_PROTOCOL, ACCOUNT_LIMITS], [RENEW_PROTOCOL, RENEW_LIMITS]] as const
+    const protocols = [[INFO_PROTOCOL, INFO_LIMITS], [UNBLIND_PROTOCOL, UNBLIND_LIMITS], [SETTLE_PROTOCOL, SETTLE_LIMITS], [ACCOUNT_PROTOCOL, ACCOUNT_LIMITS], [RENEW_PROTOCOL, RENEW_LIMITS], [RESERVE_PROTOCOL, RESERVE_LIMITS]] as const
     const before = await ledgerState(escrow.role)
     const open = async (protocol: string): Promise<Stream> => buyer.libp2p.dialProtocol(escrowAddr(), protocol, { signal: AbortSignal.timeout(5000) })
     const ended = async (stream: Stream): Promise<void> => {

@@ -17,6 +17,7 @@ import { ENROLL_PROTOCOL } from '../../protocols/agency/enroll.ts'
 import { ACCOUNT_PROTOCOL } from '../../protocols/escrow/account.ts'
 import { INFO_PROTOCOL } from '../../protocols/escrow/info.ts'
 import { RENEW_PROTOCOL } from '../../protocols/escrow/renew.ts'
+import { RESERVE_PROTOCOL } from '../../protocols/escrow/reserve.ts'
 import { SETTLE_PROTOCOL } from '../../protocols/escrow/settle.ts'
 import { UNBLIND_PROTOCOL, requestUnblind } from '../../protocols/escrow/unblind.ts'
 import { CONTENT_PROTOCOL } from '../../protocols/market/content.ts'
@@ -116,7 +117,7 @@ describe('hostile peers against the escrow, agency and market protocols', functi
 
   it('resets every non-canonical encoding as malformed on every protocol, and answers the canonical one', async function () {
     const targets: Array<[string, KeyfairNode]> = [
-      [INFO_PROTOCOL, escrow.node], [UNBLIND_PROTOCOL, escrow.node], [SETTLE_PROTOCOL, escrow.node], [ACCOUNT_PROTOCOL, escrow.node], [RENEW_PROTOCOL, escrow.node],
+      [INFO_PROTOCOL, escrow.node], [UNBLIND_PROTOCOL, escrow.node], [SETTLE_PROTOCOL, escrow.node], [ACCOUNT_PROTOCOL, escrow.node], [RENEW_PROTOCOL, escrow.node], [RESERVE_PROTOCOL, escrow.node],
       [ENROLL_PROTOCOL, world.agency], [CRL_PROTOCOL, world.agency],
       [OFFER_PROTOCOL, seller], [CONTENT_PROTOCOL, seller], [LICENSE_PROTOCOL, seller]
     ]

@@ -19,12 +19,14 @@ import { SqliteLedger } from '../../node/escrow/sqlite-ledger.ts'
 import { createOffer } from '../../node/seller/offers.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { requestUnblind } from '../../protocols/escrow/unblind.ts'
+import { requestCancelReservation, requestReserve } from '../../protocols/escrow/reserve.ts'
+import type { ReserveRequest } from '../../protocols/escrow/reserve.ts'
 import { RemoteError } from '../../protocols/errors.ts'
 import { PASSPHRASE, createWorld } from '../helpers/escrow-world.ts'
 import { encryptWork } from '../helpers/market.ts'
 import { waitFor } from '../helpers/nodes.ts'
 import { requirePostgres, startPostgres } from '../helpers/postgres.ts'
-import type { LedgerEngine, LedgerStore, NewHold } from '../../node/escrow/ledger-store.ts'
+import type { LedgerEngine, LedgerStore, NewHold, NewReservation } from '../../node/escrow/ledger-store.ts'
 import type { EscrowSettings } from '../../node/escrow/state.ts'
 import type { KeyfairNode } from '../../node/keyfair-node.ts'
 import type { EscrowRole } from '../../node/roles/escrow.ts'
@@ -57,6 +59,11 @@ function newHold (buyer: string, amount: number, over: Partial<NewHold> = {}): N
     expiresAt: now + 60_000,
     ...over
   }
+}
+
+/** the reservation of a hold's purchase, before its request */
+function newReservation (hold: NewHold, over: Partial<NewReservation> = {}): NewReservation {
+  return { id: randomBytes(16).toString('hex'), device: hold.device, purchase: hold.purchase, j: hold.j, buyer: hold.buyer, seller: hold.seller, amount: hold.amount, offer: hold.offer, createdAt: hold.createdAt, expiresAt: hold.createdAt + 120_000, ...over }
 }
 
 /** everything a ledger holds, to show a refusal changed nothing */
@@ -190,6 +197,105 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly LedgerEn
         assert.deepEqual(report.holds, { open: 0, released: 100 - refunded, refunded })
         assert.equal(report.held, 100 * PRICE)
       })
+
+      it('reserves before answering: the answer takes the reservation (one charge), a retry is not charged again', async function () {
+        const ledger = await openStore('reserve_answer')
+        await ledger.deposit('rita', 10)
+        const hold = newHold('rita', 4)
+        const reservation = newReservation(hold)
+        const first = await ledger.reserve(reservation)
+        assert.equal(first.charged, true)
+        assert.equal(first.reservation.state, 'open')
+        assert.equal(await ledger.balance('rita'), 6, 'the price left the balance at the reservation')
+        assert.deepEqual((await ledger.audit()).reserved, { open: 1, amount: 4 })
+        // the same reservation asked again (a lost answer): nothing moves
+        const again = await ledger.reserve({ ...reservation, id: randomBytes(16).toString('hex') })
+        assert.equal(again.charged, false)
+        assert.equal(again.reservation.id, reservation.id)
+        // another amount under the same purchase id is refused
+        await assert.rejects(ledger.reserve({ ...newReservation(hold), amount: 5 }), { code: 'ERR_PURCHASE_ID_USED' })
+        const opened = await ledger.openHold(hold)
+        assert.equal(opened.charged, true)
+        assert.equal(await ledger.balance('rita'), 6, 'the answer took the reserved price: no second charge')
+        const [after] = await ledger.reservations({ buyer: 'rita' })
+        assert.equal(after?.state, 'answered')
+        assert.equal(after?.hold, hold.id)
+        // the same request again replays, still one charge; a reservation of an answered purchase is refused
+        assert.equal((await ledger.openHold(hold)).charged, false)
+        await assert.rejects(ledger.reserve(newReservation(hold)), { code: 'ERR_ALREADY_ANSWERED' })
+        const report = await ledger.audit()
+        assert.deepEqual(report.violations, [])
+        assert.deepEqual(report.reserved, { open: 0, amount: 0 })
+        assert.deepEqual(report.holds, { open: 1, released: 0, refunded: 0 })
+        assert.equal(report.held, 10)
+        // an answered hold ends as before: to the seller on a receipt
+        assert.equal((await ledger.endHold(hold.id, 'release', 'receipt')).ended, true)
+        assert.equal(await ledger.balance('seller'), 4)
+      })
+
+      it('cancels an unanswered reservation back to the buyer, refuses to cancel an answered one, refuses a reservation beyond the balance', async function () {
+        const ledger = await openStore('reserve_cancel')
+        await ledger.deposit('carl', 5)
+        const before = await snapshot(ledger)
+        const short = await ledger.reserve(newReservation(newHold('carl', 6))).then(() => undefined, (err: { code: string, details?: unknown }) => err)
+        assert.equal(short?.code, 'ERR_INSUFFICIENT_FUNDS')
+        assert.deepEqual(short?.details, { balance: 5, amount: 6 }, 'the refusal carries the balance and the price')
+        assert.deepEqual(await snapshot(ledger), before, 'a refused reservation writes nothing')
+
+        const cancelled = newHold('carl', 3)
+        await ledger.reserve(newReservation(cancelled))
+        assert.equal(await ledger.balance('carl'), 2)
+        const ended = await ledger.cancelReservation('carl', cancelled.purchase, 'cancelled by the buyer')
+        assert.equal(ended.ended, true)
+        assert.equal(ended.reservation?.state, 'cancelled')
+        assert.equal(await ledger.balance('carl'), 5, 'refunded in full')
+        assert.equal((await ledger.cancelReservation('carl', cancelled.purchase, 'again')).ended, false, 'cancelled once')
+        // another buyer cannot cancel it (there is nothing of theirs to cancel)
+        const answered = newHold('carl', 2)
+        await ledger.reserve(newReservation(answered))
+        assert.equal((await ledger.cancelReservation('mallory', answered.purchase, 'not mine')).ended, false)
+        await ledger.openHold(answered)
+        await assert.rejects(ledger.cancelReservation('carl', answered.purchase, 'too late'), { code: 'ERR_ALREADY_ANSWERED' })
+        assert.equal((await ledger.hold(answered.id))?.state, 'open', 'the answered hold stays open')
+        // a purchase cancelled here may be reserved again (the buy run again), and answered
+        const retried = await ledger.reserve(newReservation(cancelled))
+        assert.equal(retried.charged, true)
+        await ledger.openHold(cancelled)
+        assert.equal(await ledger.balance('carl'), 0)
+        const report = await ledger.audit()
+        assert.deepEqual(report.violations, [])
+        assert.equal(report.held, 5)
+        assert.deepEqual(report.holds, { open: 2, released: 0, refunded: 0 })
+        assert.equal(await ledger.accounts().then(a => a.map(x => x.account).join()), 'carl', 'reservation accounts are no customer accounts')
+      })
+
+      it('expires reservations not followed by a request back to the buyer, once, leaving answered holds alone', async function () {
+        const ledger = await openStore('reserve_expiry')
+        await ledger.deposit('eve', 9)
+        const now = Date.now()
+        const stale = newHold('eve', 3)
+        const fresh = newHold('eve', 3)
+        const answered = newHold('eve', 3)
+        await ledger.reserve(newReservation(stale, { expiresAt: now + 1000 }))
+        await ledger.reserve(newReservation(fresh, { expiresAt: now + 60_000 }))
+        await ledger.reserve(newReservation(answered, { expiresAt: now + 1000 }))
+        await ledger.openHold(answered)
+        assert.equal(await ledger.balance('eve'), 0)
+        const expired = await ledger.expireReservations(now + 2000)
+        assert.deepEqual(expired.map(r => r.purchase), [stale.purchase])
+        assert.equal(expired[0]?.state, 'expired')
+        assert.equal((await ledger.expireReservations(now + 2000)).length, 0, 'expired once')
+        assert.equal(await ledger.balance('eve'), 3, 'the expired reservation went back to the buyer')
+        assert.equal(await ledger.balance('seller'), 0, 'nothing to the seller')
+        assert.equal((await ledger.hold(answered.id))?.state, 'open')
+        // the fresh one is answered after the sweep: one charge
+        await ledger.openHold(fresh)
+        assert.equal(await ledger.balance('eve'), 3)
+        const report = await ledger.audit()
+        assert.deepEqual(report.violations, [])
+        assert.deepEqual(report.reserved, { open: 0, amount: 0 })
+        assert.equal(report.held, 9)
+      })
     })
 
     describe('the escrow over libp2p', function () {
@@ -313,6 +419,50 @@ for (const engine of ['sqlite', 'postgres'] as const satisfies readonly LedgerEn
         assert.equal((await escrow.role.ledger.holds({ limit: 10_000 })).length - holdsBefore, EACH + EACH / 2)
         assert.deepEqual((await escrow.role.ledger.audit()).violations, [])
         console.log(`      ${engine}: ${results.length} requests (${jobs.length} purchases) in ${ms} ms; group commits ${JSON.stringify(escrow.role.escrow.commitStats)}`)
+      })
+
+      it('reserves over the wire: refusals write nothing, the request takes the reservation (one charge), no cancel after the answer, unanswered ones expire back', async function () {
+        const buyerId = buyer.status().peerId
+        const brief = await world.startEscrow('escrow-reserve', await escrowSettings('escrow-reserve', { reservationTtlMs: 1500 }))
+        await brief.role.ledger.deposit(buyerId, 150)
+        const offer = await offerFor([{ peer: brief.peer, n: brief.n }])
+        const d = await world.device('reserver')
+        const certificate = (await d.device.certificates()).signing
+        const streams = { connectionManager: buyer.streams }
+        const reserve = async (purchase: string, over: Partial<ReserveRequest> = {}): Promise<unknown> => requestReserve(streams, addrOf(brief), { offer: encodeObject(offer), j: 1, purchase, amount: 100, device: certificate, ...over })
+        const before = await snapshot(brief.role.ledger)
+        const other = await offerFor([{ peer: escrow.peer, n: escrow.n }])
+        await assert.rejects(reserve('p0', { amount: 99 }), { code: 'ERR_WRONG_AMOUNT' })
+        await assert.rejects(reserve('p0', { offer: encodeObject(other) }), { code: 'ERR_NOT_NAMED' })
+        await assert.rejects(reserve('p0', { device: 'not a certificate' }), (err: any) => err.remote === true && /^ERR_/.test(err.code))
+        const dear = await offerFor([{ peer: brief.peer, n: brief.n }], { price: 151 })
+        const short: any = await reserve('p0', { offer: encodeObject(dear), amount: 151 }).then(() => undefined, (err: unknown) => err)
+        assert.equal(short?.code, 'ERR_INSUFFICIENT_FUNDS')
+        assert.deepEqual(short?.details, { balance: 150, amount: 151 }, 'the refusal frame carries the balance and the price')
+        assert.deepEqual(await snapshot(brief.role.ledger), before, 'no refusal wrote anything')
+
+        // reserved, then answered: 100 leaves the balance once, though only 50 is left when the request comes
+        const p = await d.device.beginPurchase({ offer: encodeObject(offer), manifest: work.manifestBytes, buyer: buyerId })
+        await reserve(p.purchase)
+        assert.equal(await brief.role.ledger.balance(buyerId), 50)
+        const { request } = await d.device.requestShare({ purchase: p.purchase, j: 1 })
+        const answer = await requestUnblind(streams, addrOf(brief), request)
+        assert.equal((await d.device.acceptAnswer({ purchase: p.purchase, j: 1, answer })).accepted, true)
+        assert.equal(await brief.role.ledger.balance(buyerId), 50, 'one charge')
+        await assert.rejects(requestCancelReservation(streams, addrOf(brief), p.purchase), { code: 'ERR_ALREADY_ANSWERED' })
+        assert.equal((await brief.role.ledger.holds({ buyer: buyerId }))[0]?.state, 'open', 'the answered hold stays')
+
+        // cancelled at once; another one left unanswered goes back by the sweep
+        await reserve('cancelled', { amount: 50, offer: encodeObject(await offerFor([{ peer: brief.peer, n: brief.n }], { price: 50 })) })
+        assert.deepEqual(await requestCancelReservation(streams, addrOf(brief), 'cancelled'), { v: 1, cancelled: true })
+        assert.deepEqual(await requestCancelReservation(streams, addrOf(brief), 'cancelled'), { v: 1, cancelled: false })
+        await reserve('forgotten', { amount: 50, offer: encodeObject(await offerFor([{ peer: brief.peer, n: brief.n }], { price: 50 })) })
+        assert.equal(await brief.role.ledger.balance(buyerId), 0)
+        await waitFor(async () => (await brief.role.ledger.balance(buyerId)) === 50, 15_000, 'the unanswered reservation to expire back to the buyer')
+        const report = await brief.role.ledger.audit()
+        assert.deepEqual(report.violations, [])
+        assert.deepEqual(report.reserved, { open: 0, amount: 0 })
+        assert.equal(await brief.role.ledger.balance(world.seller), 0, 'nothing reached the seller')
       })
 
       it('ends each hold once: receipt, fraud refund, refused dispute, expiry; the audit passes', async function () {
