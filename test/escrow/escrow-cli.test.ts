@@ -95,7 +95,7 @@ describe('keyfair escrow CLI on real node processes', function () {
     assert.equal(tampered.code, 1)
     assert.match(tampered.stdout, /AUDIT FAILED/)
     assert.match(tampered.stdout, new RegExp(`account ${peer} holds 301 but its postings sum to 300`))
-    assert.match(tampered.stdout, /deposits €5\.00 − withdrawals €2\.00 = €3\.00; balances \+ open holds = €3\.01/)
+    assert.match(tampered.stdout, /deposits €5\.00 − withdrawals €2\.00 = €3\.00; balances \+ open holds \+ reservations = €3\.01/)
   })
 })
 
@@ -159,7 +159,7 @@ describe('keyfair escrow CLI with the ledger on PostgreSQL', function () {
     const client = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: 'cli_ledger' })
     await client.connect()
     try {
-      assert.deepEqual((await client.query('SELECT version FROM schema_version ORDER BY version')).rows.map((r: { version: number }) => r.version), [1])
+      assert.deepEqual((await client.query('SELECT version FROM schema_version ORDER BY version')).rows.map((r: { version: number }) => r.version), [1, 2])
       await client.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [peer])
     } finally {
       await client.end()
