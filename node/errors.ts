@@ -107,3 +107,11 @@ export class UsageError extends KeyfairError {
     super(message, UsageError.code, options)
   }
 }
+
+/** A request for a role this node was not started with */
+export class RoleNotRunningError extends KeyfairError {
+  static readonly code = 'ERR_ROLE_NOT_RUNNING'
+  constructor (role: string) {
+    super(`this node does not run the ${role} role (start it with --role ${role})`, RoleNotRunningError.code)
+  }
+}

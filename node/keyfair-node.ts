@@ -5,7 +5,7 @@ import { CrlFeed } from './agency/crl-feed.ts'
 import { AnnouncementStore, announcementMigrations } from './discovery/announcements.ts'
 import { Discovery } from './discovery/discovery.ts'
 import { parseListenAddress } from './config.ts'
-import { ListenError, PortInUseError } from './errors.ts'
+import { ListenError, PortInUseError, RoleNotRunningError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
 import { garbageCollector } from './gc.ts'
 import { timeoutSignal } from '../protocols/toolkit/index.ts'
@@ -94,6 +94,14 @@ export class KeyfairNode {
   constructor (init: KeyfairNodeInit) {
     this.init = init
     this.repo = init.repo
+  }
+
+  /** The running role of this class, typed: `node.role(EscrowRole).escrow` */
+  role<T extends Role> (kind: abstract new (...args: never[]) => T): T {
+    const found = this.roles.find((r): r is T => r instanceof kind)
+    // SellerRole is the seller role: the class names the role it runs
+    if (found == null) throw new RoleNotRunningError(kind.name.replace(/Role$/, '').toLowerCase())
+    return found
   }
 
   get libp2p (): Libp2p<KeyfairServices> {

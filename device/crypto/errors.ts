@@ -1,14 +1,13 @@
-// Typed errors of the pure crypto layer. Each has a stable `name` and `code`.
+// Typed errors of the pure crypto layer. Each has a stable `name` (its class name) and `code`.
 // Messages are fixed texts plus public indices or lengths: never key material,
 // shares, x, r, K or plaintext.
 
-export class CryptoError extends Error {
-  readonly code: string
+import { KeyfairError } from '../error-root.ts'
 
-  constructor (message: string, code: string = 'ERR_CRYPTO') {
-    super(message)
-    this.name = 'CryptoError'
-    this.code = code
+/** The family of the crypto layer's errors: never thrown itself, each member names its own code */
+export abstract class CryptoError extends KeyfairError {
+  constructor (message: string, code: string, options?: ErrorOptions) {
+    super(message, code, options)
   }
 }
 
@@ -17,7 +16,6 @@ export class InvalidArgumentError extends CryptoError {
 
   constructor (message = 'invalid argument') {
     super(message, InvalidArgumentError.code)
-    this.name = 'InvalidArgumentError'
   }
 }
 
@@ -27,7 +25,6 @@ export class OutOfRangeError extends CryptoError {
 
   constructor (message = 'value out of range') {
     super(message, OutOfRangeError.code)
-    this.name = 'OutOfRangeError'
   }
 }
 
@@ -37,7 +34,6 @@ export class InvalidStateError extends CryptoError {
 
   constructor (message = 'invalid state') {
     super(message, InvalidStateError.code)
-    this.name = 'InvalidStateError'
   }
 }
 
@@ -46,7 +42,6 @@ export class ManifestError extends CryptoError {
 
   constructor (message = 'invalid manifest') {
     super(message, ManifestError.code)
-    this.name = 'ManifestError'
   }
 }
 
@@ -56,7 +51,6 @@ export class ChunkHashError extends CryptoError {
 
   constructor (message = 'chunk does not match the manifest') {
     super(message, ChunkHashError.code)
-    this.name = 'ChunkHashError'
   }
 }
 
@@ -66,7 +60,6 @@ export class ChunkAuthError extends CryptoError {
 
   constructor (message = 'chunk failed authentication') {
     super(message, ChunkAuthError.code)
-    this.name = 'ChunkAuthError'
   }
 }
 
@@ -76,7 +69,6 @@ export class ChunkOrderError extends CryptoError {
 
   constructor (message = 'chunk out of order') {
     super(message, ChunkOrderError.code)
-    this.name = 'ChunkOrderError'
   }
 }
 
@@ -86,7 +78,6 @@ export class TruncatedError extends CryptoError {
 
   constructor (message = 'content truncated') {
     super(message, TruncatedError.code)
-    this.name = 'TruncatedError'
   }
 }
 
@@ -96,7 +87,6 @@ export class ExtraChunkError extends CryptoError {
 
   constructor (message = 'chunk after the final chunk') {
     super(message, ExtraChunkError.code)
-    this.name = 'ExtraChunkError'
   }
 }
 
@@ -106,7 +96,6 @@ export class BadShareError extends CryptoError {
 
   constructor (message = 'bad share') {
     super(message, BadShareError.code)
-    this.name = 'BadShareError'
   }
 }
 
@@ -115,7 +104,6 @@ export class TooFewSharesError extends CryptoError {
 
   constructor (message = 'fewer shares than the threshold') {
     super(message, TooFewSharesError.code)
-    this.name = 'TooFewSharesError'
   }
 }
 
@@ -125,7 +113,6 @@ export class InconsistentSharesError extends CryptoError {
 
   constructor (message = 'shares do not combine to a valid secret') {
     super(message, InconsistentSharesError.code)
-    this.name = 'InconsistentSharesError'
   }
 }
 
@@ -135,7 +122,6 @@ export class ShareAuthError extends CryptoError {
 
   constructor (message = 'wrapped share failed authentication') {
     super(message, ShareAuthError.code)
-    this.name = 'ShareAuthError'
   }
 }
 
@@ -145,7 +131,6 @@ export class BlindCheckError extends CryptoError {
 
   constructor (message = 'unblinded answer does not match the wrapped share') {
     super(message, BlindCheckError.code)
-    this.name = 'BlindCheckError'
   }
 }
 
@@ -155,7 +140,6 @@ export class ExponentError extends CryptoError {
 
   constructor (message = 'unusable exponent') {
     super(message, ExponentError.code)
-    this.name = 'ExponentError'
   }
 }
 
@@ -165,7 +149,6 @@ export class RsaKeyError extends CryptoError {
 
   constructor (message = 'invalid RSA key') {
     super(message, RsaKeyError.code)
-    this.name = 'RsaKeyError'
   }
 }
 
@@ -175,7 +158,6 @@ export class DeviceKeyError extends CryptoError {
 
   constructor (message = 'device key unwrap failed') {
     super(message, DeviceKeyError.code)
-    this.name = 'DeviceKeyError'
   }
 }
 
@@ -185,6 +167,5 @@ export class OaepDecodeError extends CryptoError {
 
   constructor (message = 'not an OAEP-encoded message') {
     super(message, OaepDecodeError.code)
-    this.name = 'OaepDecodeError'
   }
 }

@@ -6,7 +6,6 @@ export class ObjectError extends CryptoError {
 
   constructor (message = 'malformed object') {
     super(message, ObjectError.code)
-    this.name = 'ObjectError'
   }
 }
 
@@ -16,6 +15,5 @@ export class SignatureError extends CryptoError {
 
   constructor (message = 'signature does not verify') {
     super(message, SignatureError.code)
-    this.name = 'SignatureError'
   }
 }

@@ -1,12 +1,12 @@
 // Typed errors of the X.509 layer. Like the crypto errors they carry a stable
-// `name` and `code`; the node turns them into KeyfairErrors with the same code
-// before they cross a wire or the control API.
+// `name` (the class name) and `code`, and are KeyfairErrors: they cross a wire and the
+// control API as they are.
 import { CryptoError } from '../crypto/errors.ts'
 
-export class PkiError extends CryptoError {
+/** The family of the X.509 layer's errors: never thrown itself */
+export abstract class PkiError extends CryptoError {
   constructor (message: string, code: string) {
     super(message, code)
-    this.name = 'PkiError'
   }
 }
 
@@ -15,7 +15,6 @@ export class BadCertificateError extends PkiError {
   static readonly code = 'ERR_BAD_CERT'
   constructor (message = 'not a usable certificate') {
     super(message, BadCertificateError.code)
-    this.name = 'BadCertificateError'
   }
 }
 
@@ -24,7 +23,6 @@ export class CertificateUntrustedError extends PkiError {
   static readonly code = 'ERR_CERT_UNTRUSTED'
   constructor (message = 'certificate is not issued by the trusted agency root') {
     super(message, CertificateUntrustedError.code)
-    this.name = 'CertificateUntrustedError'
   }
 }
 
@@ -32,7 +30,6 @@ export class CertificateExpiredError extends PkiError {
   static readonly code = 'ERR_CERT_EXPIRED'
   constructor (message = 'certificate has expired') {
     super(message, CertificateExpiredError.code)
-    this.name = 'CertificateExpiredError'
   }
 }
 
@@ -40,7 +37,6 @@ export class CertificateNotYetValidError extends PkiError {
   static readonly code = 'ERR_CERT_NOT_YET_VALID'
   constructor (message = 'certificate is not valid yet') {
     super(message, CertificateNotYetValidError.code)
-    this.name = 'CertificateNotYetValidError'
   }
 }
 
@@ -48,7 +44,6 @@ export class CertificateRevokedError extends PkiError {
   static readonly code = 'ERR_CERT_REVOKED'
   constructor (message = 'certificate has been revoked') {
     super(message, CertificateRevokedError.code)
-    this.name = 'CertificateRevokedError'
   }
 }
 
@@ -57,7 +52,6 @@ export class CertificatePurposeError extends PkiError {
   static readonly code = 'ERR_CERT_PURPOSE'
   constructor (message = 'certificate is not for this purpose') {
     super(message, CertificatePurposeError.code)
-    this.name = 'CertificatePurposeError'
   }
 }
 
@@ -66,7 +60,6 @@ export class CrlInvalidError extends PkiError {
   static readonly code = 'ERR_CRL_INVALID'
   constructor (message = 'invalid certificate revocation list') {
     super(message, CrlInvalidError.code)
-    this.name = 'CrlInvalidError'
   }
 }
 
@@ -75,7 +68,6 @@ export class CrlStaleError extends PkiError {
   static readonly code = 'ERR_CRL_STALE'
   constructor (message = 'no current certificate revocation list') {
     super(message, CrlStaleError.code)
-    this.name = 'CrlStaleError'
   }
 }
 
@@ -84,6 +76,5 @@ export class BadCsrError extends PkiError {
   static readonly code = 'ERR_BAD_CSR'
   constructor (message = 'bad certificate signing request') {
     super(message, BadCsrError.code)
-    this.name = 'BadCsrError'
   }
 }

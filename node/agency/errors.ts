@@ -51,12 +51,8 @@ export class EnrollCodeKindError extends KeyfairError {
   }
 }
 
-export class BadCsrError extends KeyfairError {
-  static readonly code = 'ERR_BAD_CSR'
-  constructor (message: string) {
-    super(message, BadCsrError.code)
-  }
-}
+// the agency refuses a CSR with the same error the PKI layer checks it with
+export { BadCsrError } from '../../device/pki/errors.ts'
 
 export class DeviceRevokedError extends KeyfairError {
   static readonly code = 'ERR_DEVICE_REVOKED'

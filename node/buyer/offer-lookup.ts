@@ -15,14 +15,15 @@ import type { Signed } from '../../device/objects/signed.ts'
 import type { OfferQuery } from '../../protocols/market/offer.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { Discovery, Provider } from '../discovery/discovery.ts'
+import { UnknownOfferError } from '../market/market.ts'
 import type { Market } from '../market/market.ts'
 import type { Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export class OfferNotFoundError extends KeyfairError {
-  static readonly code = 'ERR_UNKNOWN_OFFER'
+/** The market's refusal, after a search of this node and the DHT */
+export class OfferNotFoundError extends UnknownOfferError {
   constructor (id: string, timeoutMs: number) {
-    super(`no offer ${id}, and no offer of a content ${id}, was found on this node or in the DHT within ${Math.round(timeoutMs / 1000)} s`, OfferNotFoundError.code)
+    super(id, `no offer ${id}, and no offer of a content ${id}, was found on this node or in the DHT within ${Math.round(timeoutMs / 1000)} s`)
   }
 }
 

@@ -18,18 +18,14 @@ import { signedId } from '../../device/objects/signed.ts'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { StreamSweeper } from '../../device/sweeper.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
+import { UnknownContentError } from '../../protocols/market/content.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 
 export class ContentError extends KeyfairError {}
 
-export class UnknownContentError extends ContentError {
-  static readonly code = 'ERR_UNKNOWN_CONTENT'
-  constructor (cid: string) {
-    super(`this node holds no content ${cid}`, UnknownContentError.code)
-  }
-}
+export { UnknownContentError }
 
 export class BadChunkError extends ContentError {
   static readonly code = 'ERR_BAD_CHUNK'

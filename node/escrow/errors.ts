@@ -32,28 +32,88 @@ export class PurchaseIdUsedError extends EscrowError {
   }
 }
 
-function refusal (code: string): new (message: string) => EscrowError {
-  return class extends EscrowError {
-    static readonly code = code
-    constructor (message: string) {
-      super(message, code)
-    }
+/** This escrow is not one the offer names */
+export class NotNamedError extends EscrowError {
+  static readonly code = 'ERR_NOT_NAMED'
+  constructor (message: string) {
+    super(message, NotNamedError.code)
   }
 }
 
-export const NotNamedError = refusal('ERR_NOT_NAMED')
-export const WrongAmountError = refusal('ERR_WRONG_AMOUNT')
-export const BadBlindedError = refusal('ERR_BAD_BLINDED')
-export const ClockWindowError = refusal('ERR_CLOCK_WINDOW')
-export const OfferExpiredError = refusal('ERR_OFFER_EXPIRED')
-export const CurrencyError = refusal('ERR_CURRENCY')
-export const NotBuyerError = refusal('ERR_NOT_BUYER')
-export const UnknownPurchaseError = refusal('ERR_UNKNOWN_PURCHASE')
-export const WrongDeviceError = refusal('ERR_WRONG_DEVICE')
-export const HoldEndedError = refusal('ERR_HOLD_ENDED')
-export const BadDisputeError = refusal('ERR_BAD_DISPUTE')
-export const EscrowNotReadyError = refusal('ERR_ESCROW_NOT_READY')
-export const ExponentRefusedError = refusal('ERR_EXPONENT')
+/** The amount asked is not the price the offer sets */
+export class WrongAmountError extends EscrowError {
+  static readonly code = 'ERR_WRONG_AMOUNT'
+  constructor (message: string) {
+    super(message, WrongAmountError.code)
+  }
+}
+
+/** The blinded value is not one this escrow can answer */
+export class BadBlindedError extends EscrowError {
+  static readonly code = 'ERR_BAD_BLINDED'
+  constructor (message: string) {
+    super(message, BadBlindedError.code)
+  }
+}
+
+/** A statement dated outside the clock window this escrow accepts */
+export class ClockWindowError extends EscrowError {
+  static readonly code = 'ERR_CLOCK_WINDOW'
+  constructor (message: string) {
+    super(message, ClockWindowError.code)
+  }
+}
+
+/** The offer has expired */
+export class OfferExpiredError extends EscrowError {
+  static readonly code = 'ERR_OFFER_EXPIRED'
+  constructor (message: string) {
+    super(message, OfferExpiredError.code)
+  }
+}
+
+/** The offer is priced in another currency than the one this escrow settles */
+export class CurrencyError extends EscrowError {
+  static readonly code = 'ERR_CURRENCY'
+  constructor (message: string) {
+    super(message, CurrencyError.code)
+  }
+}
+
+/** The request does not come from the purchase's buyer */
+export class NotBuyerError extends EscrowError {
+  static readonly code = 'ERR_NOT_BUYER'
+  constructor (message: string) {
+    super(message, NotBuyerError.code)
+  }
+}
+
+/** The purchase's hold has ended (paid, refunded or expired) */
+export class HoldEndedError extends EscrowError {
+  static readonly code = 'ERR_HOLD_ENDED'
+  constructor (message: string) {
+    super(message, HoldEndedError.code)
+  }
+}
+
+/** A dispute that does not hold up */
+export class BadDisputeError extends EscrowError {
+  static readonly code = 'ERR_BAD_DISPUTE'
+  constructor (message: string) {
+    super(message, BadDisputeError.code)
+  }
+}
+
+/** The escrow cannot answer yet (its role, certificate or ledger is not ready) */
+export class EscrowNotReadyError extends EscrowError {
+  static readonly code = 'ERR_ESCROW_NOT_READY'
+  constructor (message: string) {
+    super(message, EscrowNotReadyError.code)
+  }
+}
+
+// the escrow and the device mean the same by it: no such purchase here
+export { UnknownPurchaseError } from '../../device/errors.ts'
 
 /**
  * The ledger's database cannot be reached (PostgreSQL down, restarting, or the network

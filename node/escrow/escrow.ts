@@ -8,7 +8,7 @@ import { parseSignedDispute, parseSignedOffer, parseSignedReceipt, parseSignedRe
 import { signWithPeerKey, signedId, verifyDeviceSigned, verifyPeerSigned } from '../../device/objects/signed.ts'
 import { CrlStaleError } from '../../device/pki/index.ts'
 import {
-  BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError, ExponentRefusedError,
+  BadBlindedError, BadDisputeError, ClockWindowError, CurrencyError, EscrowNotReadyError,
   HoldEndedError, InsufficientFundsError, NotBuyerError, NotNamedError, OfferExpiredError, PurchaseIdUsedError, UnknownPurchaseError, WrongAmountError
 } from './errors.ts'
 import { HoldCommitter } from './commits.ts'
@@ -283,7 +283,7 @@ export class Escrow {
         ? await this.init.key.unblind(body.b, { ...terms, price: terms.price + 1 })
         : await this.init.key.unblind(body.b, terms, offer.terms)
     } catch (err) {
-      if (err instanceof ExponentError) throw new ExponentRefusedError('the terms give an exponent this key cannot invert: the seller must change them')
+      if (err instanceof ExponentError) throw new ExponentError('the terms give an exponent this key cannot invert: the seller must change them')
       throw err
     }
     const holdId = randomBytes(16).toString('hex')

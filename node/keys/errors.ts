@@ -1,34 +1,29 @@
-// Errors of the node's key store. Codes match the sealed device's where the meaning is the
-// same (a wrong passphrase is ERR_WRONG_PASSPHRASE wherever it is typed). Messages name
-// files and records, never key material.
+// Errors of the node's key store. Where the meaning is the sealed device's (a wrong passphrase
+// is ERR_WRONG_PASSPHRASE wherever it is typed) the class extends the device's and only says
+// it of the repo's key store. Messages name files and records, never key material.
 import { CryptoError } from '../../device/crypto/errors.ts'
+import {
+  RecordUnreadableError, StoreCorruptError, WeakPassphraseError, WrongPassphraseError as DeviceWrongPassphraseError
+} from '../../device/errors.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
 
-export class WrongPassphraseError extends KeyfairError {
-  static readonly code = 'ERR_WRONG_PASSPHRASE'
+export class WrongPassphraseError extends DeviceWrongPassphraseError {
   constructor (message = 'wrong passphrase for this repo\'s key store') {
-    super(message, WrongPassphraseError.code)
+    super(message)
   }
 }
 
-export class WeakPassphraseError extends KeyfairError {
-  static readonly code = 'ERR_WEAK_PASSPHRASE'
-  constructor (message = 'passphrase must be at least 8 characters') {
-    super(message, WeakPassphraseError.code)
-  }
-}
+export { WeakPassphraseError } from '../../device/errors.ts'
 
-export class KeyStoreCorruptError extends KeyfairError {
-  static readonly code = 'ERR_STORE_CORRUPT'
+export class KeyStoreCorruptError extends StoreCorruptError {
   constructor (message = 'the key store is damaged') {
-    super(message, KeyStoreCorruptError.code)
+    super(message)
   }
 }
 
-export class SealedRecordUnreadableError extends KeyfairError {
-  static readonly code = 'ERR_RECORD_UNREADABLE'
+export class SealedRecordUnreadableError extends RecordUnreadableError {
   constructor (message = 'a sealed key does not open with this key store') {
-    super(message, SealedRecordUnreadableError.code)
+    super(message)
   }
 }
 

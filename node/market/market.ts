@@ -23,8 +23,8 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 
 export class UnknownOfferError extends KeyfairError {
   static readonly code = 'ERR_UNKNOWN_OFFER'
-  constructor (id: string) {
-    super(`no offer ${id} is known here`, UnknownOfferError.code)
+  constructor (id: string, message = `no offer ${id} is known here`) {
+    super(message, UnknownOfferError.code)
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { FrameKind, FramedService, encodeMessage, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
+import { FramedService, encodeMessage, expectBytes, expectRecord, withFrames } from '../toolkit/index.ts'
 import { BadMessageError, FrameTooLargeError } from '../errors.ts'
 import { ObjectError } from '../../device/objects/errors.ts'
 import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
@@ -58,27 +58,15 @@ const REQUEST_PREFIX = ((): Uint8Array => {
   return probe.subarray(0, -1)
 })()
 
-/** unsigned LEB128, the frames' length prefix */
-function varint (n: number): Uint8Array {
-  const out: number[] = []
-  do {
-    let byte = n & 0x7f
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    out.push(byte)
-  } while (n > 0)
-  return Uint8Array.from(out)
-}
-
 /**
- * One MESSAGE frame `{ v: 1, request }` carrying the device's bytes as they are, as
- * FrameStream.writeMessage would frame it (`varint(length) ‖ kind ‖ body`), without
- * decoding and encoding the request again.
+ * The body of the MESSAGE frame `{ v: 1, request }`, carrying the device's bytes as they
+ * are, without decoding and encoding the request again
  */
-export function unblindRequestFrame (request: Uint8Array): Uint8ArrayList {
-  const length = 1 + REQUEST_PREFIX.byteLength + request.byteLength
-  if (length > UNBLIND_LIMITS.maxFrameBytes) throw new FrameTooLargeError(`refusing to send a ${length}-byte frame (max ${UNBLIND_LIMITS.maxFrameBytes})`)
-  return new Uint8ArrayList(varint(length), Uint8Array.of(FrameKind.MESSAGE), REQUEST_PREFIX, request)
+export function unblindRequestBody (request: Uint8Array): Uint8ArrayList {
+  const body = new Uint8ArrayList(REQUEST_PREFIX, request)
+  // refused before any dial, as the frame stream would refuse it
+  if (body.byteLength + 1 > UNBLIND_LIMITS.maxFrameBytes) throw new FrameTooLargeError(`refusing to send a ${body.byteLength + 1}-byte frame (max ${UNBLIND_LIMITS.maxFrameBytes})`)
+  return body
 }
 
 /** Sends a device-signed request (as the device encoded it); resolves to the encoded signed answer */
@@ -89,9 +77,9 @@ export async function requestUnblind (components: { connectionManager: StreamOpe
   } catch {
     throw new ObjectError('not valid dag-cbor')
   }
-  const frame = unblindRequestFrame(request)
+  const body = unblindRequestBody(request)
   return withFrames(components.connectionManager, escrow, UNBLIND_PROTOCOL, UNBLIND_LIMITS, async frames => {
-    if (!frames.stream.send(frame)) await frames.stream.onDrain(options)
+    await frames.writeEncodedMessage(body, options)
     const a = expectRecord(await frames.readMessage(options), 'unblind answer')
     return expectBytes(a.answer, 'answer', UNBLIND_LIMITS.maxFrameBytes, 1)
   }, options)

@@ -51,7 +51,7 @@ export class ContentService extends FramedService {
     if (cid == null) throw new BadMessageError('content must be a CID')
     const content = cid.toString()
     const count = await this.source.chunkCount(content)
-    if (count == null) throw new UnknownContentRemoteError(content)
+    if (count == null) throw new UnknownContentError(content)
     if (request.manifest === true) {
       await frames.writeData((await this.source.manifestBytes(content))!)
       return
@@ -64,10 +64,11 @@ export class ContentService extends FramedService {
   }
 }
 
-export class UnknownContentRemoteError extends KeyfairError {
+/** This node holds no such content: the provider's refusal and the store's answer alike */
+export class UnknownContentError extends KeyfairError {
   static readonly code = 'ERR_UNKNOWN_CONTENT'
   constructor (cid: string) {
-    super(`this provider does not hold ${cid}`, UnknownContentRemoteError.code)
+    super(`this node holds no content ${cid}`, UnknownContentError.code)
   }
 }
 

@@ -237,6 +237,14 @@ export class FrameStream {
     await this.writeFrame(FrameKind.MESSAGE, encodeMessage(value), options)
   }
 
+  /**
+   * Sends a MESSAGE frame whose body is one dag-cbor value already encoded (in parts, as
+   * they are): bytes signed elsewhere cross without being decoded and encoded again
+   */
+  async writeEncodedMessage (body: Uint8ArrayList, options?: AbortOptions): Promise<void> {
+    await this.writeFrame(FrameKind.MESSAGE, body, options)
+  }
+
   async writeData (bytes: Uint8Array, options?: AbortOptions): Promise<void> {
     await this.writeFrame(FrameKind.DATA, bytes, options)
   }
@@ -248,7 +256,7 @@ export class FrameStream {
     await this.writeFrame(FrameKind.ERROR, encodeMessage({ code: err.code, message, ...(details != null ? { details } : {}) }), options)
   }
 
-  private async writeFrame (kind: number, body: Uint8Array, options?: AbortOptions): Promise<void> {
+  private async writeFrame (kind: number, body: Uint8Array | Uint8ArrayList, options?: AbortOptions): Promise<void> {
     if (body.byteLength + 1 > this.limits.maxFrameBytes) {
       throw new FrameTooLargeError(`refusing to send a ${body.byteLength + 1}-byte frame (max ${this.limits.maxFrameBytes})`)
     }

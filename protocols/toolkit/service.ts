@@ -1,6 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { isMultiaddr } from '@multiformats/multiaddr'
-import { CryptoError } from '../../device/crypto/errors.ts'
 import { KeyfairError, isFramingError } from '../errors.ts'
 import { FrameStream } from './frames.ts'
 import type { InboundBudget } from './budget.ts'
@@ -60,8 +59,9 @@ export function serveFrames (log: Logger, limits: FrameLimits & { maxRequestByte
       await handler(frames, connection)
       await stream.close({ signal: AbortSignal.timeout(limits.readTimeoutMs) })
     } catch (caught: any) {
-      // the device layer's typed errors (bad object, bad signature, certificate refused…) are refusals too
-      let err = caught instanceof CryptoError ? new KeyfairError(caught.message, caught.code, { cause: caught }) : caught
+      // the device layer's typed errors (bad object, bad signature, certificate refused…) are
+      // KeyfairErrors too: refusals with their own code
+      let err = caught
       if (err instanceof KeyfairError && !isFramingError(err) && stream.writeStatus === 'writable') {
         log('refusing %p: %s', connection.remotePeer, err.code)
         try {
