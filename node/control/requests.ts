@@ -98,7 +98,7 @@ export interface MoneyRequest { account: string, amount: number | string, memo?:
 export function validateMoney (body: unknown): MoneyRequest {
   const { account, amount, memo } = fields(body)
   if (typeof account !== 'string') throw new BadRequestError('account must be a peer id')
-  if (!isPeerIdString(account)) throw new BadRequestError(`'${account}' is not a peer id`)
+  if (!isPeerIdString(account)) throw new BadRequestError(`account '${account}' is not a peer id`)
   if (typeof amount !== 'string') checkAmount(amount)
   if (memo != null && (typeof memo !== 'string' || memo.length > 200)) throw new BadRequestError('memo must be a string of at most 200 characters')
   return defined({ account, amount: amount as number | string, memo: memo ?? undefined })
