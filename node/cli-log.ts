@@ -15,7 +15,7 @@ export function addLogCommands (program: Command): void {
     .action(async (level: string | undefined, _opts, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>()
       const body = level == null ? {} : { level: parseLogLevel(level, 'the level') }
-      const r = await new ControlClient(repoOf(options)).call<{ level: string, file: string }>('log.level', body)
+      const r = await new ControlClient(repoOf(options)).call('log.level', body)
       print(options, r, () => `log level ${r.level}, writing ${r.file}`)
     })
 }

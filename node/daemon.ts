@@ -2,12 +2,12 @@ import { logger } from '@libp2p/logger'
 import { ControlServer } from './control/server.ts'
 import { controlRoutes } from './control/routes.ts'
 import { KeyfairNode } from './keyfair-node.ts'
-import { BadRequestError, KeyfairError } from './errors.ts'
+import { KeyfairError } from './errors.ts'
 import { installFileLog } from './log/file-log.ts'
-import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS } from './log/levels.ts'
+import { DEFAULT_LOG_LEVEL } from './log/levels.ts'
 import type { FileLog } from './log/file-log.ts'
 import type { LogLevel } from './log/levels.ts'
-import type { Route } from './control/routes.ts'
+import type { Handler } from './control/routes.ts'
 import type { Logger } from '@libp2p/interface'
 import type { RoleName } from './config.ts'
 import type { Repo } from './repo.ts'
@@ -106,11 +106,9 @@ async function serve (init: DaemonInit, fileLog: FileLog, log: Logger, info: Log
 }
 
 /** `log.level`: the log file's level and path; with `level`, the level from now until the node stops */
-function logLevelRoute (fileLog: FileLog, info: Logger): Route {
-  return async body => {
-    const level = (body as { level?: unknown } | null)?.level
+function logLevelRoute (fileLog: FileLog, info: Logger): Handler<'log.level'> {
+  return async ({ level }) => {
     if (level != null) {
-      if (!isLogLevel(level)) throw new BadRequestError(`level must be one of ${LOG_LEVELS.join(', ')}`)
       fileLog.setLevel(level)
       info('log level now %s', level)
     }

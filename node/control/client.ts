@@ -3,6 +3,12 @@ import { NodeNotRunningError, UnauthorizedError } from '../errors.ts'
 import { API_PREFIX, NDJSON } from './server.ts'
 import { isProcessAlive } from '../repo.ts'
 import type { Repo } from '../repo.ts'
+import type { AnswerOf, CallName, ProgressOf, RequestOf, StreamName } from './api.ts'
+
+/** A call's request, which may be left out when the call needs nothing, then its options */
+export type ClientCallArgs<N extends CallName> = Record<string, never> extends RequestOf<N>
+  ? [request?: RequestOf<N>, options?: CallOptions]
+  : [request: RequestOf<N>, options?: CallOptions]
 
 export interface CallOptions {
   signal?: AbortSignal
@@ -21,9 +27,9 @@ export class ControlClient {
   }
 
   /** Like `call`, with the node's progress events as they come (a long `buy`, a `publish`) */
-  async stream<T = any> (endpoint: string, body: unknown, onProgress: (event: any) => void, options: CallOptions = {}): Promise<T> {
-    const res = await this.request(endpoint, body, options, NDJSON)
-    if (!res.ok || res.headers.get('content-type') !== NDJSON) return this.answer<T>(res)
+  async stream<N extends StreamName> (endpoint: N, request: RequestOf<N>, onProgress: (event: ProgressOf<N>) => void, options: CallOptions = {}): Promise<AnswerOf<N>> {
+    const res = await this.request(endpoint, request, options, NDJSON)
+    if (!res.ok || res.headers.get('content-type') !== NDJSON) return this.answer<AnswerOf<N>>(res)
     let buffered = ''
     const decoder = new TextDecoder()
     for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -33,15 +39,16 @@ export class ControlClient {
         const line = JSON.parse(buffered.slice(0, newline))
         buffered = buffered.slice(newline + 1)
         if ('progress' in line) onProgress(line.progress)
-        else if ('result' in line) return line.result as T
+        else if ('result' in line) return line.result as AnswerOf<N>
         else throw this.failure(line, res.status)
       }
     }
     throw new ControlApiError('the node ended the answer early', 'ERR_TRUNCATED_ANSWER')
   }
 
-  async call<T = any> (endpoint: string, body: unknown = {}, options: CallOptions = {}): Promise<T> {
-    return this.answer<T>(await this.request(endpoint, body, options))
+  /** One call of the contract in api.ts: its request and answer types are the call's own */
+  async call<N extends CallName> (endpoint: N, ...[request, options]: ClientCallArgs<N>): Promise<AnswerOf<N>> {
+    return this.answer<AnswerOf<N>>(await this.request(endpoint, request ?? {}, options ?? {}))
   }
 
   private async answer<T> (res: Response): Promise<T> {

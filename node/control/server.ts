@@ -3,7 +3,8 @@ import { KeyfairError } from '../../protocols/errors.ts'
 import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts'
 import { logFilePath } from '../log/levels.ts'
 import { progressLine } from './progress.ts'
-import type { ControlRoutes } from './routes.ts'
+import { api, isCallName } from './api.ts'
+import type { ControlRoutes, Route } from './routes.ts'
 import type { Repo } from '../repo.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -92,15 +93,16 @@ export class ControlServer {
       const url = new URL(req.url ?? '/', this.url)
       if (!url.pathname.startsWith(API_PREFIX)) throw new NotFoundError(`no such endpoint ${url.pathname}`)
       const name = url.pathname.slice(API_PREFIX.length)
-      const route = Object.hasOwn(this.routes, name) ? this.routes[name as keyof ControlRoutes] : undefined
-      if (route == null) throw new NotFoundError(`no such endpoint ${url.pathname}`)
+      const route = isCallName(name) && Object.hasOwn(this.routes, name) ? this.routes[name] as Route | undefined : undefined
+      if (route == null || !isCallName(name)) throw new NotFoundError(`no such endpoint ${url.pathname}`)
       if (req.method !== 'POST') throw new BadRequestError('use POST')
-      const body = await readJson(req)
+      // the contract checks the request's shape before the route sees it
+      const request = api[name].validate(await readJson(req))
       // a client asking for NDJSON gets progress lines, then one result or error line
       const streaming = req.headers.accept === NDJSON
       if (streaming) res.writeHead(200, { 'content-type': NDJSON, 'cache-control': 'no-store' })
       const progress = streaming ? (event: unknown) => { writeProgress(res, event) } : () => {}
-      const result = await route(body, controller.signal, progress)
+      const result = await route(request, controller.signal, progress)
       if (streaming) res.end(JSON.stringify({ result }) + '\n')
       else send(res, 200, result)
     } catch (err: any) {

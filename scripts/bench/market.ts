@@ -18,6 +18,7 @@ import { Swarm } from '../swarm.ts'
 import { childrenOf, cpuMeter, peakRss, resetPeakRss } from './proc.ts'
 import { median, paired, row } from './report.ts'
 import type { Row } from './report.ts'
+import type { BuyRequest } from '../../node/control/api.ts'
 import type { SwarmNode } from '../swarm.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { BuyResult } from '../../node/buyer/buyer.ts'
@@ -126,10 +127,10 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     if (memoryWork != null) await find(fresh, 'benchmemory', [memoryWork])
     log(`market: published a ${sizes.transfer / MiB} MiB work${latency != null ? ', 2 × 64 KiB' : ''}${memoryWork != null ? `, ${sizes.memory / MiB} MiB` : ''}${wanted('P4') ? '; 3 providers of the first' : ''}`)
 
-    const buy = async (b: SwarmNode, work: Work, body: Record<string, unknown> = {}): Promise<Bought> => {
+    const buy = async (b: SwarmNode, work: Work, body: Omit<BuyRequest, 'offer'> = {}): Promise<Bought> => {
       // every run downloads again: the previous copy is removed first
       await b.client.call('remove', { content: work.content }).catch((err: any) => { if (err.code !== 'ERR_UNKNOWN_CONTENT') throw err })
-      const result = await b.client.call<Bought>('buy', { offer: work.offer, ...body }, LONG)
+      const result = await b.client.call('buy', { offer: work.offer, ...body }, LONG)
       if (result.escrows.filter(e => e.outcome === 'accepted').length === 0) throw new Error('bench purchase released no share')
       return result
     }
@@ -204,7 +205,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     const release = async (work: Work, into?: 'value' | 'baseline'): Promise<number> => {
       const [device] = await childrenOf(buyer.pid)
       const spent = await cpuMeter({ buyer: buyer.pid, ...(device != null ? { device } : {}), seller: seller.pid, ...Object.fromEntries(escrows.map((e, i) => [`escrow${i + 1}`, e.pid])) })
-      const { timings } = await buyer.client.call<Bought>('buy', { offer: work.offer }, LONG)
+      const { timings } = await buyer.client.call('buy', { offer: work.offer }, LONG)
       if (into != null) purchaseCpu[into].push(await spent())
       const last = (step: 'checked' | 'requested' | 'answered' | 'judged'): number => Math.max(...(timings.shares ?? []).map(s => s[step] ?? 0))
       if (into != null) steps[into].push({ checked: last('checked'), requested: last('requested'), answered: last('answered'), judged: last('judged'), rebuild: timings.rebuild, keyRelease: timings.keyRelease, licence: timings.licence, total: timings.total })

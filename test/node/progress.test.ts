@@ -64,7 +64,7 @@ describe('progress events crossing the control API', function () {
     await server.start()
     try {
       const events: unknown[] = []
-      const result = await new ControlClient(repo).stream('publish', {}, e => events.push(e), { timeoutMs: 10_000 })
+      const result = await new ControlClient(repo).stream('publish', { file: join(dir, 'work'), title: 'work', tags: [], price: 1, t: 1, n: 1, escrows: [] }, e => events.push(e), { timeoutMs: 10_000 })
       assert.deepEqual(result, { published: true })
       assert.deepEqual(events, [{ phase: 'encrypt', bytes: 512, total: 1024 }, { phase: 'announce' }])
     } finally {

@@ -42,8 +42,8 @@ describe(`a ${SIZE}-process swarm on loopback`, function () {
       const t0 = Date.now()
       const found = await seeker.client.call('find', { keyword: word, timeoutMs: 20_000, limit: 5 }, { timeoutMs: 30_000 })
       lookups.push(Date.now() - t0)
-      assert.deepEqual(found.providers.map((p: any) => p.peerId), [announcer.peerId], `providers of ${word}`)
-      assert.ok(found.providers[0].multiaddrs.length > 0, 'provider addresses are returned')
+      assert.deepEqual(found.providers.map(p => p.peerId), [announcer.peerId], `providers of ${word}`)
+      assert.ok(found.providers[0]!.multiaddrs.length > 0, 'provider addresses are returned')
     }
     // a word nobody announced: bounded, empty, no error
     const t0 = Date.now()
