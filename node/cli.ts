@@ -202,6 +202,7 @@ export function buildProgram (): Command {
       print(command.optsWithGlobals(), s, () => [
         `peer id:       ${s.peerId}`,
         `roles:         ${s.roles.join(', ') || '(none)'}`,
+        ...(s.escrow != null ? [`escrow:        ${s.escrow.mode}${s.escrow.mode === 'standby' ? ' (another process of this escrow answers)' : ''}`] : []),
         `connections:   ${s.connections}`,
         `routing table: ${s.routingTableSize} peers (dht ${s.dhtMode})`,
         `announcements: ${s.announcements}`,
