@@ -106,11 +106,13 @@ export class Leadership {
     if (this.current !== 'active') return
     this.setMode('standby')
     this.init.log.error('lost the escrow lock (%s): not answering until it is held again', reason)
-    await this.init.lock.release()
+    // the protocols go first; the session (if the server still keeps it) after
     try {
       await this.init.deactivate()
     } catch (err: any) {
       this.init.log.error('deactivating after the lock was lost failed - %e', err)
+    } finally {
+      await this.init.lock.release()
     }
   }
 
