@@ -287,4 +287,36 @@ describe('a standby escrow on PostgreSQL (real processes)', function () {
     await stop(pair.a)
     await stop(pair.b)
   })
+
+  it('stops answering while the database restarts (its lock gone), then exactly one process answers again', async function () {
+    const pair = await makePair('standby_restart')
+    assert.deepEqual([await mode(pair.a), await mode(pair.b)], ['active', 'standby'])
+    await server!.stop('fast')
+    const stopped = Date.now()
+    while (await mode(pair.a) !== 'standby') {
+      assert.ok(Date.now() - stopped < 10_000, 'the active process stands down once its lock connection is gone')
+      await sleep(100)
+    }
+    const down = await cliOk<NodeStatus>(['--repo', pair.a.repo, 'status'])
+    assert.deepEqual(down.protocols.filter(p => p.includes('escrow')), [], 'no escrow protocol while the lock is not held')
+    assert.equal(await mode(pair.b), 'standby')
+
+    await server!.start()
+    const restarted = Date.now()
+    let modes: Array<string | undefined> = []
+    while ((modes = [await mode(pair.a), await mode(pair.b)]).filter(m => m === 'active').length === 0) {
+      assert.ok(Date.now() - restarted < 15_000, 'a process takes the lock once the database is back')
+      await sleep(200)
+    }
+    await sleep(2500)
+    modes = [await mode(pair.a), await mode(pair.b)]
+    assert.equal(modes.filter(m => m === 'active').length, 1, `one active process: ${modes.join(', ')}`)
+    const clients = [await world.startNode('restart-a', []), await world.startNode('restart-b', [])]
+    const answered = await Promise.all([pair.a, pair.b].map(async (member, k) => requestEscrowInfo({ connectionManager: clients[k]!.streams }, multiaddr(addr(pair, member)), { signal: AbortSignal.timeout(10_000) }).then(() => true, () => false)))
+    assert.deepEqual(answered, modes.map(m => m === 'active'), 'the active one answers, the other does not')
+    const report = await audit(modes[0] === 'active' ? pair.a : pair.b)
+    assert.equal(report.ok, true)
+    await stop(pair.a)
+    await stop(pair.b)
+  })
 })
