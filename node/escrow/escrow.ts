@@ -222,7 +222,12 @@ export class Escrow {
     const balance = await ledger.balance(body.buyer)
     if (balance < terms.price) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
-    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
+    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) {
+      // a copy of these very bytes, sent at the same time, was paid since the first look: its answer
+      const raced = await ledger.answerByRequest(requestId)
+      if (raced != null) return raced
+      throw new PurchaseIdUsedError(body.purchase)
+    }
     const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
     if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
 

@@ -1,12 +1,15 @@
 // Active or standby: a process of an escrow whose ledger is on PostgreSQL serves only while
 // it holds the escrow's lock (pg-leader.ts). A standby tries for the lock every second and
-// activates when it gets it; an active process checks its lock every second and, the moment
-// the lock's connection fails, deactivates until it holds the lock again. So at most one
-// process of an escrow answers at a time, as far as the database can tell.
+// activates when it gets it. An active process checks its lock every second and, the moment
+// the lock's connection fails, is suspended: it refuses every request as retryable (the
+// database is gone, as far as it knows) until it holds the lock again, or deactivates into a
+// standby when another process got it first. So at most one process of an escrow answers at
+// a time, as far as the database can tell.
 import type { LeaderLock } from './pg-leader.ts'
 import type { Logger } from '@libp2p/interface'
 
-export type EscrowMode = 'active' | 'standby'
+/** suspended: was active, lost its lock, refuses requests until it holds it again */
+export type EscrowMode = 'active' | 'suspended' | 'standby'
 
 export interface LeadershipInit {
   lock: LeaderLock
@@ -14,6 +17,10 @@ export interface LeadershipInit {
   activate: () => Promise<void>
   /** stops serving: unregister the protocols, close the ledger */
   deactivate: () => Promise<void>
+  /** refuse every request (retryable) and stop writing, the protocols still registered */
+  suspend: () => void
+  /** answer again after a suspension */
+  resume: () => void
   log: Logger
   /** how often a standby tries for the lock and an active process checks it (default 1 s) */
   pollMs?: number
@@ -48,7 +55,7 @@ export class Leadership {
   /** One try for the lock (a database that cannot be reached rejects), then the checks every second */
   async start (): Promise<EscrowMode> {
     this.stopped = false
-    await this.serial(async () => this.attempt())
+    await this.serial(async () => { await this.attempt() })
     this.schedule()
     return this.current
   }
@@ -59,7 +66,7 @@ export class Leadership {
     clearTimeout(this.timer)
     await this.busy
     try {
-      if (this.current === 'active') await this.init.deactivate()
+      if (this.current !== 'standby') await this.init.deactivate()
     } finally {
       this.setMode('standby')
       await this.init.lock.release()
@@ -81,8 +88,14 @@ export class Leadership {
       return
     }
     try {
-      await this.attempt()
+      const held = await this.attempt()
       this.unreachableLogged = false
+      if (!held && this.current === 'suspended') {
+        // another process holds the lock now: this one stands by
+        this.setMode('standby')
+        this.init.log('another process of this escrow took its lock: standing by')
+        await this.init.deactivate()
+      }
     } catch (err: any) {
       // once per outage, not every second
       if (!this.unreachableLogged) this.init.log.error('standby: cannot try for the escrow lock: %s', err.code ?? err.message)
@@ -90,8 +103,15 @@ export class Leadership {
     }
   }
 
-  private async attempt (): Promise<void> {
-    if (!(await this.init.lock.tryAcquire())) return
+  /** one try for the lock; true once held and serving */
+  private async attempt (): Promise<boolean> {
+    if (!(await this.init.lock.tryAcquire())) return false
+    if (this.current === 'suspended') {
+      this.init.resume()
+      this.setMode('active')
+      this.init.log('active again: holds the escrow lock (key %s)', this.init.lock.key)
+      return true
+    }
     try {
       await this.init.activate()
     } catch (err) {
@@ -100,20 +120,15 @@ export class Leadership {
     }
     this.setMode('active')
     this.init.log('active: holds the escrow lock (key %s)', this.init.lock.key)
+    return true
   }
 
   private async demote (reason: string): Promise<void> {
     if (this.current !== 'active') return
-    this.setMode('standby')
-    this.init.log.error('lost the escrow lock (%s): not answering until it is held again', reason)
-    // the protocols go first; the session (if the server still keeps it) after
-    try {
-      await this.init.deactivate()
-    } catch (err: any) {
-      this.init.log.error('deactivating after the lock was lost failed - %e', err)
-    } finally {
-      await this.init.lock.release()
-    }
+    this.setMode('suspended')
+    this.init.suspend()
+    this.init.log.error('lost the escrow lock (%s): refusing requests until it is held again', reason)
+    await this.init.lock.release()
   }
 
   private setMode (mode: EscrowMode): void {

@@ -121,25 +121,25 @@ export class PgLedger implements LedgerStore {
   }
 
   /**
-   * Group commit: every buyer of the batch locked once (sorted), then each hold under its
-   * own savepoint, so a refusal undoes that hold only. A failure that is not a refusal
-   * (the database gone) fails the whole transaction: none of the batch is written.
+   * Group commit: every buyer of the batch locked once (sorted), their balances read under
+   * the lock and kept here as the batch spends them; then each hold. A refusal is decided
+   * before that hold writes anything, so it needs no savepoint. A failure that is not a
+   * refusal (the database gone) fails the whole transaction: none of the batch is written.
    */
   async openHolds (holds: NewHold[]): Promise<HoldOutcome[]> {
     if (holds.length === 0) return []
     for (const hold of holds) checkAmount(hold.amount)
     return inTransaction(this.pool, async client => {
-      await lockAccounts(client, holds.map(h => h.buyer))
+      // the buyers' rows are locked until commit: only this transaction changes these balances
+      const balances = await lockAccounts(client, holds.map(h => h.buyer))
       const outcomes: HoldOutcome[] = []
       for (const hold of holds) {
-        await client.query('SAVEPOINT hold')
         try {
-          outcomes.push({ result: await openHoldIn(client, hold) })
-          await client.query('RELEASE SAVEPOINT hold')
+          const result = await openHoldIn(client, hold, balances.get(hold.buyer) ?? 0)
+          if (result.charged) balances.set(hold.buyer, (balances.get(hold.buyer) ?? 0) - hold.amount)
+          outcomes.push({ result })
         } catch (error) {
           if (!(error instanceof EscrowError)) throw error
-          await client.query('ROLLBACK TO SAVEPOINT hold')
-          await client.query('RELEASE SAVEPOINT hold')
           outcomes.push({ error })
         }
       }
@@ -266,24 +266,32 @@ async function lockAccounts (client: PoolClient, accounts: string[]): Promise<Ma
   return new Map(rows.map(r => [r.id, r.balance]))
 }
 
-async function openHoldIn (client: PoolClient, hold: NewHold): Promise<OpenHoldResult> {
-  const used = await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])
-  if (used.rows[0] != null) return replay(used.rows[0], hold)
-  // the buyer's row is locked by this transaction: this balance is the one debited
-  const { rows } = await client.query<{ balance: number }>('SELECT balance FROM accounts WHERE id = $1', [hold.buyer])
-  const balance = rows[0]?.balance ?? 0
-  if (balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+/**
+ * One hold, in the caller's transaction, the buyer's row locked and its balance
+ * (`balance`) read under that lock. Writes nothing unless it charges: a purchase id
+ * already used replays its stored hold (or is refused) whatever the balance is now.
+ */
+async function openHoldIn (client: PoolClient, hold: NewHold, balance: number): Promise<OpenHoldResult> {
+  if (balance < hold.amount) {
+    const used = await usedHold(client, hold)
+    if (used == null) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
+    return replay(used, hold)
+  }
   const inserted = await client.query(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'open') ON CONFLICT (device, purchase) DO NOTHING`,
   [hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, Buffer.from(hold.requestBytes), Buffer.from(hold.answer), hold.createdAt, hold.expiresAt])
   if (inserted.rowCount !== 1) {
-    // another transaction took this purchase id since the read above, and committed
-    const again = await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])
-    if (again.rows[0] == null) throw new EscrowError(`purchase ${hold.purchase} conflicted but is not there`, 'ERR_LEDGER')
-    return replay(again.rows[0], hold)
+    // this purchase id was taken before (or by a transaction that committed meanwhile)
+    const used = await usedHold(client, hold)
+    if (used == null) throw new EscrowError(`purchase ${hold.purchase} conflicted but is not there`, 'ERR_LEDGER')
+    return replay(used, hold)
   }
   await post(client, 'hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
   return { hold: { ...hold, state: 'open' }, charged: true }
+}
+
+async function usedHold (client: PoolClient, hold: NewHold): Promise<HoldRow | undefined> {
+  return (await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])).rows[0]
 }
 
 function replay (row: HoldRow, hold: NewHold): OpenHoldResult {
@@ -291,18 +299,21 @@ function replay (row: HoldRow, hold: NewHold): OpenHoldResult {
   return { hold: toHold(row), charged: false }
 }
 
-/** One balanced entry, in the caller's transaction; the accounts it touches are locked by then */
+/**
+ * One balanced entry, in the caller's transaction; the accounts it touches are locked by
+ * then. Two statements: the entry, its postings and any account not there yet (at 0);
+ * then the balances added to (the CHECK on balances sees only the resulting balance).
+ */
 async function post (client: PoolClient, kind: EntryKind, at: number, postings: Array<[string, number]>, hold?: string, memo?: string): Promise<number> {
   if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
   const accounts = postings.map(([a]) => a)
   const amounts = postings.map(([, a]) => a)
-  const { rows } = await client.query<{ id: number }>('INSERT INTO entries (at, kind, hold_id, memo) VALUES ($1, $2, $3, $4) RETURNING id', [at, kind, hold ?? null, memo ?? null])
-  const entry = rows[0]!.id
-  await client.query('INSERT INTO postings (entry_id, account, amount) SELECT $1, a, n FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS t(a, n, i) ORDER BY i', [entry, accounts, amounts])
-  // created at 0, then added to: the CHECK on balances sees only the resulting balance
-  await client.query('INSERT INTO accounts (id, balance) SELECT unnest($1::text[]), 0 ON CONFLICT (id) DO NOTHING', [accounts])
-  await client.query('UPDATE accounts a SET balance = a.balance + t.n FROM unnest($1::text[], $2::bigint[]) AS t(id, n) WHERE a.id = t.id', [accounts, amounts])
-  return entry
+  const { rows } = await client.query<{ id: number }>(`WITH e AS (INSERT INTO entries (at, kind, hold_id, memo) VALUES ($1, $2, $3, $4) RETURNING id),
+    p AS (INSERT INTO postings (entry_id, account, amount) SELECT e.id, t.a, t.n FROM e, unnest($5::text[], $6::bigint[]) WITH ORDINALITY AS t(a, n, i) ORDER BY t.i),
+    c AS (INSERT INTO accounts (id, balance) SELECT DISTINCT unnest($5::text[]), 0 ON CONFLICT (id) DO NOTHING)
+    SELECT id FROM e`, [at, kind, hold ?? null, memo ?? null, accounts, amounts])
+  await client.query('UPDATE accounts a SET balance = a.balance + t.n FROM (SELECT x, SUM(y) AS n FROM unnest($1::text[], $2::bigint[]) AS u(x, y) GROUP BY x) t WHERE a.id = t.x', [accounts, amounts])
+  return rows[0]!.id
 }
 
 async function auditIn (client: PoolClient): Promise<AuditReport> {

@@ -16,7 +16,7 @@ import { KeyfairError } from '../../protocols/errors.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid } from '../discovery/keywords.ts'
 import { Escrow } from '../escrow/escrow.ts'
-import { EscrowNotReadyError, EscrowStandbyError } from '../escrow/errors.ts'
+import { EscrowNotReadyError, EscrowStandbyError, LedgerUnavailableError } from '../escrow/errors.ts'
 import { Leadership } from '../escrow/leadership.ts'
 import { LeaderLock } from '../escrow/pg-leader.ts'
 import { ledgerConnection, openLedger } from '../escrow/open-ledger.ts'
@@ -67,6 +67,8 @@ export class EscrowRole extends Role {
   private keys?: { key: EscrowKey | UnblindPool, pool?: UnblindPool, settings: EscrowSettings }
   private leadership?: Leadership
   private libp2pStarted = false
+  /** lost the escrow's lock while active: every request refused (retryable), nothing written */
+  private suspended = false
   private refreshing?: Promise<CrlInfo>
   /** when a current CRL last arrived from the agency, pushed or fetched (ms) */
   private crlHeard = 0
@@ -91,6 +93,7 @@ export class EscrowRole extends Role {
 
   get escrow (): Escrow {
     if (this.running == null) throw this.notRunning()
+    if (this.suspended) throw new LedgerUnavailableError('this escrow process lost its lock on the ledger database: retry later')
     return this.running.escrow
   }
 
@@ -101,6 +104,7 @@ export class EscrowRole extends Role {
 
   get ledger (): LedgerStore {
     if (this.running == null) throw this.notRunning()
+    if (this.suspended) throw new LedgerUnavailableError('this escrow process lost its lock on the ledger database: retry later')
     return this.running.ledger
   }
 
@@ -122,7 +126,14 @@ export class EscrowRole extends Role {
       }
       // on PostgreSQL, other processes of this escrow may share the ledger: one answers, the rest stand by
       const lock = new LeaderLock({ ...await ledgerConnection(settings), peerId: this.components.peerId.toString() }, this.log)
-      this.leadership = new Leadership({ lock, activate: async () => this.activate(), deactivate: async () => this.deactivate(false), log: this.log })
+      this.leadership = new Leadership({
+        lock,
+        activate: async () => this.activate(),
+        deactivate: async () => this.deactivate(false),
+        suspend: () => { this.suspended = true },
+        resume: () => { this.suspended = false },
+        log: this.log
+      })
       if (await this.leadership.start() === 'standby') {
         this.log('standby: another process of this escrow holds its lock; taking over when it stops')
       }
@@ -134,7 +145,7 @@ export class EscrowRole extends Role {
     }
   }
 
-  /** active: this process answers for the escrow; standby: another process of it does */
+  /** active: this process answers for the escrow; standby: another process of it does; suspended: lost its lock, refusing */
   get mode (): EscrowMode {
     return this.leadership?.mode ?? (this.running != null ? 'active' : 'standby')
   }
@@ -213,6 +224,7 @@ export class EscrowRole extends Role {
     await super.stop()
     const running = this.running
     this.running = undefined
+    this.suspended = false
     // holds waiting for their group commit are written before the ledger closes
     try {
       await running?.escrow.flush()
@@ -249,6 +261,7 @@ export class EscrowRole extends Role {
     })
     // holds that outlive their time go to the seller
     this.schedule(1000, async () => {
+      if (this.suspended) return 1000
       const ended = await this.running?.escrow.expireDue() ?? []
       if (ended.length > 0) this.log('released %d expired holds to their sellers', ended.length)
       return 1000

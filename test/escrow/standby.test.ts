@@ -288,18 +288,20 @@ describe('a standby escrow on PostgreSQL (real processes)', function () {
     await stop(pair.b)
   })
 
-  it('stops answering while the database restarts (its lock gone), then exactly one process answers again', async function () {
+  it('refuses requests while the database restarts (its lock gone), then exactly one process answers again', async function () {
     const pair = await makePair('standby_restart')
     assert.deepEqual([await mode(pair.a), await mode(pair.b)], ['active', 'standby'])
     await server!.stop('fast')
     const stopped = Date.now()
-    while (await mode(pair.a) !== 'standby') {
-      assert.ok(Date.now() - stopped < 10_000, 'the active process stands down once its lock connection is gone')
+    while (await mode(pair.a) !== 'suspended') {
+      assert.ok(Date.now() - stopped < 10_000, 'the active process is suspended once its lock connection is gone')
       await sleep(100)
     }
-    const down = await cliOk<NodeStatus>(['--repo', pair.a.repo, 'status'])
-    assert.deepEqual(down.protocols.filter(p => p.includes('escrow')), [], 'no escrow protocol while the lock is not held')
+    // it refuses, retryably, rather than answering without its lock
+    const client = await world.startNode('restart-client', [])
+    await assert.rejects(requestEscrowInfo({ connectionManager: client.streams }, multiaddr(addr(pair, pair.a)), { signal: AbortSignal.timeout(10_000) }), { code: 'ERR_LEDGER_UNAVAILABLE' })
     assert.equal(await mode(pair.b), 'standby')
+    assert.match((await runCli(['--repo', pair.a.repo, 'status'], ENV)).stdout, /escrow: +suspended/)
 
     await server!.start()
     const restarted = Date.now()
@@ -308,9 +310,10 @@ describe('a standby escrow on PostgreSQL (real processes)', function () {
       assert.ok(Date.now() - restarted < 15_000, 'a process takes the lock once the database is back')
       await sleep(200)
     }
+    // the other one is, or soon becomes, a plain standby
     await sleep(2500)
     modes = [await mode(pair.a), await mode(pair.b)]
-    assert.equal(modes.filter(m => m === 'active').length, 1, `one active process: ${modes.join(', ')}`)
+    assert.deepEqual([...modes].sort(), ['active', 'standby'], `one active process, one standby: ${modes.join(', ')}`)
     const clients = [await world.startNode('restart-a', []), await world.startNode('restart-b', [])]
     const answered = await Promise.all([pair.a, pair.b].map(async (member, k) => requestEscrowInfo({ connectionManager: clients[k]!.streams }, multiaddr(addr(pair, member)), { signal: AbortSignal.timeout(10_000) }).then(() => true, () => false)))
     assert.deepEqual(answered, modes.map(m => m === 'active'), 'the active one answers, the other does not')
