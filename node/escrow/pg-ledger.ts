@@ -13,6 +13,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount } from './ledger-store.ts'
+import { GroupConflictError, openHoldGroup } from './pg-holds.ts'
 import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
 import { migratePg } from './pg-schema.ts'
 import type pg from 'pg'
@@ -122,13 +123,26 @@ export class PgLedger implements LedgerStore {
 
   /**
    * Group commit: every buyer of the batch locked once (sorted), their balances read under
-   * the lock and kept here as the batch spends them; then each hold. A refusal is decided
-   * before that hold writes anything, so it needs no savepoint. A failure that is not a
-   * refusal (the database gone) fails the whole transaction: none of the batch is written.
+   * the lock, then the whole group in a few statements (pg-holds.ts). A refusal is decided
+   * before anything is written, so it writes nothing. A failure that is not a refusal (the
+   * database gone) fails the whole transaction: none of the batch is written. If another
+   * transaction took one of the group's purchase ids meanwhile, the group runs again hold
+   * by hold, each meeting the other at the UNIQUE index.
    */
   async openHolds (holds: NewHold[]): Promise<HoldOutcome[]> {
     if (holds.length === 0) return []
     for (const hold of holds) checkAmount(hold.amount)
+    try {
+      return await inTransaction(this.pool, async client => {
+        const balances = await lockAccounts(client, holds.map(h => h.buyer))
+        return openHoldGroup(client, holds, balances, async (devices, purchases) => {
+          const { rows } = await client.query<HoldRow>('SELECT h.* FROM holds h JOIN unnest($1::text[], $2::text[]) AS k(device, purchase) ON h.device = k.device AND h.purchase = k.purchase', [devices, purchases])
+          return rows.map(toHold)
+        })
+      })
+    } catch (err) {
+      if (!(err instanceof GroupConflictError)) throw err
+    }
     return inTransaction(this.pool, async client => {
       // the buyers' rows are locked until commit: only this transaction changes these balances
       const balances = await lockAccounts(client, holds.map(h => h.buyer))
