@@ -201,9 +201,10 @@ export class Escrow {
     const { ledger } = this.init
     // exactly these bytes were checked and paid for before: their answer again, whatever
     // happened since (a crash, a CRL not fetched yet after a restart)
-    const paid = await ledger.answerByRequest(requestId)
+    // one ledger read: the stored answer, and the buyer's balance for the check below
+    const { answer: paid, balance } = await ledger.requestState(requestId, body.buyer)
     if (paid != null) return paid
-    // cheapest first: comparisons, then one ledger read, then the public-key checks
+    // cheapest first: comparisons, then the public-key checks
     // (certificate chain, signatures), and the private-key operation last of all
     const terms = body.offer.body.terms
     const named = terms.escrows[body.j - 1]
@@ -218,8 +219,7 @@ export class Escrow {
     if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${isoTime(body.at)}, outside ±${window / 1000} s of this escrow's clock`)
     const b = os2ip(body.b)
     if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
-    // a read outside the hold's transaction, which checks again and stays the authority
-    const balance = await ledger.balance(body.buyer)
+    // read outside the hold's transaction, which checks again and stays the authority
     if (balance < terms.price) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
     if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) {
