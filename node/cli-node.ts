@@ -128,6 +128,11 @@ export function addNodeCommands (program: Command): void {
         : result.peers.map(p => `${p.peerId}  ${p.addresses.join(' ')}  ${p.direction}`).join('\n'))
     })
 
+  const ESCROW_MODE_NOTES = {
+    active: '',
+    standby: ' (another process of this escrow answers)',
+    suspended: ' (lost its lock on the ledger database: refusing requests until it holds it again)'
+  }
   program.command('status')
     .description('roles, protocols, connections and DHT state of the running node')
     .action(async (_opts, command: Command) => {
@@ -135,6 +140,7 @@ export function addNodeCommands (program: Command): void {
       print(command.optsWithGlobals(), s, () => [
         `peer id:       ${s.peerId}`,
         `roles:         ${s.roles.join(', ') || '(none)'}`,
+        ...(s.escrow != null ? [`escrow:        ${s.escrow.mode}${ESCROW_MODE_NOTES[s.escrow.mode]}`] : []),
         `connections:   ${s.connections}`,
         `routing table: ${s.routingTableSize} peers (dht ${s.dhtMode})`,
         `announcements: ${s.announcements}`,

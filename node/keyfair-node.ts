@@ -10,6 +10,7 @@ import { createKeyfairLibp2p } from './libp2p.ts'
 import { garbageCollector } from './gc.ts'
 import { timeoutSignal } from '../protocols/toolkit/index.ts'
 import { createRole } from './roles/index.ts'
+import { EscrowRole } from './roles/escrow.ts'
 import { DeviceClient } from './device/client.ts'
 import { Market } from './market/market.ts'
 import { DeviceNotRunningError } from './errors.ts'
@@ -20,6 +21,7 @@ import { findPlaintextKeys, sealPlaintextKeys } from './keys/plaintext.ts'
 import { PassphraseRequiredError } from './passphrase.ts'
 import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
+import type { EscrowMode } from './escrow/leadership.ts'
 import type { KdfParams, UnlockedKeys } from './keys/keystore.ts'
 import type { AnnounceResult, FindOptions, Provider } from './discovery/discovery.ts'
 import type { BaseServices } from './libp2p.ts'
@@ -59,6 +61,8 @@ export interface NodeStatus {
   uptimeMs: number
   pid: number
   version: string
+  /** escrow nodes: whether this process answers for the escrow or stands by for another */
+  escrow?: { mode: EscrowMode }
 }
 
 export interface PeerInfo {
@@ -219,8 +223,14 @@ export class KeyfairNode {
       announcements: this.announcements?.count() ?? 0,
       uptimeMs: Date.now() - this.startedAt,
       pid: process.pid,
-      version: VERSION
+      version: VERSION,
+      ...this.escrowStatus()
     }
+  }
+
+  private escrowStatus (): Pick<NodeStatus, 'escrow'> {
+    const role = this.roles.find(r => r instanceof EscrowRole)
+    return role instanceof EscrowRole ? { escrow: { mode: role.mode } } : {}
   }
 
   peers (): PeerInfo[] {

@@ -3,8 +3,8 @@
 // transaction, so one fsync serves them all; while a commit is in flight (PostgreSQL),
 // the requests that arrive meanwhile wait and form the next one. Each caller's promise
 // settles only after that transaction committed (or failed): an answer never leaves
-// before its hold is durable, and a refused hold (its own savepoint rolled back) writes
-// nothing.
+// before its hold is durable, and a refused hold writes nothing (SQLite rolls back its
+// savepoint; PostgreSQL decides the refusal before writing).
 import type { HoldOutcome, LedgerStore, NewHold, OpenHoldResult } from './ledger-store.ts'
 
 /** a bound on one transaction, so one commit never holds the thread for long */

@@ -127,3 +127,15 @@ export class LedgerUnavailableError extends EscrowError {
     super(message, LedgerUnavailableError.code, options)
   }
 }
+
+/**
+ * This process is a standby of its escrow: another process of the same escrow holds the
+ * ledger's lock and answers. It takes over when that one stops.
+ */
+export class EscrowStandbyError extends EscrowError {
+  static readonly code = 'ERR_ESCROW_STANDBY'
+  readonly retryable = true
+  constructor () {
+    super('this escrow process is a standby: another process of the same escrow is active', EscrowStandbyError.code)
+  }
+}

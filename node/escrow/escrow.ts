@@ -251,9 +251,10 @@ export class Escrow {
     const { ledger } = this.init
     // exactly these bytes were checked and paid for before: their answer again, whatever
     // happened since (a crash, a CRL not fetched yet after a restart)
-    const paid = await ledger.answerByRequest(requestId)
+    // one ledger read: the stored answer, and the buyer's balance for the check below
+    const { answer: paid, balance } = await ledger.requestState(requestId, body.buyer)
     if (paid != null) return paid
-    // cheapest first: comparisons, then one ledger read, then the public-key checks
+    // cheapest first: comparisons, then the public-key checks
     // (certificate chain, signatures), and the private-key operation last of all
     const terms = body.offer.body.terms
     const named = terms.escrows[body.j - 1]
@@ -268,12 +269,16 @@ export class Escrow {
     if (Math.abs(body.at - now) > window) throw new ClockWindowError(`the request is dated ${isoTime(body.at)}, outside ±${window / 1000} s of this escrow's clock`)
     const b = os2ip(body.b)
     if (b < 1n || b >= this.init.key.n) throw new BadBlindedError('b is not in [1, n − 1]')
-    // a read outside the hold's transaction, which checks again and stays the authority;
-    // short of funds, the purchase may still have its price reserved
-    const balance = await ledger.balance(body.buyer)
+    // the balance was read outside the hold's transaction, which checks again and stays the
+    // authority; short of funds, the purchase may still have its price reserved
     if (balance < terms.price && !(await this.reserved(body.buyer, body.purchase))) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
-    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) throw new PurchaseIdUsedError(body.purchase)
+    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) {
+      // a copy of these very bytes, sent at the same time, was paid since the first look: its answer
+      const raced = await ledger.answerByRequest(requestId)
+      if (raced != null) return raced
+      throw new PurchaseIdUsedError(body.purchase)
+    }
     const offer = await this.verifyOffer(body.offer, cidOfBytes(offerBytes))
     if (offer.signer !== terms.seller) throw new NotNamedError('the offer is not signed by its seller')
 

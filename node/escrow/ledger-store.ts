@@ -191,6 +191,8 @@ export interface LedgerStore {
   holdByRequest: (request: string) => Promise<HoldRecord | undefined>
   /** The stored answer to a request (by its CID), if it was charged */
   answerByRequest: (request: string) => Promise<Uint8Array | undefined>
+  /** the stored answer to `request` (if paid before) and `buyer`'s balance, in one read */
+  requestState: (request: string, buyer: string) => Promise<{ answer?: Uint8Array, balance: number }>
   /** Whether a device already used this purchase id */
   purchaseUsed: (device: string, purchase: string) => Promise<boolean>
   holdByPurchase: (device: string, purchase: string) => Promise<HoldRecord | undefined>

@@ -2,7 +2,7 @@
 // or the PostgreSQL database its settings name. The database password comes from a file
 // of mode 0600 or from $PGPASSWORD, never from the URL or the command line.
 import { readFile, stat } from 'node:fs/promises'
-import { InsecureFileError } from '../errors.ts'
+import { BadConfigError, InsecureFileError } from '../errors.ts'
 import { PgLedger } from './pg-ledger.ts'
 import { SqliteLedger } from './sqlite-ledger.ts'
 import type { LedgerStore } from './ledger-store.ts'
@@ -14,10 +14,16 @@ export async function openLedger (files: EscrowFiles, settings: EscrowSettings, 
     log('ledger on SQLite in %s', files.ledgerFile)
     return SqliteLedger.open(files.ledgerFile)
   }
-  const password = await ledgerPassword(settings.ledgerPasswordFile, env)
-  const url = new URL(settings.ledger)
+  const connection = await ledgerConnection(settings, env)
+  const url = new URL(connection.url)
   log('ledger on PostgreSQL at %s:%s, database %s', url.hostname, url.port || '5432', url.pathname.slice(1))
-  return PgLedger.open({ url: settings.ledger, password }, log)
+  return PgLedger.open(connection, log)
+}
+
+/** The PostgreSQL URL and password of a ledger on PostgreSQL; undefined for SQLite */
+export async function ledgerConnection (settings: EscrowSettings, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string, password: string | undefined }> {
+  if (settings.ledger == null) throw new BadConfigError('this escrow keeps its ledger on SQLite')
+  return { url: settings.ledger, password: await ledgerPassword(settings.ledgerPasswordFile, env) }
 }
 
 /** The password from its file (one line, mode 0600), else $PGPASSWORD, else none (trust or peer auth) */

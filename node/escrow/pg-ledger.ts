@@ -263,6 +263,13 @@ export class PgLedger implements LedgerStore {
     return rows[0] == null ? undefined : new Uint8Array(rows[0].answer)
   }
 
+  async requestState (request: string, buyer: string): Promise<{ answer?: Uint8Array, balance: number }> {
+    const rows = await query<{ answer: Buffer | null, balance: number | null }>(this.pool,
+      'SELECT (SELECT answer FROM holds WHERE request = $1 LIMIT 1) AS answer, (SELECT balance FROM accounts WHERE id = $2) AS balance', [request, buyer])
+    const balance = rows[0]?.balance ?? 0
+    return rows[0]?.answer != null ? { answer: new Uint8Array(rows[0].answer), balance } : { balance }
+  }
+
   async purchaseUsed (device: string, purchase: string): Promise<boolean> {
     return (await query(this.pool, 'SELECT 1 FROM holds WHERE device = $1 AND purchase = $2', [device, purchase])).length > 0
   }

@@ -32,6 +32,10 @@ export class SqliteLedger implements LedgerStore {
   async hold (id: string): Promise<HoldRecord | undefined> { return this.ledger.hold(id) }
   async holdByRequest (request: string): Promise<HoldRecord | undefined> { return this.ledger.holdByRequest(request) }
   async answerByRequest (request: string): Promise<Uint8Array | undefined> { return this.ledger.answerByRequest(request) }
+  async requestState (request: string, buyer: string): Promise<{ answer?: Uint8Array, balance: number }> {
+    const answer = this.ledger.answerByRequest(request)
+    return answer != null ? { answer, balance: this.ledger.balance(buyer) } : { balance: this.ledger.balance(buyer) }
+  }
   async purchaseUsed (device: string, purchase: string): Promise<boolean> { return this.ledger.purchaseUsed(device, purchase) }
   async holdByPurchase (device: string, purchase: string): Promise<HoldRecord | undefined> { return this.ledger.holdByPurchase(device, purchase) }
   async holds (filter?: { buyer?: string, state?: HoldState, limit?: number }): Promise<HoldRecord[]> { return this.ledger.holds(filter) }

@@ -17,15 +17,19 @@ import { KeyfairError } from '../../protocols/errors.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid } from '../discovery/keywords.ts'
 import { Escrow } from '../escrow/escrow.ts'
-import { EscrowNotReadyError } from '../escrow/errors.ts'
-import { openLedger } from '../escrow/open-ledger.ts'
+import { EscrowNotReadyError, EscrowStandbyError, LedgerUnavailableError } from '../escrow/errors.ts'
+import { Leadership } from '../escrow/leadership.ts'
+import { LeaderLock } from '../escrow/pg-leader.ts'
+import { ledgerConnection, openLedger } from '../escrow/open-ledger.ts'
 import { EscrowFiles } from '../escrow/state.ts'
 import { UnblindPool, unblindWorkerCount } from '../escrow/pool.ts'
 import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
 import type { RoleComponents } from './role.ts'
 import type { CrlInfo } from '../../device/pki/index.ts'
+import type { EscrowMode } from '../escrow/leadership.ts'
 import type { LedgerStore } from '../escrow/ledger-store.ts'
+import type { EscrowSettings } from '../escrow/state.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 export interface EscrowRoleInit {
@@ -59,7 +63,13 @@ export class EscrowRole extends Role {
   private readonly files: EscrowFiles
   private controller?: AbortController
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
-  private running?: { escrow: Escrow, ledger: LedgerStore, pool?: UnblindPool, agency?: string }
+  private running?: { escrow: Escrow, ledger: LedgerStore, agency?: string }
+  /** the private key (in worker threads or here) and settings, for the life of the role */
+  private keys?: { key: EscrowKey | UnblindPool, pool?: UnblindPool, settings: EscrowSettings }
+  private leadership?: Leadership
+  private libp2pStarted = false
+  /** lost the escrow's lock while active: every request refused (retryable), nothing written */
+  private suspended = false
   private refreshing?: Promise<CrlInfo>
   /** when a current CRL last arrived from the agency, pushed or fetched (ms) */
   private crlHeard = 0
@@ -84,18 +94,24 @@ export class EscrowRole extends Role {
   }
 
   get escrow (): Escrow {
-    if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
+    if (this.running == null) throw this.notRunning()
+    if (this.suspended) throw new LedgerUnavailableError('this escrow process lost its lock on the ledger database: retry later')
     return this.running.escrow
   }
 
   /** worker threads doing the private operations (0: the main thread) */
   get unblindWorkers (): number {
-    return this.running?.pool?.size ?? 0
+    return this.keys?.pool?.size ?? 0
   }
 
   get ledger (): LedgerStore {
-    if (this.running == null) throw new EscrowNotReadyError('the escrow role is not running')
+    if (this.running == null) throw this.notRunning()
+    if (this.suspended) throw new LedgerUnavailableError('this escrow process lost its lock on the ledger database: retry later')
     return this.running.ledger
+  }
+
+  private notRunning (): Error {
+    return this.leadership != null ? new EscrowStandbyError() : new EscrowNotReadyError('the escrow role is not running')
   }
 
   override async start (): Promise<void> {
@@ -104,14 +120,60 @@ export class EscrowRole extends Role {
     const workers = unblindWorkerCount(settings.unblindWorkers)
     // with workers, the private key lives in them; this thread keeps the modulus
     const key = workers > 0 ? new UnblindPool(privateKey, workers) : new EscrowKey(privateKey)
-    const pool = key instanceof UnblindPool ? key : undefined
-    let ledger: LedgerStore
+    this.keys = { key, pool: key instanceof UnblindPool ? key : undefined, settings }
     try {
-      ledger = await openLedger(this.files, settings, this.log)
+      if (settings.ledger == null) {
+        await this.activate()
+        return
+      }
+      // on PostgreSQL, other processes of this escrow may share the ledger: one answers, the rest stand by
+      const lock = new LeaderLock({ ...await ledgerConnection(settings), peerId: this.components.peerId.toString() }, this.log)
+      this.leadership = new Leadership({
+        lock,
+        activate: async () => this.activate(),
+        deactivate: async () => this.deactivate(false),
+        suspend: () => { this.suspended = true },
+        resume: () => { this.suspended = false },
+        log: this.log
+      })
+      if (await this.leadership.start() === 'standby') {
+        this.log('standby: another process of this escrow holds its lock; taking over when it stops')
+      }
     } catch (err) {
-      await pool?.close()
+      this.leadership = undefined
+      await this.keys.pool?.close()
+      this.keys = undefined
       throw err
     }
+  }
+
+  /** active: this process answers for the escrow; standby: another process of it does; suspended: lost its lock, refusing */
+  get mode (): EscrowMode {
+    return this.leadership?.mode ?? (this.running != null ? 'active' : 'standby')
+  }
+
+  afterStart (): void {
+    this.libp2pStarted = true
+    if (this.running != null) this.startTasks()
+  }
+
+  override async stop (): Promise<void> {
+    this.libp2pStarted = false
+    try {
+      if (this.leadership != null) await this.leadership.stop()
+      else await this.deactivate(true)
+    } finally {
+      this.leadership = undefined
+      await this.keys?.pool?.close()
+      this.keys = undefined
+    }
+  }
+
+  /** Opens the ledger and starts answering: the protocols registered, the service advertised */
+  private async activate (): Promise<void> {
+    if (this.keys == null) throw new EscrowNotReadyError('the escrow role is not running')
+    const { key, pool, settings } = this.keys
+    const ledger = await openLedger(this.files, settings, this.log)
     const escrow = new Escrow({
       peerId: this.components.peerId.toString(),
       privateKey: this.components.privateKey,
@@ -125,7 +187,7 @@ export class EscrowRole extends Role {
       faultyAnswers: settings.faultyAnswers,
       refreshCrl: async () => { await this.refreshCrl({ signal: AbortSignal.timeout(CRL_FETCH_TIMEOUT_MS) }) }
     })
-    this.running = { escrow, ledger, pool }
+    this.running = { escrow, ledger }
     try {
       await escrow.load()
       const credentials = await this.files.credentials()
@@ -143,7 +205,6 @@ export class EscrowRole extends Role {
       await super.start()
     } catch (err) {
       await ledger.close()
-      await pool?.close()
       this.running = undefined
       throw err
     }
@@ -152,9 +213,33 @@ export class EscrowRole extends Role {
     this.log('escrow %s, %d-bit key, %s, private operations %s', escrow.ready ? 'enrolled' : 'not enrolled yet', key.modulus.length * 8, settings.currency,
       pool != null ? `in ${pool.size} worker threads` : 'on the main thread')
     if (settings.faultyAnswers) this.log.error('faultyAnswers is on: this escrow answers wrongly on purpose (adversarial testing only)')
+    // a takeover after libp2p started: advertise and follow the agency now
+    if (this.libp2pStarted) this.startTasks()
   }
 
-  afterStart (): void {
+  /** Stops answering: protocols unregistered, periodic tasks ended, the ledger closed */
+  private async deactivate (strict: boolean): Promise<void> {
+    this.unfollow?.()
+    this.unfollow = undefined
+    this.controller?.abort()
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    await super.stop()
+    const running = this.running
+    this.running = undefined
+    this.suspended = false
+    // holds waiting for their group commit are written before the ledger closes
+    try {
+      await running?.escrow.flush()
+    } catch (err) {
+      if (strict) throw err
+      this.log.error('holds not written before deactivating - %e', err)
+    } finally {
+      await running?.ledger.close()
+    }
+  }
+
+  private startTasks (): void {
     this.schedule(0, async signal => {
       const result = await this.components.discovery.provide(escrowServiceCid(), { signal })
       this.log(result.ok ? 'advertised escrow service' : 'escrow service not advertised yet: %s', result.error)
@@ -179,28 +264,13 @@ export class EscrowRole extends Role {
     })
     // holds that outlive their time go to the seller, reservations back to the buyer
     this.schedule(1000, async () => {
+      if (this.suspended) return 1000
       const ended = await this.running?.escrow.expireDue() ?? []
       if (ended.length > 0) this.log('released %d expired holds to their sellers', ended.length)
       return 1000
     })
   }
 
-  override async stop (): Promise<void> {
-    this.unfollow?.()
-    this.unfollow = undefined
-    this.controller?.abort()
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
-    await super.stop()
-    // holds waiting for their group commit are written before the ledger closes
-    try {
-      await this.running?.escrow.flush()
-    } finally {
-      await this.running?.ledger.close()
-    }
-    await this.running?.pool?.close()
-    this.running = undefined
-  }
 
   /** Certifies this escrow's key with an agency (one-time code), then fetches its CRL */
   async enroll (agency: string, code: string, options: AbortOptions = {}): Promise<{ certificate: string, root: string }> {

@@ -33,7 +33,7 @@ const PRICE = 1
 const BITS = 3072
 
 /** The load generator: JSON lines out, commands in */
-class LoadProcess {
+export class LoadProcess {
   readonly child: ChildProcess
   private readonly events: any[] = []
   private waiting?: (event: any) => void

@@ -20,6 +20,8 @@ export interface Row {
   samples: Samples
   /** anything else worth keeping in the JSON (breakdowns, sizes) */
   details?: Record<string, unknown>
+  /** why the row was not measured (nothing to measure it with here): neither a pass nor a miss */
+  skipped?: string
 }
 
 export const median = (xs: number[]): number => {
@@ -83,10 +85,15 @@ export function row (spec: RowSpec): Row {
   return { id: spec.id, measures: spec.measures, unit: spec.unit, baselineUnit: spec.baselineUnit, value, baseline, ratio, target, pass, samples: spec.samples, details: spec.details }
 }
 
+/** A row that could not be measured on this machine */
+export function skippedRow (spec: { id: string, measures: string, unit: string, target: string }, why: string): Row {
+  return { ...spec, value: 0, baseline: 0, ratio: 0, pass: false, samples: { value: [], baseline: [] }, skipped: why }
+}
+
 export function table (rows: Row[]): string {
   const lines = [
     ['id', 'measures', 'value (median)', 'baseline (median)', 'ratio', 'target', 'result', 'spread (value)'],
-    ...rows.map(r => [
+    ...rows.map(r => r.skipped != null ? [r.id, r.measures, `skipped: ${r.skipped}`, '—', '—', r.target, 'skipped', '—'] : [
       r.id,
       r.measures,
       `${fmt(r.value)} ${r.unit}`,

@@ -548,6 +548,54 @@ describe('escrow ledger on postgres through an outage', function () {
     await server?.destroy()
   })
 
+  it('charges each purchase once when two escrow processes commit the same purchases, or rival requests under one purchase id, in groups at once', async function () {
+    const url = await server!.createDatabase('two_writers')
+    const ledgers = await Promise.all([0, 1].map(async () => PgLedger.open({ url, password: server!.password }, log)))
+    const [a, b] = ledgers as [PgLedger, PgLedger]
+    try {
+      await a.deposit('racer', 100)
+      // the same requests through each process, under its own hold ids and answers, in groups of 10, all at once
+      const mine = Array.from({ length: 120 }, () => newHold('racer', 1))
+      const theirs = mine.map(h => ({ ...h, id: randomBytes(16).toString('hex'), answer: bytes(64) }))
+      const groups = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].flatMap(k => [a.openHolds(mine.slice(k * 10, k * 10 + 10)), b.openHolds(theirs.slice(k * 10, k * 10 + 10).reverse())])
+      const outcomes = await Promise.all(groups)
+      const byProcess = [outcomes.filter((_, i) => i % 2 === 0).flat(), outcomes.filter((_, i) => i % 2 === 1).flatMap(g => g.reverse())]
+      let charged = 0
+      for (let i = 0; i < mine.length; i++) {
+        const [x, y] = [byProcess[0]![i]!, byProcess[1]![i]!]
+        if ('error' in x || 'error' in y) {
+          // no money left: both refused the same way, or one charged and the other got its hold
+          const codes = [x, y].map(o => 'error' in o ? (o.error as { code: string }).code : (o.result.charged ? 'charged' : 'replayed'))
+          assert.ok(codes.every(c => c === 'ERR_INSUFFICIENT_FUNDS') || (codes.includes('ERR_INSUFFICIENT_FUNDS') && !codes.includes('charged')), `purchase ${i}: ${codes.join(' ')}`)
+          continue
+        }
+        assert.equal(Number(x.result.charged) + Number(y.result.charged), x.result.charged || y.result.charged ? 1 : 0, `purchase ${i} charged at most once`)
+        assert.equal(x.result.hold.id, y.result.hold.id, `purchase ${i}: both processes name one hold`)
+        assert.deepEqual(x.result.hold.answer, y.result.hold.answer, `purchase ${i}: and one answer`)
+        if (x.result.charged || y.result.charged) charged++
+      }
+      assert.equal(charged, 100, 'exactly as many holds as the money pays for')
+      assert.equal(await a.balance('racer'), 0)
+
+      // rival requests under the same purchase ids, from two buyers: no common row lock, so the
+      // groups meet at the UNIQUE index; one request per purchase id is charged, the other refused
+      await a.deposit('rival-a', 100)
+      await b.deposit('rival-b', 100)
+      const first = Array.from({ length: 60 }, () => newHold('rival-a', 1))
+      const rivals = first.map(h => ({ ...newHold('rival-b', 1), device: h.device, purchase: h.purchase }))
+      const raced = await Promise.all([0, 1, 2, 3, 4, 5].flatMap(k => [a.openHolds(first.slice(k * 10, k * 10 + 10)), b.openHolds(rivals.slice(k * 10, k * 10 + 10))]))
+      const codes = raced.flat().map(o => 'error' in o ? (o.error as { code: string }).code : (o.result.charged ? 'charged' : 'replayed'))
+      assert.equal(codes.filter(c => c === 'charged').length, 60, codes.join(' '))
+      assert.equal(codes.filter(c => c === 'ERR_PURCHASE_ID_USED').length, 60, codes.join(' '))
+      assert.equal(await a.balance('rival-a') + await b.balance('rival-b'), 200 - 60)
+      assert.equal((await b.holds({ limit: 1000 })).length, 160)
+      assert.deepEqual((await b.audit()).violations, [])
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
   it('refuses with ERR_LEDGER_UNAVAILABLE while the database is down mid-load; retried, nothing is charged twice or lost', async function () {
     const pgServer = server!
     const PRICE = 5
