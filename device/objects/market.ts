@@ -1,6 +1,8 @@
 // The marketplace's objects (v1): terms, offers, licences, and what the device and
 // escrows exchange. Parsers check shape and internal consistency; signatures and
 // certificates are checked by the caller (see signed.ts).
+// One file for every object of the v1 wire format, so that the whole format is checked in
+// one place against docs/protocol.md; each parser is short.
 import { CID } from 'multiformats/cid'
 import { DEM_LENGTH } from '../crypto/wrap.ts'
 import { SALT_LENGTH, NONCE_PREFIX_LENGTH, MAX_CHUNK_SIZE, MAX_CHUNK_COUNT, CHUNK_HASH_LENGTH } from '../crypto/content.ts'

@@ -1,3 +1,6 @@
+// The agency (docs/protocol.md, Certificates): its root CA sealed in the key store, one-time
+// enrollment codes, device and escrow certificates, revocation and the signed CRL. One file
+// because each operation is a short transaction over the same store and root key.
 import { X509Certificate, createHash, createPublicKey, generateKeyPair, randomBytes } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -2,6 +2,8 @@
 // from any providers (each chunk checked against the manifest), pay t escrows through
 // the sealed device, route around dead or cheating escrows, play, confirm or dispute,
 // and seed the ciphertext if asked.
+// Longer than the rest: a purchase's download, payment and settlement still share this class
+// (the reservations, lookup, redial and ranges are in files of their own).
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { bytesEqual } from '../../device/crypto/index.ts'

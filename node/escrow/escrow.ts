@@ -1,6 +1,8 @@
 // The escrow's rules (docs/protocol.md, Ledger): who may buy a blind decryption, what it costs,
 // and how each hold ends. Protocol handlers parse frames and call this; every
 // refusal is a typed error thrown before anything is written.
+// Longer than most files on purpose: the checks of each request read in the order they run
+// (cheapest first, the private-key operation last), which splitting would scatter.
 import { randomBytes } from 'node:crypto'
 import { ExponentError, bytesEqual, os2ip, priceExponent, rawPublic } from '../../device/crypto/index.ts'
 import { cidOfBytes, decodeObject, encodeObject, encodeWithEncoded } from '../../device/objects/codec.ts'

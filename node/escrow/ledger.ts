@@ -3,6 +3,8 @@
 // (`hold:<id>`) that end exactly once. The world account `@world` is the other
 // side of deposits and withdrawals, so its balance is −(deposits − withdrawals)
 // and the sum over all accounts is always zero.
+// One file with its schema and migrations: every statement that moves money sits beside the
+// rules it keeps.
 import { openDatabase, transaction } from '../store/database.ts'
 import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
 import type { Migration } from '../store/database.ts'

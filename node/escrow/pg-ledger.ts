@@ -1,5 +1,7 @@
 // The ledger on PostgreSQL (docs/protocol.md, Ledger): the same double-entry rules as on SQLite
 // (ledger.ts), for an escrow whose ledger must outlive its machine.
+// Longer than most files because it mirrors ledger.ts method for method; keeping each engine in
+// one file lets the two be read side by side.
 //
 // Concurrency: every writing transaction runs at READ COMMITTED and takes row locks
 // (`SELECT … FOR UPDATE`) on the accounts it moves money from or to, in one fixed order
