@@ -90,7 +90,7 @@ describe('escrow pipeline: worker pool, cached signer, group commit, offer cache
       assert.deepEqual([...bare].filter(s => !s.startsWith('node:')), [], 'packages imported by the worker')
       assert.deepEqual([...reached].map(f => relative(root, f)).sort(), [
         'device/crypto/bigint.ts', 'device/crypto/bytes.ts', 'device/crypto/errors.ts', 'device/crypto/price.ts',
-        'device/crypto/rsa.ts', 'node/escrow/price-key.ts', 'node/escrow/unblind-worker.ts'
+        'device/crypto/rsa.ts', 'device/error-root.ts', 'node/escrow/price-key.ts', 'node/escrow/unblind-worker.ts'
       ])
     })
 
