@@ -12,6 +12,8 @@ import type { AuditReport, EntryKind, EndHoldResult, EndReservationResult, HoldE
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
+import { holdFromRow, reservationFromRow } from './ledger-rows.ts'
+import type { HoldRow, ReservationRow } from './ledger-rows.ts'
 export { MAX_AMOUNT, WORLD, holdAccount }
 export type { AuditReport, EntryKind, EndHoldResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, NewHold, OpenHoldResult, Posting } from './ledger-store.ts'
 
@@ -192,7 +194,7 @@ export class Ledger {
       if (this.stmt('SELECT 1 AS used FROM holds WHERE device = ? AND purchase = ?').get(device, purchase) != null) throw new AlreadyAnsweredError(purchase)
       const open = this.stmt("SELECT * FROM reservations WHERE device = ? AND purchase = ? AND state = 'open'").get(device, purchase)
       if (open != null) {
-        const held = toReservation(open)
+        const held = reservationOf(open)
         if (held.buyer !== buyer || held.offer !== reservation.offer || held.amount !== reservation.amount) throw new PurchaseIdUsedError(purchase)
         return { reservation: held, charged: false }
       }
@@ -210,10 +212,10 @@ export class Ledger {
   cancelReservation (buyer: string, purchase: string, reason: string, now = Date.now()): EndReservationResult {
     return transaction(this.db, () => {
       const open = this.stmt("SELECT * FROM reservations WHERE buyer = ? AND purchase = ? AND state = 'open'").get(buyer, purchase)
-      if (open != null) return this.endReservationInTransaction(toReservation(open), 'cancelled', reason, now)
+      if (open != null) return this.endReservationInTransaction(reservationOf(open), 'cancelled', reason, now)
       if (this.stmt('SELECT 1 AS used FROM holds WHERE buyer = ? AND purchase = ?').get(buyer, purchase) != null) throw new AlreadyAnsweredError(purchase)
       const last = this.stmt('SELECT * FROM reservations WHERE buyer = ? AND purchase = ? ORDER BY created_at DESC LIMIT 1').get(buyer, purchase)
-      return last == null ? { ended: false } : { reservation: toReservation(last), ended: false }
+      return last == null ? { ended: false } : { reservation: reservationOf(last), ended: false }
     })
   }
 
@@ -224,7 +226,7 @@ export class Ledger {
     for (const { id } of due) {
       const result = transaction(this.db, () => {
         const row = this.stmt("SELECT * FROM reservations WHERE id = ? AND state = 'open'").get(id)
-        return row == null ? { ended: false } : this.endReservationInTransaction(toReservation(row), 'expired', 'reservation expired unanswered', now)
+        return row == null ? { ended: false } : this.endReservationInTransaction(reservationOf(row), 'expired', 'reservation expired unanswered', now)
       })
       if (result.ended && result.reservation != null) ended.push(result.reservation)
     }
@@ -237,7 +239,7 @@ export class Ledger {
     if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
     if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
     const sql = `SELECT * FROM reservations ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
-    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toReservation)
+    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(reservationOf)
   }
 
   /** Ends an open hold once: release/expire pay the seller, refund pays the buyer */
@@ -258,13 +260,13 @@ export class Ledger {
 
   hold (id: string): HoldRecord | undefined {
     const row = this.stmt('SELECT * FROM holds WHERE id = ?').get(id)
-    return row == null ? undefined : toHold(row)
+    return row == null ? undefined : holdOf(row)
   }
 
   /** The hold a request (by its CID) was charged for */
   holdByRequest (request: string): HoldRecord | undefined {
     const row = this.stmt('SELECT * FROM holds WHERE request = ?').get(request)
-    return row == null ? undefined : toHold(row)
+    return row == null ? undefined : holdOf(row)
   }
 
   /** The stored answer to a request (by its CID), if it was charged: the replay path reads only this */
@@ -280,7 +282,7 @@ export class Ledger {
 
   holdByPurchase (device: string, purchase: string): HoldRecord | undefined {
     const row = this.stmt('SELECT * FROM holds WHERE device = ? AND purchase = ?').get(device, purchase)
-    return row == null ? undefined : toHold(row)
+    return row == null ? undefined : holdOf(row)
   }
 
   holds (filter: { buyer?: string, state?: HoldState, limit?: number } = {}): HoldRecord[] {
@@ -289,7 +291,7 @@ export class Ledger {
     if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
     if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
     const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
-    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(toHold)
+    return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(holdOf)
   }
 
   /** Open holds per buyer */
@@ -394,7 +396,7 @@ export class Ledger {
       return { hold: this.holdByPurchase(hold.device, hold.purchase)!, charged: false }
     }
     const reserved = this.stmt("SELECT * FROM reservations WHERE device = ? AND purchase = ? AND state = 'open'").get(hold.device, hold.purchase)
-    const reservation = reserved == null ? undefined : toReservation(reserved)
+    const reservation = reserved == null ? undefined : reservationOf(reserved)
     if (reservation != null && (reservation.buyer !== hold.buyer || reservation.offer !== hold.offer || reservation.amount !== hold.amount)) throw new PurchaseIdUsedError(hold.purchase)
     const balance = this.balance(hold.buyer)
     if (reservation == null && balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
@@ -450,45 +452,11 @@ export class Ledger {
   }
 }
 
-
-function toHold (r: any): HoldRecord {
-  const hold: HoldRecord = {
-    id: r.id,
-    device: r.device,
-    purchase: r.purchase,
-    j: r.j,
-    buyer: r.buyer,
-    seller: r.seller,
-    amount: r.amount,
-    offer: r.offer,
-    request: r.request,
-    requestBytes: new Uint8Array(r.request_bytes),
-    answer: new Uint8Array(r.answer),
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state
-  }
-  if (r.ended_at != null) hold.endedAt = r.ended_at
-  if (r.end_reason != null) hold.endReason = r.end_reason
-  return hold
+// node:sqlite answers untyped rows; these columns are those of the schema above
+function holdOf (row: unknown): HoldRecord {
+  return holdFromRow(row as HoldRow)
 }
 
-function toReservation (r: any): ReservationRecord {
-  const reservation: ReservationRecord = {
-    id: r.id,
-    device: r.device,
-    purchase: r.purchase,
-    j: r.j,
-    buyer: r.buyer,
-    seller: r.seller,
-    amount: r.amount,
-    offer: r.offer,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state
-  }
-  if (r.hold_id != null) reservation.hold = r.hold_id
-  if (r.ended_at != null) reservation.endedAt = r.ended_at
-  if (r.end_reason != null) reservation.endReason = r.end_reason
-  return reservation
+function reservationOf (row: unknown): ReservationRecord {
+  return reservationFromRow(row as ReservationRow)
 }

@@ -17,6 +17,8 @@ import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUs
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
 import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
 import { migratePg } from './pg-schema.ts'
+import { holdFromRow, reservationFromRow } from './ledger-rows.ts'
+import type { HoldRow, ReservationRow } from './ledger-rows.ts'
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
 import type {
@@ -25,42 +27,6 @@ import type {
 } from './ledger-store.ts'
 import type { LedgerPool, PgLedgerOptions } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
-
-interface HoldRow {
-  id: string
-  device: string
-  purchase: string
-  j: number
-  buyer: string
-  seller: string
-  amount: number
-  offer: string
-  request: string
-  request_bytes: Buffer
-  answer: Buffer
-  created_at: number
-  expires_at: number
-  state: HoldState
-  ended_at: number | null
-  end_reason: string | null
-}
-
-interface ReservationRow {
-  id: string
-  device: string
-  purchase: string
-  j: number
-  buyer: string
-  seller: string
-  amount: number
-  offer: string
-  created_at: number
-  expires_at: number
-  state: ReservationState
-  hold_id: string | null
-  ended_at: number | null
-  end_reason: string | null
-}
 
 export class PgLedger implements LedgerStore {
   readonly engine = 'postgres' as const
@@ -176,7 +142,7 @@ export class PgLedger implements LedgerStore {
       if ((await client.query('SELECT 1 FROM holds WHERE device = $1 AND purchase = $2', [device, purchase])).rows.length > 0) throw new AlreadyAnsweredError(purchase)
       const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE device = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [device, purchase])
       if (rows[0] != null) {
-        const held = toReservation(rows[0])
+        const held = reservationFromRow(rows[0])
         if (held.buyer !== buyer || held.offer !== reservation.offer || held.amount !== reservation.amount) throw new PurchaseIdUsedError(purchase)
         return { reservation: held, charged: false }
       }
@@ -194,10 +160,10 @@ export class PgLedger implements LedgerStore {
     return inTransaction(this.pool, async client => {
       await lockAccounts(client, [buyer])
       const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE buyer = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [buyer, purchase])
-      if (rows[0] != null) return endReservationIn(client, toReservation(rows[0]), 'cancelled', reason, now)
+      if (rows[0] != null) return endReservationIn(client, reservationFromRow(rows[0]), 'cancelled', reason, now)
       if ((await client.query('SELECT 1 FROM holds WHERE buyer = $1 AND purchase = $2', [buyer, purchase])).rows.length > 0) throw new AlreadyAnsweredError(purchase)
       const last = await client.query<ReservationRow>('SELECT * FROM reservations WHERE buyer = $1 AND purchase = $2 ORDER BY created_at DESC LIMIT 1', [buyer, purchase])
-      return last.rows[0] == null ? { ended: false } : { reservation: toReservation(last.rows[0]), ended: false }
+      return last.rows[0] == null ? { ended: false } : { reservation: reservationFromRow(last.rows[0]), ended: false }
     })
   }
 
@@ -208,7 +174,7 @@ export class PgLedger implements LedgerStore {
       const result = await inTransaction(this.pool, async (client): Promise<EndReservationResult> => {
         await lockAccounts(client, [buyer])
         const { rows } = await client.query<ReservationRow>("SELECT * FROM reservations WHERE id = $1 AND state = 'open' FOR UPDATE", [id])
-        return rows[0] == null ? { ended: false } : endReservationIn(client, toReservation(rows[0]), 'expired', 'reservation expired unanswered', now)
+        return rows[0] == null ? { ended: false } : endReservationIn(client, reservationFromRow(rows[0]), 'expired', 'reservation expired unanswered', now)
       })
       if (result.ended && result.reservation != null) ended.push(result.reservation)
     }
@@ -222,7 +188,7 @@ export class PgLedger implements LedgerStore {
     if (filter.state != null) { args.push(filter.state); where.push(`state = $${args.length}`) }
     args.push(filter.limit ?? 100)
     const sql = `SELECT * FROM reservations ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $${args.length}`
-    return (await query<ReservationRow>(this.pool, sql, args)).map(toReservation)
+    return (await query<ReservationRow>(this.pool, sql, args)).map(reservationFromRow)
   }
 
   async endHold (id: string, end: HoldEnd, reason: string, now = Date.now()): Promise<EndHoldResult> {
@@ -231,7 +197,7 @@ export class PgLedger implements LedgerStore {
       const { rows } = await client.query<HoldRow>('SELECT * FROM holds WHERE id = $1 FOR UPDATE', [id])
       const row = rows[0]
       if (row == null) throw new EscrowError(`no hold ${id}`, 'ERR_UNKNOWN_HOLD')
-      const hold = toHold(row)
+      const hold = holdFromRow(row)
       if (hold.state !== 'open') return { hold, ended: false }
       const to = end === 'refund' ? hold.buyer : hold.seller
       await lockAccounts(client, [holdAccount(id), to])
@@ -288,7 +254,7 @@ export class PgLedger implements LedgerStore {
     args.push(filter.limit ?? 100)
     // created_at ties broken by id: both engines list the same holds in the same order
     const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $${args.length}`
-    return (await query<HoldRow>(this.pool, sql, args)).map(toHold)
+    return (await query<HoldRow>(this.pool, sql, args)).map(holdFromRow)
   }
 
   async openHoldBuyers (): Promise<Map<string, number>> {
@@ -337,7 +303,7 @@ export class PgLedger implements LedgerStore {
 
   private async oneHold (sql: string, args: unknown[]): Promise<HoldRecord | undefined> {
     const rows = await query<HoldRow>(this.pool, sql, args)
-    return rows[0] == null ? undefined : toHold(rows[0])
+    return rows[0] == null ? undefined : holdFromRow(rows[0])
   }
 }
 
@@ -356,7 +322,7 @@ async function openHoldIn (client: PoolClient, hold: NewHold): Promise<OpenHoldR
   if (used.rows[0] != null) return replay(used.rows[0], hold)
   // the purchase's reservation, locked: a cancel waits, then finds it answered
   const reserved = await client.query<ReservationRow>("SELECT * FROM reservations WHERE device = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [hold.device, hold.purchase])
-  const reservation = reserved.rows[0] == null ? undefined : toReservation(reserved.rows[0])
+  const reservation = reserved.rows[0] == null ? undefined : reservationFromRow(reserved.rows[0])
   if (reservation != null && (reservation.buyer !== hold.buyer || reservation.offer !== hold.offer || reservation.amount !== hold.amount)) throw new PurchaseIdUsedError(hold.purchase)
   // the buyer's row is locked by this transaction: this balance is the one debited
   const { rows } = await client.query<{ balance: number }>('SELECT balance FROM accounts WHERE id = $1', [hold.buyer])
@@ -388,29 +354,10 @@ async function endReservationIn (client: PoolClient, reservation: ReservationRec
   return { reservation: { ...reservation, state, endedAt: now, endReason: reason }, ended: true }
 }
 
-function toReservation (r: ReservationRow): ReservationRecord {
-  const reservation: ReservationRecord = {
-    id: r.id,
-    device: r.device,
-    purchase: r.purchase,
-    j: r.j,
-    buyer: r.buyer,
-    seller: r.seller,
-    amount: r.amount,
-    offer: r.offer,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state
-  }
-  if (r.hold_id != null) reservation.hold = r.hold_id
-  if (r.ended_at != null) reservation.endedAt = r.ended_at
-  if (r.end_reason != null) reservation.endReason = r.end_reason
-  return reservation
-}
 
 function replay (row: HoldRow, hold: NewHold): OpenHoldResult {
   if (row.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
-  return { hold: toHold(row), charged: false }
+  return { hold: holdFromRow(row), charged: false }
 }
 
 /** One balanced entry, in the caller's transaction; the accounts it touches are locked by then */
@@ -509,24 +456,3 @@ async function copyRows (client: PoolClient, rows: LedgerRows): Promise<void> {
   await client.query("SELECT setval(pg_get_serial_sequence('entries', 'id'), GREATEST((SELECT MAX(id) FROM entries), 1), (SELECT COUNT(*) > 0 FROM entries))")
 }
 
-function toHold (r: HoldRow): HoldRecord {
-  const hold: HoldRecord = {
-    id: r.id,
-    device: r.device,
-    purchase: r.purchase,
-    j: r.j,
-    buyer: r.buyer,
-    seller: r.seller,
-    amount: r.amount,
-    offer: r.offer,
-    request: r.request,
-    requestBytes: new Uint8Array(r.request_bytes),
-    answer: new Uint8Array(r.answer),
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state
-  }
-  if (r.ended_at != null) hold.endedAt = r.ended_at
-  if (r.end_reason != null) hold.endReason = r.end_reason
-  return hold
-}
