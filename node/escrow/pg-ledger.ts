@@ -107,28 +107,19 @@ export class PgLedger implements LedgerStore {
   }
 
   /**
-   * Group commit: every buyer of the batch locked once (sorted), then each hold under its
-   * own savepoint, so a refusal undoes that hold only. A failure that is not a refusal
-   * (the database gone) fails the whole transaction: none of the batch is written.
+   * Group commit: every buyer of the batch locked once (sorted), then every hold in one
+   * statement, each by the server's `keyfair_open_hold` in the batch's order (a refusal is an
+   * outcome and writes nothing). A failure that is not a refusal (the database gone) fails the
+   * whole transaction: none of the batch is written.
    */
   async openHolds (holds: NewHold[]): Promise<HoldOutcome[]> {
     if (holds.length === 0) return []
     for (const hold of holds) checkAmount(hold.amount)
     return inTransaction(this.pool, async client => {
       await lockAccounts(client, holds.map(h => h.buyer))
+      const { rows } = await client.query<{ o_outcome: 'charged' | 'replay' | 'used' | 'funds', o_hold: string | null, o_balance: number | null }>(OPEN_HOLDS_SQL, holdColumns(holds))
       const outcomes: HoldOutcome[] = []
-      for (const hold of holds) {
-        await client.query('SAVEPOINT hold')
-        try {
-          outcomes.push({ result: await openHoldIn(client, hold) })
-          await client.query('RELEASE SAVEPOINT hold')
-        } catch (error) {
-          if (!(error instanceof EscrowError)) throw error
-          await client.query('ROLLBACK TO SAVEPOINT hold')
-          await client.query('RELEASE SAVEPOINT hold')
-          outcomes.push({ error })
-        }
-      }
+      for (const [i, row] of rows.entries()) outcomes.push(await outcomeOf(client, holds[i]!, row.o_outcome, row.o_hold, row.o_balance))
       return outcomes
     })
   }
@@ -317,34 +308,30 @@ async function lockAccounts (client: PoolClient, accounts: string[]): Promise<Ma
   return new Map(rows.map(r => [r.id, r.balance]))
 }
 
-async function openHoldIn (client: PoolClient, hold: NewHold): Promise<OpenHoldResult> {
-  const used = await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])
-  if (used.rows[0] != null) return replay(used.rows[0], hold)
-  // the purchase's reservation, locked: a cancel waits, then finds it answered
-  const reserved = await client.query<ReservationRow>("SELECT * FROM reservations WHERE device = $1 AND purchase = $2 AND state = 'open' FOR UPDATE", [hold.device, hold.purchase])
-  const reservation = reserved.rows[0] == null ? undefined : reservationFromRow(reserved.rows[0])
-  if (reservation != null && (reservation.buyer !== hold.buyer || reservation.offer !== hold.offer || reservation.amount !== hold.amount)) throw new PurchaseIdUsedError(hold.purchase)
-  // the buyer's row is locked by this transaction: this balance is the one debited
-  const { rows } = await client.query<{ balance: number }>('SELECT balance FROM accounts WHERE id = $1', [hold.buyer])
-  const balance = rows[0]?.balance ?? 0
-  if (reservation == null && balance < hold.amount) throw new InsufficientFundsError(hold.buyer, balance, hold.amount)
-  const inserted = await client.query(`INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'open') ON CONFLICT (device, purchase) DO NOTHING`,
-  [hold.id, hold.device, hold.purchase, hold.j, hold.buyer, hold.seller, hold.amount, hold.offer, hold.request, Buffer.from(hold.requestBytes), Buffer.from(hold.answer), hold.createdAt, hold.expiresAt])
-  if (inserted.rowCount !== 1) {
-    // another transaction took this purchase id since the read above, and committed
-    const again = await client.query<HoldRow>('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [hold.device, hold.purchase])
-    if (again.rows[0] == null) throw new EscrowError(`purchase ${hold.purchase} conflicted but is not there`, 'ERR_LEDGER')
-    return replay(again.rows[0], hold)
-  }
-  if (reservation != null) {
-    // the reserved price becomes the hold: the buyer was charged once, at the reservation
-    await post(client, 'hold', hold.createdAt, [[reserveAccount(reservation.id), -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id, `reservation ${reservation.id}`)
-    await client.query("UPDATE reservations SET state = 'answered', hold_id = $1, ended_at = $2, end_reason = 'answered' WHERE id = $3", [hold.id, hold.createdAt, reservation.id])
-  } else {
-    await post(client, 'hold', hold.createdAt, [[hold.buyer, -hold.amount], [holdAccount(hold.id), hold.amount]], hold.id)
-  }
-  return { hold: { ...hold, state: 'open' }, charged: true }
+/** The group's holds as one array per column, in the order of `keyfair_open_hold`'s parameters */
+const OPEN_HOLDS_SQL = `SELECT r.o_outcome, r.o_hold, r.o_balance
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bytea[], $11::bytea[], $12::bigint[], $13::bigint[])
+    WITH ORDINALITY AS t(id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, i)
+  CROSS JOIN LATERAL keyfair_open_hold(t.id, t.device, t.purchase, t.j, t.buyer, t.seller, t.amount, t.offer, t.request, t.request_bytes, t.answer, t.created_at, t.expires_at) AS r
+  ORDER BY t.i`
+
+function holdColumns (holds: NewHold[]): unknown[] {
+  return [
+    holds.map(h => h.id), holds.map(h => h.device), holds.map(h => h.purchase), holds.map(h => h.j),
+    holds.map(h => h.buyer), holds.map(h => h.seller), holds.map(h => h.amount), holds.map(h => h.offer),
+    holds.map(h => h.request), holds.map(h => Buffer.from(h.requestBytes)), holds.map(h => Buffer.from(h.answer)),
+    holds.map(h => h.createdAt), holds.map(h => h.expiresAt)
+  ]
+}
+
+async function outcomeOf (client: PoolClient, hold: NewHold, outcome: string, stored: string | null, balance: number | null): Promise<HoldOutcome> {
+  if (outcome === 'charged') return { result: { hold: { ...hold, state: 'open' }, charged: true } }
+  if (outcome === 'funds') return { error: new InsufficientFundsError(hold.buyer, Number(balance ?? 0), hold.amount) }
+  if (outcome === 'used' || stored == null) return { error: new PurchaseIdUsedError(hold.purchase) }
+  // these very bytes were paid before: the stored hold, answer and all
+  const { rows } = await client.query<HoldRow>('SELECT * FROM holds WHERE id = $1', [stored])
+  if (rows[0] == null) throw new EscrowError(`hold ${stored} of purchase ${hold.purchase} is not there`, 'ERR_LEDGER')
+  return { result: { hold: holdFromRow(rows[0]), charged: false } }
 }
 
 /** Back to the buyer (whose row the caller locked): cancelled or expired, as a refund entry of the reservation */
@@ -352,12 +339,6 @@ async function endReservationIn (client: PoolClient, reservation: ReservationRec
   await post(client, 'refund', now, [[reserveAccount(reservation.id), -reservation.amount], [reservation.buyer, reservation.amount]], reservation.id, reason)
   await client.query("UPDATE reservations SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4 AND state = 'open'", [state, now, reason, reservation.id])
   return { reservation: { ...reservation, state, endedAt: now, endReason: reason }, ended: true }
-}
-
-
-function replay (row: HoldRow, hold: NewHold): OpenHoldResult {
-  if (row.request !== hold.request) throw new PurchaseIdUsedError(hold.purchase)
-  return { hold: holdFromRow(row), charged: false }
 }
 
 /** One balanced entry, in the caller's transaction; the accounts it touches are locked by then */

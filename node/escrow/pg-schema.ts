@@ -81,6 +81,69 @@ export const pgLedgerMigrations: PgMigration[] = [{
     CREATE INDEX reservations_due ON reservations (state, expires_at);
     CREATE INDEX reservations_buyer ON reservations (buyer, purchase);
   `
+}, {
+  version: 3,
+  // a hold's rules in the server, so a group of holds is one statement, not ten round trips
+  // each; the same rules as openHoldIn on SQLite (ledger.ts). The caller has locked the buyers'
+  // rows; a VOLATILE function sees what the group's earlier holds wrote.
+  up: `
+    CREATE FUNCTION keyfair_open_hold (
+      p_id TEXT, p_device TEXT, p_purchase TEXT, p_j INTEGER, p_buyer TEXT, p_seller TEXT,
+      p_amount BIGINT, p_offer TEXT, p_request TEXT, p_request_bytes BYTEA, p_answer BYTEA,
+      p_created BIGINT, p_expires BIGINT
+    ) RETURNS TABLE (o_outcome TEXT, o_hold TEXT, o_balance BIGINT)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    DECLARE
+      v_used holds%ROWTYPE;
+      v_reserved reservations%ROWTYPE;
+      v_balance BIGINT;
+      v_entry BIGINT;
+      v_from TEXT;
+      v_to TEXT := 'hold:' || p_id;
+    BEGIN
+      SELECT * INTO v_used FROM holds h WHERE h.device = p_device AND h.purchase = p_purchase;
+      IF v_used.id IS NOT NULL THEN
+        RETURN QUERY SELECT CASE WHEN v_used.request = p_request THEN 'replay' ELSE 'used' END, v_used.id, NULL::BIGINT;
+        RETURN;
+      END IF;
+      -- the purchase's reservation, locked: a cancel waits, then finds it answered
+      SELECT * INTO v_reserved FROM reservations r WHERE r.device = p_device AND r.purchase = p_purchase AND r.state = 'open' FOR UPDATE;
+      IF v_reserved.id IS NOT NULL AND (v_reserved.buyer <> p_buyer OR v_reserved.offer <> p_offer OR v_reserved.amount <> p_amount) THEN
+        RETURN QUERY SELECT 'used', NULL::TEXT, NULL::BIGINT;
+        RETURN;
+      END IF;
+      SELECT a.balance INTO v_balance FROM accounts a WHERE a.id = p_buyer;
+      v_balance := COALESCE(v_balance, 0);
+      IF v_reserved.id IS NULL AND v_balance < p_amount THEN
+        RETURN QUERY SELECT 'funds', NULL::TEXT, v_balance;
+        RETURN;
+      END IF;
+      INSERT INTO holds (id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, state)
+        VALUES (p_id, p_device, p_purchase, p_j, p_buyer, p_seller, p_amount, p_offer, p_request, p_request_bytes, p_answer, p_created, p_expires, 'open')
+        ON CONFLICT (device, purchase) DO NOTHING;
+      IF NOT FOUND THEN
+        -- another transaction took this purchase id since the read above, and committed
+        SELECT * INTO v_used FROM holds h WHERE h.device = p_device AND h.purchase = p_purchase;
+        IF v_used.id IS NULL THEN RAISE EXCEPTION 'purchase % conflicted but is not there', p_purchase; END IF;
+        RETURN QUERY SELECT CASE WHEN v_used.request = p_request THEN 'replay' ELSE 'used' END, v_used.id, NULL::BIGINT;
+        RETURN;
+      END IF;
+      -- a reserved price becomes the hold: the buyer was charged once, at the reservation
+      v_from := CASE WHEN v_reserved.id IS NULL THEN p_buyer ELSE 'reserve:' || v_reserved.id END;
+      INSERT INTO entries (at, kind, hold_id, memo)
+        VALUES (p_created, 'hold', p_id, CASE WHEN v_reserved.id IS NULL THEN NULL ELSE 'reservation ' || v_reserved.id END)
+        RETURNING id INTO v_entry;
+      INSERT INTO postings (entry_id, account, amount) VALUES (v_entry, v_from, -p_amount), (v_entry, v_to, p_amount);
+      INSERT INTO accounts (id, balance) VALUES (v_from, 0), (v_to, 0) ON CONFLICT (id) DO NOTHING;
+      UPDATE accounts SET balance = accounts.balance - p_amount WHERE accounts.id = v_from;
+      UPDATE accounts SET balance = accounts.balance + p_amount WHERE accounts.id = v_to;
+      IF v_reserved.id IS NOT NULL THEN
+        UPDATE reservations SET state = 'answered', hold_id = p_id, ended_at = p_created, end_reason = 'answered' WHERE reservations.id = v_reserved.id;
+      END IF;
+      RETURN QUERY SELECT 'charged', p_id, NULL::BIGINT;
+    END
+    $fn$;
+  `
 }]
 
 /** any constant: serialises escrows starting on one database while they migrate it */
