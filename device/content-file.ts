@@ -3,7 +3,7 @@
 // file size. Plaintext is written to `<out>.partial` and renamed only once every chunk
 // authenticated, so a failed decryption never leaves a plausible-looking output.
 import { createReadStream } from 'node:fs'
-import { open, rename, rm } from 'node:fs/promises'
+import { lstat, open, rename, rm } from 'node:fs/promises'
 import { decryptContent, encryptContent, storedChunkLength, TruncatedError, validateManifest } from './crypto/index.ts'
 import type { ContentManifest, ContentSecrets, StoredChunk } from './crypto/index.ts'
 import { StreamSweeper } from './sweeper.ts'
@@ -117,34 +117,49 @@ async function * fileChunksOf (input: FileHandle, manifest: ContentManifest, sig
 
 /**
  * Decrypts a ciphertext file to `output` under K; each chunk is checked against
- * the manifest and authenticated before its plaintext is written.
+ * the manifest and authenticated before its plaintext is written. An `output` that is a
+ * named pipe (a player reading as it plays) is written straight into, with nothing on disk.
  */
 export async function decryptFile (input: string, output: string, manifest: ContentManifest, key: Uint8Array, options: DecryptOptions = {}): Promise<number> {
   validateManifest(manifest)
-  const partial = `${output}.partial`
+  const piped = await isPipe(output)
+  const target = piped ? output : `${output}.partial`
   const source = await open(input, 'r')
   let out: FileHandle | undefined
-  let bytes = 0
-  let chunks = 0
   try {
-    out = await open(partial, 'w', 0o600)
-    const sweeper = new StreamSweeper(DEVICE_SWEEP_BYTES)
-    for await (const plaintext of decryptContent(fileChunksOf(source, manifest, options.signal, options.feed), manifest, key)) {
-      await out.write(plaintext)
-      bytes += plaintext.length
-      plaintext.fill(0)
-      sweeper.streamed(plaintext.length)
-      options.onProgress?.({ chunks: ++chunks, chunkCount: manifest.chunkCount, bytes })
-    }
-    await out.sync()
+    out = await open(target, 'w', 0o600)
+    const bytes = await decryptInto(out, source, manifest, key, options)
+    if (!piped) await out.sync()
+    await out.close()
+    if (!piped) await rename(target, output)
+    return bytes
   } catch (err) {
-    await out?.close()
-    await rm(partial, { force: true })
+    await out?.close().catch(() => {})
+    if (!piped) await rm(target, { force: true })
     throw err
   } finally {
     await source.close()
   }
-  await out.close()
-  await rename(partial, output)
+}
+
+async function decryptInto (out: FileHandle, source: FileHandle, manifest: ContentManifest, key: Uint8Array, options: DecryptOptions): Promise<number> {
+  let bytes = 0
+  let chunks = 0
+  const sweeper = new StreamSweeper(DEVICE_SWEEP_BYTES)
+  for await (const plaintext of decryptContent(fileChunksOf(source, manifest, options.signal, options.feed), manifest, key)) {
+    await out.write(plaintext)
+    bytes += plaintext.length
+    plaintext.fill(0)
+    sweeper.streamed(plaintext.length)
+    options.onProgress?.({ chunks: ++chunks, chunkCount: manifest.chunkCount, bytes })
+  }
   return bytes
+}
+
+async function isPipe (path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isFIFO()
+  } catch {
+    return false
+  }
 }

@@ -1,4 +1,5 @@
-// `keyfair init|start|id|peers|status|announce|providers|find|stop`: the repo and the node itself.
+// `keyfair init|start|id|peers|status|announce|providers|find|ui|stop`: the repo and the node itself.
+import { spawn } from 'node:child_process'
 import { Command, Option } from 'commander'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { RepoExistsError } from './errors.ts'
@@ -192,10 +193,28 @@ export function addNodeCommands (program: Command): void {
       ].join('\n'))
     })
 
+  program.command('ui')
+    .description('print a one-time address that logs a browser in to this node\'s web UI (opened on a desktop)')
+    .option('--no-open', 'only print the address, even on a desktop')
+    .action(async (opts: { open: boolean }, command: Command) => {
+      const result = await call(command, 'ui.login')
+      print(command.optsWithGlobals(), result, () => `${result.url}\n(works once, until ${result.expiresAt})`)
+      if (opts.open && command.optsWithGlobals<GlobalOptions>().json !== true) openOnDesktop(result.url)
+    })
+
   program.command('stop')
     .description('stop the running node')
     .action(async (_opts, command: Command) => {
       const result = await call(command, 'stop')
       print(command.optsWithGlobals(), result, () => 'stopping')
     })
+}
+
+/** Hands the address to the desktop's browser, where there is a desktop; quietly nothing elsewhere */
+function openOnDesktop (url: string): void {
+  const desktop = process.platform === 'darwin' || (process.platform === 'linux' && (process.env.DISPLAY != null || process.env.WAYLAND_DISPLAY != null))
+  if (!desktop) return
+  const child = spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [url], { stdio: 'ignore', detached: true })
+  child.on('error', () => {})
+  child.unref()
 }

@@ -115,3 +115,11 @@ export class RoleNotRunningError extends KeyfairError {
     super(`this node does not run the ${role} role (start it with --role ${role})`, RoleNotRunningError.code)
   }
 }
+
+/** A browser request without the session's proof that it came from the node's own page */
+export class ForbiddenError extends KeyfairError {
+  static readonly code = 'ERR_FORBIDDEN'
+  constructor (message: string) {
+    super(message, ForbiddenError.code)
+  }
+}

@@ -83,6 +83,8 @@ export const api = {
   providers: call<req.ProvidersRequest, ProvidersFound>(req.validateProviders),
   stop: call<Empty, { stopping: true }>(empty),
   'log.level': call<req.LogLevelRequest, { level: LogLevel, file: string }>(req.validateLogLevel),
+  /** a one-time web UI login address (served by the control server itself) */
+  'ui.login': call<Empty, { url: string, expiresAt: string }>(empty),
 
   'agency.enrollCode': call<req.EnrollCodeRequest, EnrollmentCode>(req.validateEnrollCode),
   'agency.issue': call<req.IssueRequest, IssuedCertificateJson>(req.validateIssue),

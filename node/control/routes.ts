@@ -15,8 +15,11 @@ export type { Handler } from './routes/shared.ts'
 /** A route as the server calls it: a body already validated for its call */
 export type Route = (body: unknown, signal: AbortSignal, progress: (event: ProgressEvent) => void) => Promise<unknown>
 
-/** Every call's route; `log.level` is served by a daemon that keeps a log file */
-export type ControlRoutes = Routes<Exclude<CallName, 'log.level'>> & { 'log.level'?: Handler<'log.level'> }
+/**
+ * Every call's route; `log.level` is served by a daemon that keeps a log file, `ui.login` by
+ * the control server, which holds the web UI's sessions
+ */
+export type ControlRoutes = Routes<Exclude<CallName, 'log.level' | 'ui.login'>> & { 'log.level'?: Handler<'log.level'> }
 
 /** The control API's endpoints over a running node; `onStop` ends the process's node. */
 export function controlRoutes (node: KeyfairNode, onStop: () => void): ControlRoutes {

@@ -1,9 +1,10 @@
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
-import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts'
+import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.ts'
 import { logFilePath } from '../log/levels.ts'
 import { progressLine } from './progress.ts'
 import { api, isCallName } from './api.ts'
+import { UiHandler } from './ui/handler.ts'
 import type { ControlRoutes, Route } from './routes.ts'
 import type { Repo } from '../repo.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -28,6 +29,7 @@ export interface ControlServerInit {
 
 const STATUS_BY_CODE: Record<string, number> = {
   [UnauthorizedError.code]: 401,
+  [ForbiddenError.code]: 403,
   [BadRequestError.code]: 400,
   ERR_BAD_MESSAGE: 400,
   [NotFoundError.code]: 404
@@ -35,14 +37,16 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 /**
  * The local control API: JSON over HTTP on 127.0.0.1 only, every request
- * carrying the repo's token as a bearer token. The Host header must name the
- * loopback address, so a web page cannot reach it by DNS rebinding.
+ * carrying the repo's token as a bearer token, or, from the web UI's own page, its
+ * session cookie and proof. The Host header must name the loopback address, so a
+ * web page cannot reach it by DNS rebinding.
  */
 export class ControlServer {
   private readonly repo: Repo
   private readonly routes: ControlRoutes
   private readonly port: number
   private readonly log = logger('keyfair:control')
+  private readonly ui: UiHandler
   private server?: Server
   url = ''
 
@@ -50,6 +54,9 @@ export class ControlServer {
     this.repo = init.repo
     this.routes = init.routes
     this.port = init.port
+    this.ui = new UiHandler({
+      play: async (content, output, signal) => this.routes.play(api.play.validate({ content, output }), signal, () => {})
+    })
   }
 
   async start (): Promise<void> {
@@ -71,6 +78,7 @@ export class ControlServer {
     })
     this.server = server
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    this.ui.listening(this.url)
     await this.repo.writeApiEndpoint({ url: this.url, pid: process.pid })
     this.log('control API on %s', this.url)
   }
@@ -89,11 +97,18 @@ export class ControlServer {
     res.once('close', () => { if (!res.writableFinished) controller.abort() })
     try {
       this.checkHost(req)
-      await this.authenticate(req)
       const url = new URL(req.url ?? '/', this.url)
+      if (url.pathname === '/ui' || url.pathname.startsWith('/ui/')) return await this.ui.handle(req, res, url, controller.signal)
+      const byToken = await this.authenticate(req)
       if (!url.pathname.startsWith(API_PREFIX)) throw new NotFoundError(`no such endpoint ${url.pathname}`)
       const name = url.pathname.slice(API_PREFIX.length)
-      const route = isCallName(name) && Object.hasOwn(this.routes, name) ? this.routes[name] as Route | undefined : undefined
+      if (name === 'ui.login') {
+        // a login address is for whoever holds the repo's token, not for a page
+        if (!byToken) throw new ForbiddenError('a login address is given only for the control API token')
+        if (req.method !== 'POST') throw new BadRequestError('use POST')
+        return send(res, 200, this.ui.loginAddress())
+      }
+      const route = isCallName(name) && Object.hasOwn(this.routes, name) ? (this.routes as Record<string, Route | undefined>)[name] : undefined
       if (route == null || !isCallName(name)) throw new NotFoundError(`no such endpoint ${url.pathname}`)
       if (req.method !== 'POST') throw new BadRequestError('use POST')
       // the contract checks the request's shape before the route sees it
@@ -126,10 +141,16 @@ export class ControlServer {
     if (host !== '127.0.0.1' && host !== 'localhost') throw new UnauthorizedError('the control API only answers requests addressed to 127.0.0.1')
   }
 
-  private async authenticate (req: IncomingMessage): Promise<void> {
+  /** True for the repo's token; a browser's session passes the web UI's checks instead */
+  private async authenticate (req: IncomingMessage): Promise<boolean> {
     const header = req.headers.authorization
+    if (header == null && req.headers.cookie != null) {
+      this.ui.checkCall(req)
+      return false
+    }
     if (header == null || !header.startsWith('Bearer ')) throw new UnauthorizedError('missing control API token')
     if (!(await this.repo.checkToken(header.slice('Bearer '.length)))) throw new UnauthorizedError('wrong control API token')
+    return true
   }
 }
 

@@ -3,7 +3,10 @@
 // with nothing left at the output.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { createReadStream } from 'node:fs'
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ChunkFeed } from '../../device/chunk-feed.ts'
@@ -118,5 +121,18 @@ describe('a play following its download (ChunkFeed)', function () {
     feed.stop()
     await feed.reach(2)
     await assert.rejects(feed.reach(3), { code: 'ERR_FEED_STOPPED' })
+  })
+
+  it('writes straight into a named pipe a player reads, leaving no file beside it', async function () {
+    const pipe = join(dir, 'player')
+    await promisify(execFile)('mkfifo', ['-m', '600', pipe])
+    const chunks: Buffer[] = []
+    const reading = (async () => { for await (const chunk of createReadStream(pipe)) chunks.push(chunk as Buffer) })()
+    const bytes = await decryptFile(join(dir, 'cipher'), pipe, manifest, secrets.key)
+    await reading
+    assert.equal(bytes, plaintext.length)
+    assert.deepEqual(Buffer.concat(chunks), Buffer.from(plaintext))
+    assert.ok(await gone(`${pipe}.partial`), 'no partial file: the plaintext went only through the pipe')
+    assert.ok((await stat(pipe)).isFIFO(), 'the pipe is still a pipe, not replaced by a file')
   })
 })
