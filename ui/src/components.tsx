@@ -45,14 +45,23 @@ export function ErrorBox (props: { error: CallError | undefined, what?: string }
   const { error } = props
   if (error == null) return null
   const escrows = Array.isArray(error.details.escrows) ? error.details.escrows as Array<Record<string, unknown>> : []
+  // a refusal's message lists each escrow on a line of its own: the list below says it per escrow
+  const [summary, ...rest] = error.message.split('\n')
+  const advice = escrows.length > 0 ? rest.filter(line => !/^\s+escrow /.test(line)) : rest
   return (
     <div class='error' role='alert'>
-      <p><strong>{props.what ?? 'Failed'}:</strong> {error.message} <code class='code'>{error.code}</code></p>
+      <p><strong>{props.what ?? 'Failed'}:</strong> {summary} <code class='code'>{error.code}</code></p>
       {escrows.length > 0 && (
         <ul class='reasons'>
-          {escrows.map((e, i) => <li key={i}>escrow {String(e.j ?? i + 1)} {short(String(e.peer ?? ''))}: {String(e.reason ?? e.message ?? e.code ?? e.outcome ?? '')} {e.code != null && <code class='code'>{String(e.code)}</code>}</li>)}
+          {escrows.map((e, i) => (
+            <li key={i}>
+              escrow {String(e.j ?? i + 1)} <Id value={String(e.peer ?? '')} />: {String(e.message ?? e.reason ?? e.error ?? e.outcome ?? '')}
+              {e.code != null && <> <code class='code'>{String(e.code)}</code></>}
+            </li>
+          ))}
         </ul>
       )}
+      {advice.map((line, i) => <p key={i}>{line.trim()}</p>)}
     </div>
   )
 }
