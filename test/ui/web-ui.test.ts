@@ -107,6 +107,14 @@ describe('web UI in a browser', function () {
   }
 
   it('logs in with the one-time address, once; shows only the pages of the node\'s roles', async function () {
+    // without a session the page says how to get one
+    const stranger = await browser!.context.newPage()
+    await stranger.goto(`${agency.api}/ui/`)
+    const refusal = stranger.getByRole('alert')
+    await refusal.waitFor({ timeout: 30_000 })
+    assert.match(await refusal.textContent() ?? '', /Not signed in:.*ERR_UNAUTHORIZED/)
+    assert.match(await stranger.textContent('main') ?? '', /Run keyfair ui on this machine/)
+    await stranger.close()
     const { page, url } = await open(buyer, 'buyer')
     assert.deepEqual(await page.getByRole('navigation', { name: 'Pages' }).getByRole('link').allTextContents(), ['Store', 'Library'])
     // the address works once: a second use (here by another page) is refused
@@ -228,7 +236,11 @@ describe('web UI in a browser', function () {
     await form.getByRole('status').filter({ hasText: /Revoked 2 certificate\(s\); revocation list number \d+/ }).waitFor({ timeout: 60_000 })
     const crl = await agency.client.call('agency.crl')
     assert.equal(crl.revoked, 2)
-    assert.equal(await page.locator(`table.certs tr[data-subject="${deviceId}"].state-revoked`).count(), 2)
+    // the table reloads after the revocation: both of the device's certificates read revoked
+    const revokedRows = page.locator(`table.certs tr[data-subject="${deviceId}"].state-revoked`)
+    await revokedRows.nth(1).waitFor({ timeout: 30_000 })
+    assert.equal(await revokedRows.count(), 2)
+    assert.match(await revokedRows.first().locator('.cert-state').textContent() ?? '', /^revoked .*\(keyCompromise\)$/)
     // revocation reaches the escrows over gossip within seconds
     const deadline = Date.now() + 30_000
     for (;;) {
