@@ -264,6 +264,16 @@ describe('web UI in a browser', function () {
     assert.match(text, /Purchase failed/)
     assert.match(text, /ERR_CERT_REVOKED/, text)
     assert.equal(await offer.locator('.done').count(), 0, 'nothing bought')
+
+    // the library says why, once the buyer's node has heard the list too
+    await store.goto(store.url().replace(/#.*$/, '') + '#/library')
+    const banner = store.getByRole('alert').filter({ hasText: 'This device is revoked by the agency (keyCompromise)' })
+    for (let i = 0; i < 30 && !(await banner.isVisible()); i++) {
+      await sleep(1000)
+      await store.reload()
+      await store.getByRole('heading', { name: 'Licences' }).waitFor({ timeout: 30_000 })
+    }
+    await banner.waitFor({ timeout: 30_000 })
   })
 
   it('runs with no content-policy violation or script error in any page', function () {

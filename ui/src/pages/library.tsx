@@ -23,12 +23,14 @@ type MediaType = typeof MEDIA_TYPES[number][0]
 export function LibraryPage (): preact.JSX.Element {
   const library = useCall('library', {})
   const purchases = useCall('purchases', {})
+  const device = useCall('device.status', {})
   return (
     <div>
+      <Device status={device.data} error={device.error} />
       <Section title='Licences' actions={<button type='button' onClick={library.reload}>Refresh</button>}>
         <ErrorBox error={library.error} what='Could not read the library' />
         {library.data?.licences.length === 0 && <p>No licences yet: buy a work in the Store.</p>}
-        {library.data?.licences.map(l => <LicenceRow key={l.content} licence={l} />)}
+        {library.data?.licences.map(l => <LicenceRow key={l.content} licence={l} onRenewed={library.reload} />)}
       </Section>
       <Section title='Purchases' actions={<button type='button' onClick={purchases.reload}>Refresh</button>}>
         <ErrorBox error={purchases.error} what='Could not read the purchases' />
@@ -44,7 +46,22 @@ export function LibraryPage (): preact.JSX.Element {
   )
 }
 
-function LicenceRow (props: { licence: Licence }): preact.JSX.Element {
+/** The sealed device's state: a revoked device is said so, at the top, with the agency's reason */
+function Device (props: { status: AnswerOf<'device.status'> | undefined, error: CallError | undefined }): preact.JSX.Element | null {
+  const s = props.status
+  if (props.error != null) return <ErrorBox error={props.error} what='Could not read the device' />
+  if (s == null) return null
+  const revocation = s.revocation
+  if (revocation?.state === 'revoked') {
+    return <div class='error' role='alert'><p><strong>This device is revoked by the agency</strong>{revocation.reason != null ? ` (${revocation.reason})` : ''}: escrows refuse its purchases; enroll a new device.</p></div>
+  }
+  if (!s.initialised || !s.enrolled) {
+    return <p class='meta'>The sealed device is {s.initialised ? 'not enrolled with an agency' : 'not initialised'} yet: see <code>keyfair device</code>.</p>
+  }
+  return <p class='meta'>Sealed device {s.deviceId != null ? <Id value={s.deviceId} /> : null}: {s.unlocked ? 'unlocked' : 'locked'}, enrolled.</p>
+}
+
+function LicenceRow (props: { licence: Licence, onRenewed: () => void }): preact.JSX.Element {
   const l = props.licence
   const [type, setType] = useState<MediaType>('audio/wav')
   const [playing, setPlaying] = useState<string>()
@@ -70,6 +87,17 @@ function LicenceRow (props: { licence: Licence }): preact.JSX.Element {
     }
   }
 
+  const renew = async (): Promise<void> => {
+    setError(undefined)
+    try {
+      const r = await call('renew', { content: l.content })
+      setPlayed(`Renewed by escrow ${r.escrow}: plays offline until ${when(r.playUntil)}`)
+      props.onRenewed()
+    } catch (err) {
+      setError(asCallError(err))
+    }
+  }
+
   return (
     <article class='licence' data-content={l.content} aria-labelledby={`l-${l.content}`}>
       <h3 id={`l-${l.content}`}>{l.title}</h3>
@@ -77,6 +105,7 @@ function LicenceRow (props: { licence: Licence }): preact.JSX.Element {
       <div class='row'>
         <Select label='Play as' value={type} options={MEDIA_TYPES} onChange={v => { setType(v); setPlaying(undefined) }} />
         {type !== 'file' && <button type='button' class='primary' onClick={() => { setPlaying(mediaUrl(l.content, type)) }}>Play here</button>}
+        <button type='button' onClick={() => { void renew() }}>Renew licence</button>
       </div>
       {playing != null && type.startsWith('audio/') && <audio class='player' controls autoPlay src={playing} aria-label={`${l.title}, playing`} />}
       {playing != null && type.startsWith('video/') && <video class='player' controls autoPlay src={playing} aria-label={`${l.title}, playing`} />}
