@@ -115,6 +115,8 @@ describe('web UI sessions on the control server', function () {
     assert.equal(JSON.parse(answer.body).error.code, 'ERR_UNKNOWN_CONTENT')
     assert.equal((await raw(`${api}/ui/media/${unknown}?type=text/html&csrf=${csrf}`, 'GET', { cookie })).status, 400)
     assert.equal((await raw(`${api}/ui/media/${unknown}?type=audio/wav`, 'GET', { cookie })).status, 403)
+    assert.equal((await raw(`${api}/ui/media/%E0%A4%A?csrf=${csrf}`, 'GET', { cookie })).status, 400)
+    assert.equal((await raw(`${api}/ui/media/${unknown}?csrf=${csrf}`, 'HEAD', { cookie })).status, 400)
     // the node still answers: no pipe left blocking it
     assert.equal((await call('status', { cookie, origin: api, 'x-keyfair-csrf': csrf })).status, 200)
   })

@@ -47,9 +47,11 @@ export class UiHandler {
     if (path === 'login') return this.login(url, res)
     if (path === 'session') return sendJson(res, 200, { csrf: this.requireSession(req).csrf })
     if (path.startsWith('media/')) {
+      // a HEAD would decrypt the whole work for nothing
+      if (req.method !== 'GET') throw new BadRequestError('media takes GET')
       const session = this.requireSession(req)
       this.checkProof(session, url.searchParams.get('csrf'))
-      return streamMedia(decodeURIComponent(path.slice('media/'.length)), mediaType(url.searchParams.get('type')), res, this.play, signal)
+      return streamMedia(contentOf(path.slice('media/'.length)), mediaType(url.searchParams.get('type')), res, this.play, signal)
     }
     await serveAsset(path, res)
   }
@@ -84,6 +86,14 @@ export class UiHandler {
     const given = Buffer.from(proof ?? '')
     const expected = Buffer.from(session.csrf)
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new ForbiddenError(`missing or wrong ${CSRF_HEADER} proof`)
+  }
+}
+
+function contentOf (encoded: string): string {
+  try {
+    return decodeURIComponent(encoded)
+  } catch {
+    throw new BadRequestError('the media address does not name a content id')
   }
 }
 
