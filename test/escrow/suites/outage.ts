@@ -33,6 +33,9 @@ export function outageSuite (): void {
 
     before(async function () {
       server = await sharedPostgres(this)
+      // the suites before this one wrote to the shared server: the crash below replays only
+      // what this suite writes, as on a server of its own
+      await server.checkpoint()
       world = await createWorld()
       const plain = join(world.dir, 'work.bin')
       await writeFile(plain, randomBytes(10_000))
