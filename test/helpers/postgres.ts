@@ -66,6 +66,8 @@ export interface PgServer {
   passwordFile: string
   /** a new empty database; its URL, without the password */
   createDatabase: (name: string) => Promise<string>
+  /** CHECKPOINT: a crash after it replays only the WAL written since */
+  checkpoint: () => Promise<void>
   /** `pg_ctl stop -m <mode>`; immediate is a crash: recovery replays the WAL at the next start */
   stop: (mode?: 'fast' | 'immediate') => Promise<void>
   start: () => Promise<void>
@@ -99,6 +101,16 @@ export async function startPostgres (binaries: PgBinaries): Promise<PgServer> {
   await pgRun(binaries.initdb, ['-D', data, '-U', USER, `--pwfile=${passwordFile}`, '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'])
   const port = await freePort()
   let up = false
+  /** one statement on the `postgres` database, over its own connection */
+  const admin = async (statement: string): Promise<void> => {
+    const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres', connectionTimeoutMillis: 10_000, query_timeout: 60_000 })
+    await client.connect()
+    try {
+      await client.query(statement)
+    } finally {
+      await client.end()
+    }
+  }
   const server: PgServer = {
     port,
     dir,
@@ -106,14 +118,11 @@ export async function startPostgres (binaries: PgBinaries): Promise<PgServer> {
     password,
     passwordFile,
     async createDatabase (name) {
-      const client = new pg.Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres', connectionTimeoutMillis: 10_000 })
-      await client.connect()
-      try {
-        await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`)
-      } finally {
-        await client.end()
-      }
+      await admin(`CREATE DATABASE ${pg.escapeIdentifier(name)}`)
       return `postgres://${USER}@127.0.0.1:${port}/${name}`
+    },
+    async checkpoint () {
+      await admin('CHECKPOINT')
     },
     async start () {
       await pgRun(binaries.pgCtl, ['start', '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o',
