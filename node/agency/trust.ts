@@ -59,7 +59,8 @@ export interface RevocationState {
 export interface AgencyTrustInit {
   repoPath: string
   streams: StreamOpener
-  crl: CrlFeed
+  /** the node's CRL feed: only following an agency's lists is needed */
+  crl: Pick<CrlFeed, 'follow'>
   log: Logger
   /** fetch the list from the agency when none was heard for this long (default 2 minutes) */
   crlMaxAgeMs?: number
@@ -70,7 +71,7 @@ export interface AgencyTrustInit {
 export class AgencyTrust {
   private readonly file: string
   private readonly streams: StreamOpener
-  private readonly feed: CrlFeed
+  private readonly feed: Pick<CrlFeed, 'follow'>
   private readonly log: Logger
   private readonly crlMaxAgeMs: number
   private readonly crlCheckMs: number

@@ -5,7 +5,7 @@ import { CrlService } from '../../protocols/agency/crl.ts'
 import { EnrollService } from '../../protocols/agency/enroll.ts'
 import { Role } from './role.ts'
 import type { AgencyOptions } from '../agency/agency.ts'
-import type { RoleComponents } from './role.ts'
+import type { RoleComponents, RoleNode } from './role.ts'
 
 export type AgencyRoleInit = Omit<AgencyOptions, 'log' | 'onCrlSigned' | 'keys'> & {
   /** How often the current CRL is published again, for nodes that missed it (default 30 s) */
@@ -30,8 +30,8 @@ export class AgencyRole extends Role {
   private timer?: ReturnType<typeof setTimeout>
   private unfollow?: () => void
 
-  constructor (components: RoleComponents, init: AgencyRoleInit = {}) {
-    super(components, 'agency')
+  constructor (components: RoleComponents, node: RoleNode, init: AgencyRoleInit = {}) {
+    super(components, node, 'agency')
     this.init = init
     this.crlRepublishMs = init.crlRepublishMs ?? CRL_REPUBLISH_MS
     this.services.push(
@@ -49,9 +49,9 @@ export class AgencyRole extends Role {
   override async start (): Promise<void> {
     this.controller = new AbortController()
     setMaxListeners(Infinity, this.controller.signal)
-    this.opened = await Agency.open(this.components.repo.path, {
+    this.opened = await Agency.open(this.node.repo.path, {
       ...this.init,
-      keys: this.components.keys(),
+      keys: this.node.keys(),
       log: this.components.logger.forComponent('keyfair:agency'),
       onCrlSigned: crl => { this.publishCrl(crl.der, `new CRL ${crl.number}`) }
     })
