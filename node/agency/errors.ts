@@ -15,14 +15,6 @@ export class AgencyExistsError extends KeyfairError {
   }
 }
 
-/** A control command for the agency reached a node that does not run the agency role. */
-export class AgencyNotRunningError extends KeyfairError {
-  static readonly code = 'ERR_AGENCY_NOT_RUNNING'
-  constructor () {
-    super('this node does not run the agency role (start it with --role agency)', AgencyNotRunningError.code)
-  }
-}
-
 export class EnrollCodeUnknownError extends KeyfairError {
   static readonly code = 'ERR_ENROLL_CODE_UNKNOWN'
   constructor () {

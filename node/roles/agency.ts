@@ -1,6 +1,6 @@
 import { setMaxListeners } from '@libp2p/interface'
 import { Agency } from '../agency/agency.ts'
-import { AgencyNotRunningError } from '../agency/errors.ts'
+import { RoleNotRunningError } from '../errors.ts'
 import { CrlService } from '../../protocols/agency/crl.ts'
 import { EnrollService } from '../../protocols/agency/enroll.ts'
 import { Role } from './role.ts'
@@ -42,7 +42,7 @@ export class AgencyRole extends Role {
 
   /** The open agency; only while the role runs. */
   get agency (): Agency {
-    if (this.opened == null) throw new AgencyNotRunningError()
+    if (this.opened == null) throw new RoleNotRunningError('agency')
     return this.opened
   }
 
