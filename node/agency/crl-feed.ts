@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { bytesEqual } from '../../device/crypto/index.ts'
-import { CrlStaleError, TrustStore, decodePem } from '../../device/pki/index.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { BadCertificateError, CrlStaleError, TrustStore, decodePem } from '../../device/pki/index.ts'
 import type { CrlInfo } from '../../device/pki/index.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
@@ -23,7 +22,7 @@ export const CRL_TOPIC_PREFIX = '/keyfair/crl/1.0.0/'
 /** The pubsub topic on which the agency with this root publishes its revocation lists */
 export function crlTopic (rootPem: string): string {
   const der = decodePem(rootPem, 'CERTIFICATE')
-  if (der == null) throw new KeyfairError('the agency root is not one PEM certificate', 'ERR_BAD_CERT')
+  if (der == null) throw new BadCertificateError('the agency root is not one PEM certificate')
   return CRL_TOPIC_PREFIX + createHash('sha256').update(der).digest('hex')
 }
 

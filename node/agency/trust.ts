@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { bytesEqual } from '../../device/crypto/index.ts'
-import { CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/index.ts'
+import { BadCertificateError, CertificateUntrustedError, CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/index.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestCrlAnswer } from '../../protocols/agency/crl.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
@@ -123,7 +123,7 @@ export class AgencyTrust {
     const ma = multiaddr(address)
     const answer = await requestCrlAnswer({ connectionManager: this.streams }, ma, options)
     if (root != null && new TrustStore(root).root.fingerprint256 !== new TrustStore(answer.root).root.fingerprint256) {
-      throw new KeyfairError('the agency at that address has another root than the one given', 'ERR_CERT_UNTRUSTED')
+      throw new CertificateUntrustedError('the agency at that address has another root than the one given')
     }
     const record = { address, root: root ?? answer.root }
     const trust = new TrustStore(record.root)
@@ -153,7 +153,7 @@ export class AgencyTrust {
     const cert = await this.verify(info.certificate, 'escrow', options)
     const modulus = cert.publicKey.export({ format: 'jwk' }).n
     if (cert.subjectCommonName !== info.peer || modulus == null || !bytesEqual(new Uint8Array(Buffer.from(modulus, 'base64url')), info.n)) {
-      throw new KeyfairError(`escrow ${info.peer} presents a certificate for another peer or key`, 'ERR_BAD_CERT')
+      throw new BadCertificateError(`escrow ${info.peer} presents a certificate for another peer or key`)
     }
     return cert
   }

@@ -10,7 +10,7 @@ import { signedId } from '../../device/objects/signed.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { ContentService } from '../../protocols/market/content.ts'
 import { OfferService } from '../../protocols/market/offer.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { UnknownOfferError } from './errors.ts'
 import { INBOUND_BUDGET_CAPABILITY } from '../../protocols/toolkit/budget.ts'
 import { AgencyTrust } from '../agency/trust.ts'
 import { CRL_FEED_CAPABILITY } from '../agency/crl-feed.ts'
@@ -24,12 +24,7 @@ import type { FramedServiceComponents, StreamOpener } from '../../protocols/tool
 import type { ComponentLogger, Logger, Startable } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
-export class UnknownOfferError extends KeyfairError {
-  static readonly code = 'ERR_UNKNOWN_OFFER'
-  constructor (id: string, message = `no offer ${id} is known here`) {
-    super(message, UnknownOfferError.code)
-  }
-}
+export { UnknownOfferError }
 
 export interface MarketComponents extends FramedServiceComponents {
   connectionManager: ConnectionManager
