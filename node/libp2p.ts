@@ -51,11 +51,6 @@ export interface Libp2pInit<S extends ServiceMap> {
   collectGarbage?: () => void
 }
 
-/**
- * One keyfair libp2p node: TCP, noise, yamux, identify, ping and kad-dht in
- * server mode under keyfair's private DHT protocol. Built stopped; the caller
- * starts it so listen errors surface from `start()`.
- */
 /** Per-stream receive window: 4 MiB still fills a 300 MB/s link at up to ~13 ms round trip */
 export const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
@@ -93,6 +88,12 @@ function isSingleKadDHT (dht: KadDHT): dht is SingleKadDHT {
   return 'routingTable' in dht
 }
 
+/**
+ * One keyfair libp2p node: TCP, noise, yamux, identify, ping and kad-dht in
+ * server mode under keyfair's private DHT protocol, the bootstrap dialer, gossipsub and
+ * the inbound budget, then keyfair's own services. Built stopped; the caller
+ * starts it so listen errors surface from `start()`.
+ */
 export async function createKeyfairLibp2p<S extends ServiceMap> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
   const peers = init.bootstrap.map(parseBootstrapAddress)
