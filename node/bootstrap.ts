@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { KEEP_ALIVE, setMaxListeners } from '@libp2p/interface'
+import { KEEP_ALIVE, serviceDependencies, setMaxListeners } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { AbortOptions, ComponentLogger, Connection, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
+import type { Identify } from '@libp2p/identify'
+import type { AbortOptions, ComponentLogger, Connection, Logger, PeerStore, Startable } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -10,6 +11,10 @@ export interface BootstrapComponents {
   connectionManager: ConnectionManager
   peerStore: PeerStore
   logger: ComponentLogger
+  /** joined through each bootstrap peer that answers */
+  dht: SingleKadDHT
+  /** asked again while the DHT has not yet taken the bootstrap peer */
+  identify: Identify
 }
 
 export interface BootstrapInit {
@@ -17,8 +22,6 @@ export interface BootstrapInit {
   peers: Multiaddr[]
   /** Give up on a bootstrap peer after this long (a node may start before its bootstrap peer). */
   retryForMs?: number
-  /** Once a bootstrap peer answered: the node joins the DHT through it (see joinDht) */
-  onJoined?: (peer: PeerId, connection: Connection, options: Required<AbortOptions>) => Promise<void>
 }
 
 /** How long a join waits for the bootstrap peer to enter the routing table */
@@ -78,7 +81,8 @@ export async function joinDht (dht: SingleKadDHT, options: Required<AbortOptions
 
 /**
  * Dials the configured bootstrap peers until each answers, with backoff, and
- * tags them keep-alive so libp2p's reconnect queue redials them if they drop.
+ * tags them keep-alive so libp2p's reconnect queue redials them if they drop;
+ * then joins the DHT through each one that answered (see joinDht).
  * (@libp2p/bootstrap dials once and gives up, which loses a swarm whose nodes
  * start in parallel.)
  */
@@ -86,7 +90,6 @@ export class BootstrapDialer implements Startable {
   private readonly components: BootstrapComponents
   private readonly peers: Multiaddr[]
   private readonly retryForMs: number
-  private readonly onJoined?: BootstrapInit['onJoined']
   private readonly log: Logger
   private controller?: AbortController
 
@@ -94,11 +97,11 @@ export class BootstrapDialer implements Startable {
     this.components = components
     this.peers = init.peers
     this.retryForMs = init.retryForMs ?? 120_000
-    this.onJoined = init.onJoined
     this.log = components.logger.forComponent('keyfair:bootstrap')
   }
 
   readonly [Symbol.toStringTag] = 'keyfair:bootstrap'
+  readonly [serviceDependencies] = ['@libp2p/kad-dht', '@libp2p/identify']
 
   start (): void {
     this.controller = new AbortController()
@@ -139,11 +142,12 @@ export class BootstrapDialer implements Startable {
         delay = Math.min(delay * 2, 5000)
       }
     }
-    if (this.onJoined == null || this.controller == null || connection == null || signal.aborted) return
+    if (this.controller == null || connection == null || signal.aborted) return
     const joinSignal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(DHT_JOIN_TIMEOUT_MS)])
     setMaxListeners(Infinity, joinSignal)
+    const joined = connection
     try {
-      await this.onJoined(peerId, connection, { signal: joinSignal })
+      await joinDht(this.components.dht, { signal: joinSignal }, async options => this.components.identify.identify(joined, options))
       this.log('joined the DHT through %p', peerId)
     } catch (err) {
       // the peer answered; only the refresh did not happen (kad-dht's own runs later)

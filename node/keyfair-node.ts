@@ -23,14 +23,15 @@ import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
 import type { EscrowMode } from './escrow/leadership.ts'
 import type { KdfParams, UnlockedKeys } from './keys/keystore.ts'
-import type { AnnounceResult, FindOptions, Provider } from './discovery/discovery.ts'
-import type { BaseServices } from './libp2p.ts'
+import type { AnnounceResult, DiscoveryComponents, FindOptions, Provider } from './discovery/discovery.ts'
+import type { CrlFeedComponents } from './agency/crl-feed.ts'
+import type { MarketComponents } from './market/market.ts'
+import type { BaseServices, KeyfairServiceFactories } from './libp2p.ts'
 import type { Repo } from './repo.ts'
-import type { Role } from './roles/index.ts'
+import type { Role, RoleComponents, RoleNode } from './roles/index.ts'
 import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { StreamOpener } from '../protocols/toolkit/service.ts'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
-import type { SingleKadDHT } from '@libp2p/kad-dht'
 import type { DatabaseSync } from 'node:sqlite'
 
 export interface KeyfairNodeInit {
@@ -71,7 +72,14 @@ export interface PeerInfo {
   direction: string
 }
 
-type KeyfairServices = BaseServices & { crl: CrlFeed, discovery: Discovery, market: Market } & Record<string, unknown>
+/** A role runs as a libp2p service of its own, under its name */
+type RoleServices = { [R in RoleName as `role:${R}`]?: Role }
+
+/** keyfair's own services, beside libp2p's base ones */
+// a type alias (not an interface) so it satisfies libp2p's ServiceMap index signature
+type NodeServices = { crl: CrlFeed, discovery: Discovery, market: Market } & RoleServices
+
+type KeyfairServices = BaseServices & NodeServices
 
 export const VERSION = '0.1.0'
 
@@ -218,7 +226,7 @@ export class KeyfairNode {
       protocols: node.getProtocols(),
       addresses: node.getMultiaddrs().map(ma => ma.toString()),
       connections: node.getConnections().length,
-      routingTableSize: (node.services.dht as unknown as SingleKadDHT).routingTable.size,
+      routingTableSize: node.services.dht.routingTable.size,
       dhtMode: node.services.dht.getMode(),
       announcements: this.announcements?.count() ?? 0,
       uptimeMs: Date.now() - this.startedAt,
@@ -265,50 +273,31 @@ export class KeyfairNode {
   }
 
   private async createLibp2p (privateKey: PrivateKey, store: AnnouncementStore, inbound?: Partial<InboundBudgetSettings>): Promise<Libp2p<KeyfairServices>> {
-    let crl: CrlFeed | undefined
-    let discovery: Discovery | undefined
-    let market: Market | undefined
     this.roles.length = 0
-    const roleServices: Record<string, (components: any) => Role> = {}
+    const node: RoleNode = { repo: this.repo, device: () => this.device, keys: () => this.keys }
+    const roles: Pick<KeyfairServiceFactories<NodeServices>, keyof RoleServices> = {}
     for (const name of this.init.roles) {
-      roleServices[`role:${name}`] = (components: any) => {
-        if (crl == null || discovery == null || market == null) throw new Error('the CRL feed, discovery and market must be created before roles')
-        const role = createRole(name, {
-          peerId: components.peerId,
-          privateKey: components.privateKey,
-          registrar: components.registrar,
-          connectionManager: components.connectionManager,
-          peerStore: components.peerStore,
-          logger: components.logger,
-          inboundBudget: components.inboundBudget,
-          discovery,
-          market,
-          crl,
-          device: () => this.device,
-          keys: () => this.keys,
-          repo: this.repo
-        })
-        this.roles.push(role)
-        return role
-      }
+      roles[`role:${name}`] = (components: RoleComponents) => this.addRole(createRole(name, components, node))
     }
-    return createKeyfairLibp2p<KeyfairServices>({
+    const services: KeyfairServiceFactories<NodeServices> = {
+      crl: (components: CrlFeedComponents) => new CrlFeed(components),
+      discovery: (components: DiscoveryComponents) => new Discovery(components, { store }),
+      market: (components: MarketComponents) => new Market(components, { repoPath: this.repo.path }),
+      ...roles
+    }
+    return createKeyfairLibp2p<NodeServices>({
       privateKey,
       listen: this.init.listen,
       bootstrap: this.init.bootstrap,
       inbound,
       collectGarbage: garbageCollector(),
-      services: {
-        // listed before the roles: libp2p creates services in key order (pubsub, a base service, comes first)
-        crl: (components: any) => (crl = new CrlFeed(components)),
-        discovery: (components: any) => (discovery = new Discovery(components, { store })),
-        market: (components: any) => {
-          if (crl == null) throw new Error('the CRL feed must be created before the market')
-          return (market = new Market(components, { repoPath: this.repo.path, crl }))
-        },
-        ...roleServices
-      } as any
+      services
     })
+  }
+
+  private addRole (role: Role): Role {
+    this.roles.push(role)
+    return role
   }
 }
 
@@ -329,8 +318,8 @@ async function assertPortsFree (listen: string[]): Promise<void> {
   }
 }
 
-function listenError (err: any, listen: string[]): Error {
-  if (err?.name === 'UnsupportedListenAddressesError') {
+function listenError (err: unknown, listen: string[]): unknown {
+  if (err instanceof Error && err.name === 'UnsupportedListenAddressesError') {
     return new ListenError(`cannot listen on ${listen.join(', ')}`, { cause: err })
   }
   return err

@@ -6,15 +6,17 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { BootstrapDialer, joinDht } from './bootstrap.ts'
+import { BootstrapDialer } from './bootstrap.ts'
+import type { BootstrapComponents } from './bootstrap.ts'
 import { keyedNoiseCrypto } from './noise-crypto.ts'
 import { InboundBudget } from '../protocols/toolkit/budget.ts'
+import type { InboundBudgetComponents } from '../protocols/toolkit/budget.ts'
 import { parseBootstrapAddress, parseListenAddress } from './config.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { InboundBudgetSettings } from '../protocols/toolkit/budget.ts'
 import type { Identify } from '@libp2p/identify'
-import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
-import type { PrivateKey, Libp2p } from '@libp2p/interface'
+import type { KadDHT, KadDHTComponents, KadDHTInit, SingleKadDHT } from '@libp2p/kad-dht'
+import type { PrivateKey, Libp2p, ServiceMap } from '@libp2p/interface'
 import type { ServiceFactoryMap } from 'libp2p'
 import type { Ping } from '@libp2p/ping'
 
@@ -24,30 +26,31 @@ export const DHT_PROTOCOL = '/keyfair/kad/1.0.0'
 export type BaseServices = {
   identify: Identify
   ping: Ping
-  dht: KadDHT
+  dht: SingleKadDHT
   bootstrap: BootstrapDialer
   pubsub: GossipSub
   /** the ceiling on inbound data buffered for unfinished frames, shared by every protocol */
   inboundBudget: InboundBudget
 }
 
-export interface Libp2pInit<S extends Record<string, unknown>> {
+/**
+ * keyfair's own services: each factory is given libp2p's components, among them the base
+ * services and its sibling services by name.
+ */
+export type KeyfairServiceFactories<S extends ServiceMap> = Pick<ServiceFactoryMap<BaseServices & S>, keyof S>
+
+export interface Libp2pInit<S extends ServiceMap> {
   privateKey: PrivateKey
   listen: string[]
   bootstrap: string[]
   /** keyfair's own services (discovery, roles), started and stopped with libp2p. */
-  services: ServiceFactoryMap<S>
+  services: KeyfairServiceFactories<S>
   /** the inbound budget's settings (defaults: DEFAULT_INBOUND_BUDGET) */
   inbound?: Partial<InboundBudgetSettings>
   /** a full garbage collection, for the budget to give memory back after pressure */
   collectGarbage?: () => void
 }
 
-/**
- * One keyfair libp2p node: TCP, noise, yamux, identify, ping and kad-dht in
- * server mode under keyfair's private DHT protocol. Built stopped; the caller
- * starts it so listen errors surface from `start()`.
- */
 /** Per-stream receive window: 4 MiB still fills a 300 MB/s link at up to ~13 ms round trip */
 export const MAX_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
@@ -71,11 +74,49 @@ export const PING_STREAMS_PER_CONNECTION = 4
  */
 export const MAX_PUBSUB_FRAME_BYTES = 1024 * 1024 + 16 * 1024
 
-export async function createKeyfairLibp2p<S extends Record<string, unknown>> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
+/** kad-dht's factory, typed as what it builds: one DHT (not a LAN/WAN pair), with its routing table */
+function singleKadDHT (init: KadDHTInit): (components: KadDHTComponents) => SingleKadDHT {
+  const create = kadDHT(init)
+  return components => {
+    const dht = create(components)
+    if (!isSingleKadDHT(dht)) throw new TypeError('kad-dht built a DHT without a routing table')
+    return dht
+  }
+}
+
+function isSingleKadDHT (dht: KadDHT): dht is SingleKadDHT {
+  return 'routingTable' in dht
+}
+
+/**
+ * One keyfair libp2p node: TCP, noise, yamux, identify, ping and kad-dht in
+ * server mode under keyfair's private DHT protocol, the bootstrap dialer, gossipsub and
+ * the inbound budget, then keyfair's own services. Built stopped; the caller
+ * starts it so listen errors surface from `start()`.
+ */
+export async function createKeyfairLibp2p<S extends ServiceMap> (init: Libp2pInit<S>): Promise<Libp2p<BaseServices & S>> {
   const listen = init.listen.map(a => parseListenAddress(a).toString())
-  const bootstrap = init.bootstrap.map(parseBootstrapAddress)
-  let dht: SingleKadDHT | undefined
-  let identifyService: Identify | undefined
+  const peers = init.bootstrap.map(parseBootstrapAddress)
+  const base: ServiceFactoryMap<BaseServices> = {
+    identify: identify(),
+    ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION }),
+    dht: singleKadDHT({
+      protocol: DHT_PROTOCOL,
+      clientMode: false,
+      // the default mapper drops private addresses, which leaves a loopback DHT empty
+      peerInfoMapper: passthroughMapper
+    }),
+    bootstrap: (components: BootstrapComponents) => new BootstrapDialer(components, { peers }),
+    // carries the agencies' signed revocation lists (node/agency/crl-feed.ts); what it
+    // delivers is checked against the agency root, so the gossip itself is not trusted
+    pubsub: gossipsub({
+      // the agency publishes whether or not anyone listens yet
+      allowPublishToZeroTopicPeers: true,
+      maxInboundDataLength: MAX_PUBSUB_FRAME_BYTES
+    }),
+    inboundBudget: (components: InboundBudgetComponents) => new InboundBudget(components, { ...init.inbound, collect: init.collectGarbage })
+  }
+  const services: ServiceFactoryMap<BaseServices & S> = { ...base, ...init.services }
   return createLibp2p<BaseServices & S>({
     start: false,
     privateKey: init.privateKey,
@@ -105,33 +146,6 @@ export async function createKeyfairLibp2p<S extends Record<string, unknown>> (in
       // per-host inbound rate limit (5/s) refuses a swarm's parallel joins
       allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
     },
-    services: {
-      identify: (components: any) => (identifyService = identify()(components)),
-      ping: ping({ maxInboundStreams: PING_STREAMS_PER_CONNECTION, maxOutboundStreams: PING_STREAMS_PER_CONNECTION }),
-      dht: (components: any) => (dht = kadDHT({
-        protocol: DHT_PROTOCOL,
-        clientMode: false,
-        // the default mapper drops private addresses, which leaves a loopback DHT empty
-        peerInfoMapper: passthroughMapper
-      })(components) as SingleKadDHT),
-      // created after the DHT (libp2p creates services in key order)
-      bootstrap: (components: any) => new BootstrapDialer(components, {
-        peers: bootstrap,
-        onJoined: async (_peer, connection, options) => {
-          if (dht == null) return
-          await joinDht(dht, options, async recheckOptions => identifyService?.identify(connection, recheckOptions))
-        }
-      }),
-      // carries the agencies' signed revocation lists (node/agency/crl-feed.ts); what it
-      // delivers is checked against the agency root, so the gossip itself is not trusted
-      pubsub: gossipsub({
-        // the agency publishes whether or not anyone listens yet
-        allowPublishToZeroTopicPeers: true,
-        maxInboundDataLength: MAX_PUBSUB_FRAME_BYTES
-      }),
-      // before keyfair's services, which take it from the components
-      inboundBudget: (components: any) => new InboundBudget(components, { ...init.inbound, collect: init.collectGarbage }),
-      ...init.services
-    } as ServiceFactoryMap<BaseServices & S>
+    services
   })
 }

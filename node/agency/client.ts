@@ -1,9 +1,8 @@
 // What other nodes use to talk to an agency: enroll with a one-time code, and
 // fetch the revocation list, verified against the root before it is used.
-import { TrustStore, inspectCsr } from '../../device/pki/index.ts'
+import { BadCertificateError, CertificateUntrustedError, TrustStore, inspectCsr } from '../../device/pki/index.ts'
 import { requestCrl } from '../../protocols/agency/crl.ts'
 import { requestEnrollment } from '../../protocols/agency/enroll.ts'
-import { CertificateError, toKeyfairError } from './errors.ts'
 import type { CertificatePurpose, CrlInfo } from '../../device/pki/index.ts'
 import type { CertificateSlot, PemSet } from '../../protocols/agency/enroll.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -45,23 +44,19 @@ export async function enrollWithAgency (
   options: EnrollOptions = {}
 ): Promise<Enrollment> {
   const answer = await requestEnrollment(components, agency, request, options)
-  try {
-    // no CRL yet at enrollment: the chain, purpose and key are what can be checked
-    const trust = new TrustStore(answer.root, { requireCrl: false })
-    if (options.rootPem != null && new TrustStore(options.rootPem).root.fingerprint256 !== trust.root.fingerprint256) {
-      throw new CertificateError('the agency answered with another root than the one trusted', 'ERR_CERT_UNTRUSTED')
+  // no CRL yet at enrollment: the chain, purpose and key are what can be checked
+  const trust = new TrustStore(answer.root, { requireCrl: false })
+  if (options.rootPem != null && new TrustStore(options.rootPem).root.fingerprint256 !== trust.root.fingerprint256) {
+    throw new CertificateUntrustedError('the agency answered with another root than the one trusted')
+  }
+  for (const [slot, csr] of Object.entries(request.csrs) as Array<[CertificateSlot, string | undefined]>) {
+    if (csr == null) continue
+    const pem = answer.certificates[slot]
+    if (pem == null) throw new BadCertificateError(`the agency issued no ${slot} certificate`)
+    const verified = trust.verify(pem, { purpose: PURPOSE_OF_SLOT[slot] })
+    if (!verified.publicKey.equals(inspectCsr(csr).publicKey)) {
+      throw new BadCertificateError(`the ${slot} certificate does not carry the key of its CSR`)
     }
-    for (const [slot, csr] of Object.entries(request.csrs) as Array<[CertificateSlot, string | undefined]>) {
-      if (csr == null) continue
-      const pem = answer.certificates[slot]
-      if (pem == null) throw new CertificateError(`the agency issued no ${slot} certificate`, 'ERR_BAD_CERT')
-      const verified = trust.verify(pem, { purpose: PURPOSE_OF_SLOT[slot] })
-      if (!verified.publicKey.equals(inspectCsr(csr).publicKey)) {
-        throw new CertificateError(`the ${slot} certificate does not carry the key of its CSR`, 'ERR_BAD_CERT')
-      }
-    }
-  } catch (err) {
-    throw toKeyfairError(err)
   }
   return { root: answer.root, certificates: answer.certificates }
 }
@@ -77,9 +72,5 @@ export async function fetchCrl (
   options: AbortOptions = {}
 ): Promise<CrlInfo> {
   const der = await requestCrl(components, agency, options)
-  try {
-    return trust.setCrl(der)
-  } catch (err) {
-    throw toKeyfairError(err)
-  }
+  return trust.setCrl(der)
 }

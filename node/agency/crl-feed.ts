@@ -6,12 +6,15 @@
 // that keeps sending lists that fail the checks is not heard on the topic for a while.
 import { createHash } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { bytesEqual } from '../../device/crypto/index.ts'
-import { CrlStaleError, TrustStore, decodePem } from '../../device/pki/index.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { BadCertificateError, CrlStaleError, TrustStore, decodePem } from '../../device/pki/index.ts'
 import type { CrlInfo } from '../../device/pki/index.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { ComponentLogger, Logger, PeerId, Startable } from '@libp2p/interface'
+
+/** What the CRL feed provides to the services that declare they depend on it */
+export const CRL_FEED_CAPABILITY = 'keyfair:crl-feed'
 
 /** Topics are this prefix and the SHA-256 of the agency root (DER, hex): two agencies never share one */
 export const CRL_TOPIC_PREFIX = '/keyfair/crl/1.0.0/'
@@ -19,7 +22,7 @@ export const CRL_TOPIC_PREFIX = '/keyfair/crl/1.0.0/'
 /** The pubsub topic on which the agency with this root publishes its revocation lists */
 export function crlTopic (rootPem: string): string {
   const der = decodePem(rootPem, 'CERTIFICATE')
-  if (der == null) throw new KeyfairError('the agency root is not one PEM certificate', 'ERR_BAD_CERT')
+  if (der == null) throw new BadCertificateError('the agency root is not one PEM certificate')
   return CRL_TOPIC_PREFIX + createHash('sha256').update(der).digest('hex')
 }
 
@@ -49,7 +52,7 @@ interface Followed {
 }
 
 export class CrlFeed implements Startable {
-  private readonly pubsub: GossipSub
+  private readonly components: CrlFeedComponents
   private readonly log: Logger
   private readonly followed = new Map<string, Followed>()
   private running = false
@@ -57,12 +60,18 @@ export class CrlFeed implements Startable {
   private readonly refused = new Map<string, { count: number, since: number }>()
 
   constructor (components: CrlFeedComponents) {
-    if (components.pubsub == null) throw new Error('the CRL feed needs the pubsub service, created before it')
-    this.pubsub = components.pubsub
+    this.components = components
     this.log = components.logger.forComponent('keyfair:crl-feed')
   }
 
   readonly [Symbol.toStringTag] = 'keyfair:crl-feed'
+  readonly [serviceCapabilities] = [CRL_FEED_CAPABILITY]
+  readonly [serviceDependencies] = ['@libp2p/pubsub']
+
+  /** read when used: libp2p may create the pubsub service after this one */
+  private get pubsub (): GossipSub {
+    return this.components.pubsub
+  }
 
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     const followed = this.followed.get(event.detail.topic)

@@ -1,5 +1,4 @@
 import { KeyfairError } from '../../protocols/errors.ts'
-import { PkiError } from '../../device/pki/errors.ts'
 
 export class AgencyNotInitialisedError extends KeyfairError {
   static readonly code = 'ERR_AGENCY_NOT_INITIALISED'
@@ -12,14 +11,6 @@ export class AgencyExistsError extends KeyfairError {
   static readonly code = 'ERR_AGENCY_EXISTS'
   constructor (repo: string) {
     super(`an agency already exists in ${repo}`, AgencyExistsError.code)
-  }
-}
-
-/** A control command for the agency reached a node that does not run the agency role. */
-export class AgencyNotRunningError extends KeyfairError {
-  static readonly code = 'ERR_AGENCY_NOT_RUNNING'
-  constructor () {
-    super('this node does not run the agency role (start it with --role agency)', AgencyNotRunningError.code)
   }
 }
 
@@ -74,15 +65,6 @@ export class CertificateNotFoundError extends KeyfairError {
   constructor (target: string) {
     super(`no certificate with serial, device id or peer id '${target}'`, CertificateNotFoundError.code)
   }
-}
-
-/** A device/pki error (certificate or CRL check) carried as a KeyfairError with the same code. */
-export class CertificateError extends KeyfairError {}
-
-/** PkiErrors become KeyfairErrors (same code and message) so they cross the wire and the control API. */
-export function toKeyfairError (err: unknown): unknown {
-  if (err instanceof PkiError) return new CertificateError(err.message, err.code, { cause: err })
-  return err
 }
 
 /** The agency did not answer a request for its revocation list (down, unreachable, or too slow). */

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { bytesEqual } from '../../device/crypto/index.ts'
-import { CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/index.ts'
+import { BadCertificateError, CertificateUntrustedError, CrlStaleError, TrustStore, canonicalSerial } from '../../device/pki/index.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { requestCrlAnswer } from '../../protocols/agency/crl.ts'
 import { KeyfairError } from '../../protocols/errors.ts'
@@ -59,7 +59,8 @@ export interface RevocationState {
 export interface AgencyTrustInit {
   repoPath: string
   streams: StreamOpener
-  crl: CrlFeed
+  /** the node's CRL feed: only following an agency's lists is needed */
+  crl: Pick<CrlFeed, 'follow'>
   log: Logger
   /** fetch the list from the agency when none was heard for this long (default 2 minutes) */
   crlMaxAgeMs?: number
@@ -70,7 +71,7 @@ export interface AgencyTrustInit {
 export class AgencyTrust {
   private readonly file: string
   private readonly streams: StreamOpener
-  private readonly feed: CrlFeed
+  private readonly feed: Pick<CrlFeed, 'follow'>
   private readonly log: Logger
   private readonly crlMaxAgeMs: number
   private readonly crlCheckMs: number
@@ -122,7 +123,7 @@ export class AgencyTrust {
     const ma = multiaddr(address)
     const answer = await requestCrlAnswer({ connectionManager: this.streams }, ma, options)
     if (root != null && new TrustStore(root).root.fingerprint256 !== new TrustStore(answer.root).root.fingerprint256) {
-      throw new KeyfairError('the agency at that address has another root than the one given', 'ERR_CERT_UNTRUSTED')
+      throw new CertificateUntrustedError('the agency at that address has another root than the one given')
     }
     const record = { address, root: root ?? answer.root }
     const trust = new TrustStore(record.root)
@@ -152,7 +153,7 @@ export class AgencyTrust {
     const cert = await this.verify(info.certificate, 'escrow', options)
     const modulus = cert.publicKey.export({ format: 'jwk' }).n
     if (cert.subjectCommonName !== info.peer || modulus == null || !bytesEqual(new Uint8Array(Buffer.from(modulus, 'base64url')), info.n)) {
-      throw new KeyfairError(`escrow ${info.peer} presents a certificate for another peer or key`, 'ERR_BAD_CERT')
+      throw new BadCertificateError(`escrow ${info.peer} presents a certificate for another peer or key`)
     }
     return cert
   }

@@ -17,22 +17,14 @@ import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objec
 import { signedId } from '../../device/objects/signed.ts'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { StreamSweeper } from '../../device/sweeper.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { BadChunkError, BadRangeError, IncompleteContentError, ShortWriteError, WrongManifestError } from './errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
 
-export class ContentError extends KeyfairError {}
-
 export { UnknownContentError }
-
-export class BadChunkError extends ContentError {
-  static readonly code = 'ERR_BAD_CHUNK'
-  constructor (cid: string, index: number) {
-    super(`chunk ${index} of ${cid} does not match its manifest`, BadChunkError.code)
-  }
-}
+export { BadChunkError }
 
 /** Byte offset of stored chunk `index`: every chunk but the last is chunkSize + tag */
 export function chunkOffset (manifest: ContentManifest, index: number): number {
@@ -78,7 +70,7 @@ export class ContentStore {
     const manifest = parseManifest(decodeObject(bytes))
     validateManifest(manifest)
     const cid = contentIdOf(manifest).toString()
-    if (expected != null && cid !== expected) throw new ContentError(`the manifest is that of ${cid}, not ${expected}`, 'ERR_WRONG_MANIFEST')
+    if (expected != null && cid !== expected) throw new WrongManifestError(cid, expected)
     await mkdir(join(this.dir, cid, 'offers'), { recursive: true })
     await writeFileAtomic(this.pathOf(cid, 'manifest.cbor'), encodeObject(manifest), 0o644)
     this.manifests.set(cid, manifest)
@@ -111,11 +103,11 @@ export class ContentStore {
   /** `data` may be the pieces the chunk arrived in: they are checked and written without joining */
   async writeChunk (cid: string, index: number, data: Uint8Array | Uint8Array[]): Promise<void> {
     const manifest = await this.requireManifest(cid)
-    if (!verifyChunk(manifest, index, data)) throw new BadChunkError(cid, index)
+    if (!verifyChunk(manifest, index, data)) throw BadChunkError.chunk(cid, index)
     const handle = await this.writer(cid)
     const pieces = data instanceof Uint8Array ? [data] : data
     const { bytesWritten } = await handle.writev(pieces, chunkOffset(manifest, index))
-    if (bytesWritten !== storedChunkLength(manifest, index)) throw new ContentError(`chunk ${index} of ${cid} was written short`, 'ERR_SHORT_WRITE')
+    if (bytesWritten !== storedChunkLength(manifest, index)) throw new ShortWriteError(cid, index)
     this.sweeper.streamed(bytesWritten)
     let written = this.written.get(cid)
     if (written == null) this.written.set(cid, written = new Set())
@@ -153,13 +145,13 @@ export class ContentStore {
 
   async readChunk (cid: string, index: number): Promise<Uint8Array> {
     for await (const chunk of this.readChunks(cid, index, index + 1)) return chunk
-    throw new ContentError(`no chunk ${index} in ${cid}`, 'ERR_BAD_RANGE')
+    throw new BadRangeError(`no chunk ${index} in ${cid}`)
   }
 
   /** Chunks from..to−1 of a complete content, in order, through one open file */
   async * readChunks (cid: string, from: number, to: number): AsyncGenerator<Uint8Array, void, undefined> {
     const manifest = await this.requireManifest(cid)
-    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > manifest.chunkCount || from > to) throw new ContentError(`no chunks ${from}..${to - 1} in ${cid}`, 'ERR_BAD_RANGE')
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > manifest.chunkCount || from > to) throw new BadRangeError(`no chunks ${from}..${to - 1} in ${cid}`)
     const handle = await open(this.dataFile(cid), 'r')
     try {
       for (let index = from; index < to; index++) {
@@ -208,7 +200,7 @@ export class ContentStore {
   async markComplete (cid: string): Promise<void> {
     await this.closeWriter(cid, false)
     const left = await this.missing(cid)
-    if (left.length > 0) throw new ContentError(`${left.length} chunks of ${cid} are still missing`, 'ERR_INCOMPLETE')
+    if (left.length > 0) throw new IncompleteContentError(cid, left.length)
     const handle = await open(this.dataFile(cid), 'r+')
     try {
       await handle.sync()
@@ -223,11 +215,11 @@ export class ContentStore {
   async importCiphertext (manifestBytes: Uint8Array, file: string): Promise<string> {
     const { cid, manifest } = await this.putManifest(manifestBytes)
     const expected = ciphertextLength(manifest)
-    if ((await stat(file)).size !== expected) throw new ContentError(`the ciphertext is not ${expected} bytes long`, 'ERR_BAD_CHUNK')
+    if ((await stat(file)).size !== expected) throw new BadChunkError(`the ciphertext is not ${expected} bytes long`)
     const out = await open(this.dataFile(cid), 'w', 0o644)
     try {
       for await (const chunk of storedChunksOf(createReadStream(file, { highWaterMark: 1024 * 1024 }), manifest)) {
-        if (!verifyChunk(manifest, chunk.index, chunk.data)) throw new BadChunkError(cid, chunk.index)
+        if (!verifyChunk(manifest, chunk.index, chunk.data)) throw BadChunkError.chunk(cid, chunk.index)
         await out.write(chunk.data, 0, chunk.data.length, chunkOffset(manifest, chunk.index))
       }
       await out.sync()

@@ -1,5 +1,5 @@
-import { KeyfairError } from '../../protocols/errors.ts'
 import { NodeNotRunningError, UnauthorizedError } from '../errors.ts'
+import { ControlApiError, TruncatedAnswerError } from './errors.ts'
 import { API_PREFIX, NDJSON } from './server.ts'
 import { isProcessAlive } from '../repo.ts'
 import type { Repo } from '../repo.ts'
@@ -15,8 +15,7 @@ export interface CallOptions {
   timeoutMs?: number
 }
 
-/** An error the node answered with; `code` is the node's stable code. */
-export class ControlApiError extends KeyfairError {}
+export { ControlApiError }
 
 /** Talks to the node running on a repo, through the address and token in that repo. */
 export class ControlClient {
@@ -43,7 +42,7 @@ export class ControlClient {
         else throw this.failure(line, res.status)
       }
     }
-    throw new ControlApiError('the node ended the answer early', 'ERR_TRUNCATED_ANSWER')
+    throw new TruncatedAnswerError()
   }
 
   /** One call of the contract in api.ts: its request and answer types are the call's own */

@@ -6,9 +6,13 @@ import { KeyfairError } from '../errors.ts'
 
 export const KEYFAIR_BIN = fileURLToPath(new URL('../bin/keyfair.js', import.meta.url))
 
-/** A CLI command that failed: its code and message as the CLI printed them */
+/**
+ * A CLI command that failed: its code and message as the CLI printed them, or this class's
+ * code when it printed none that could be read
+ */
 export class CommandFailedError extends KeyfairError {
-  constructor (command: string, code: string, message: string) {
+  static readonly code = 'ERR_COMMAND_FAILED'
+  constructor (command: string, message: string, code: string = CommandFailedError.code) {
     super(`keyfair ${command}: ${message}`, code)
   }
 }
@@ -35,8 +39,8 @@ function parseFailure (command: string, stderr: string, err: Error): Error {
   if (err.name === 'AbortError') return err
   try {
     const { error } = JSON.parse(stderr) as { error: { code: string, message: string } }
-    return new CommandFailedError(command, error.code, error.message)
+    return new CommandFailedError(command, error.message, error.code)
   } catch {
-    return new CommandFailedError(command, 'ERR_COMMAND_FAILED', stderr.trim() || err.message)
+    return new CommandFailedError(command, stderr.trim() || err.message)
   }
 }

@@ -1,4 +1,4 @@
-import { setMaxListeners } from '@libp2p/interface'
+import { serviceCapabilities, serviceDependencies, setMaxListeners } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { BadRequestError } from '../errors.ts'
 import { keywordCid, keywordsOf } from './keywords.ts'
@@ -49,6 +49,9 @@ export interface FindOptions extends AbortOptions {
   timeoutMs?: number
 }
 
+/** What discovery provides to the services that declare they depend on it */
+export const DISCOVERY_CAPABILITY = 'keyfair:discovery'
+
 export const DEFAULT_FIND_LIMIT = 20
 export const MAX_FIND_LIMIT = 200
 export const DEFAULT_FIND_TIMEOUT_MS = 10_000
@@ -78,6 +81,8 @@ export class Discovery implements Startable {
   }
 
   readonly [Symbol.toStringTag] = 'keyfair:discovery'
+  readonly [serviceCapabilities] = [DISCOVERY_CAPABILITY]
+  readonly [serviceDependencies] = ['@libp2p/content-routing']
 
   start (): void {
     this.controller = new AbortController()

@@ -2,7 +2,8 @@
 // ledger as it was.
 import { KeyfairError } from '../../protocols/errors.ts'
 
-export class EscrowError extends KeyfairError {}
+/** The family of the escrow's errors: never thrown itself, each member names its own code */
+export abstract class EscrowError extends KeyfairError {}
 
 export class InsufficientFundsError extends EscrowError {
   static readonly code = 'ERR_INSUFFICIENT_FUNDS'
@@ -137,5 +138,68 @@ export class EscrowStandbyError extends EscrowError {
   readonly retryable = true
   constructor () {
     super('this escrow process is a standby: another process of the same escrow is active', EscrowStandbyError.code)
+  }
+}
+
+/** An amount that is not whole minor units, or that would take a balance past the ledger's bound */
+export class AmountOutOfRangeError extends EscrowError {
+  static readonly code = 'ERR_AMOUNT'
+  constructor (message = 'amount must be a whole number of minor units, 0 or more') {
+    super(message, AmountOutOfRangeError.code)
+  }
+}
+
+/** The ledger found itself inconsistent (a bug, or its database changed under it): nothing was written */
+export class LedgerFaultError extends EscrowError {
+  static readonly code = 'ERR_LEDGER'
+  constructor (message: string) {
+    super(message, LedgerFaultError.code)
+  }
+}
+
+/** The ledger's database answered, and refused the connection (credentials, database name) */
+export class LedgerConnectError extends EscrowError {
+  static readonly code = 'ERR_LEDGER_CONNECT'
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, LedgerConnectError.code, options)
+  }
+}
+
+/** A ledger URL that is not a PostgreSQL one */
+export class LedgerUrlError extends EscrowError {
+  static readonly code = 'ERR_LEDGER_URL'
+  constructor (protocol: string) {
+    super(`${protocol} is not a PostgreSQL URL`, LedgerUrlError.code)
+  }
+}
+
+export class UnknownHoldError extends EscrowError {
+  static readonly code = 'ERR_UNKNOWN_HOLD'
+  constructor (id: string) {
+    super(`no hold ${id}`, UnknownHoldError.code)
+  }
+}
+
+/** A ledger is moved only into a new, empty database */
+export class LedgerNotEmptyError extends EscrowError {
+  static readonly code = 'ERR_LEDGER_NOT_EMPTY'
+  constructor () {
+    super('the target ledger is not empty: moving a ledger needs a new, empty database', LedgerNotEmptyError.code)
+  }
+}
+
+/** A moved ledger whose audit differs from the one taken before the move */
+export class LedgerMoveError extends EscrowError {
+  static readonly code = 'ERR_LEDGER_MOVE'
+  constructor (message: string) {
+    super(message, LedgerMoveError.code)
+  }
+}
+
+/** A ledger that fails its audit is not moved */
+export class AuditFailedError extends EscrowError {
+  static readonly code = 'ERR_AUDIT_FAILED'
+  constructor (violations: string[]) {
+    super(`the ledger fails its audit; fix it before moving it: ${violations.slice(0, 3).join('; ')}`, AuditFailedError.code)
   }
 }

@@ -4,7 +4,7 @@
 // engines keep the same double-entry rules: every entry's postings sum to zero, holds are
 // accounts of their own (`hold:<id>`) that end exactly once, no customer account goes
 // negative, and a purchase id names one request per device.
-import { EscrowError } from './errors.ts'
+import { AmountOutOfRangeError } from './errors.ts'
 
 export const WORLD = '@world'
 /** Largest balance or amount: integers stay exact in JS numbers, SQLite and BIGINT */
@@ -219,5 +219,5 @@ export function reserveAccount (id: string): string {
 }
 
 export function checkAmount (amount: number): void {
-  if (!Number.isSafeInteger(amount) || amount < 0) throw new EscrowError('amount must be a whole number of minor units, 0 or more', 'ERR_AMOUNT')
+  if (!Number.isSafeInteger(amount) || amount < 0) throw new AmountOutOfRangeError()
 }

@@ -6,7 +6,7 @@
 // One file with its schema and migrations: every statement that moves money sits beside the
 // rules it keeps.
 import { openDatabase, transaction } from '../store/database.ts'
-import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
+import { AlreadyAnsweredError, AmountOutOfRangeError, InsufficientFundsError, LedgerFaultError, PurchaseIdUsedError, UnknownHoldError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
 import type { AuditReport, EntryKind, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
@@ -133,8 +133,8 @@ export class Ledger {
   deposit (account: string, amount: number, memo?: string, now = Date.now()): number {
     checkAmount(amount)
     return transaction(this.db, () => {
-      if (this.balance(account) + amount > MAX_AMOUNT) throw new EscrowError(`balance of ${account} would exceed ${MAX_AMOUNT}`, 'ERR_AMOUNT')
-      if (this.balance(WORLD) - amount < -MAX_AMOUNT) throw new EscrowError(`deposits would exceed ${MAX_AMOUNT} in all`, 'ERR_AMOUNT')
+      if (this.balance(account) + amount > MAX_AMOUNT) throw new AmountOutOfRangeError(`balance of ${account} would exceed ${MAX_AMOUNT}`)
+      if (this.balance(WORLD) - amount < -MAX_AMOUNT) throw new AmountOutOfRangeError(`deposits would exceed ${MAX_AMOUNT} in all`)
       this.post('deposit', now, [[WORLD, -amount], [account, amount]], undefined, memo)
       return this.balance(account)
     })
@@ -157,7 +157,7 @@ export class Ledger {
    */
   openHold (hold: NewHold): OpenHoldResult {
     const [outcome] = this.openHolds([hold])
-    if (outcome == null) throw new EscrowError('no outcome for the hold', 'ERR_LEDGER')
+    if (outcome == null) throw new LedgerFaultError('no outcome for the hold')
     if ('error' in outcome) throw outcome.error
     return outcome.result
   }
@@ -415,7 +415,7 @@ export class Ledger {
 
   private endHoldInTransaction (id: string, end: HoldEnd, reason: string, now: number): EndHoldResult {
     const hold = this.hold(id)
-    if (hold == null) throw new EscrowError(`no hold ${id}`, 'ERR_UNKNOWN_HOLD')
+    if (hold == null) throw new UnknownHoldError(id)
     if (hold.state !== 'open') return { hold, ended: false }
     const to = end === 'refund' ? hold.buyer : hold.seller
     const entry = this.post(end, now, [[holdAccount(id), -hold.amount], [to, hold.amount]], id, reason)
@@ -423,7 +423,7 @@ export class Ledger {
     const changed = this.stmt("UPDATE holds SET state = ?, ended_at = ?, end_entry = ?, end_reason = ? WHERE id = ? AND state = 'open'")
       .run(state, now, entry, reason, id)
     // the row was open when read inside this same transaction
-    if (changed.changes !== 1) throw new EscrowError(`hold ${id} changed under its transaction`, 'ERR_LEDGER')
+    if (changed.changes !== 1) throw new LedgerFaultError(`hold ${id} changed under its transaction`)
     return { hold: { ...hold, state, endedAt: now, endReason: reason }, ended: true }
   }
 
@@ -431,13 +431,13 @@ export class Ledger {
   private endReservationInTransaction (reservation: ReservationRecord, state: 'cancelled' | 'expired', reason: string, now: number): EndReservationResult {
     this.post('refund', now, [[reserveAccount(reservation.id), -reservation.amount], [reservation.buyer, reservation.amount]], reservation.id, reason)
     const changed = this.stmt("UPDATE reservations SET state = ?, ended_at = ?, end_reason = ? WHERE id = ? AND state = 'open'").run(state, now, reason, reservation.id)
-    if (changed.changes !== 1) throw new EscrowError(`reservation ${reservation.id} changed under its transaction`, 'ERR_LEDGER')
+    if (changed.changes !== 1) throw new LedgerFaultError(`reservation ${reservation.id} changed under its transaction`)
     return { reservation: { ...reservation, state, endedAt: now, endReason: reason }, ended: true }
   }
 
   /** One balanced entry; call inside a transaction */
   private post (kind: EntryKind, at: number, postings: Array<[string, number]>, hold?: string, memo?: string): number {
-    if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
+    if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new LedgerFaultError('unbalanced entry')
     const entry = Number(this.stmt('INSERT INTO entries (at, kind, hold_id, memo) VALUES (?, ?, ?, ?)').run(at, kind, hold ?? null, memo ?? null).lastInsertRowid)
     const insert = this.stmt('INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)')
     // create at 0, then add: the CHECK on balances sees only the resulting balance

@@ -4,7 +4,7 @@
 // The escrow's settings then name the database; the SQLite file is left as it was.
 import { existsSync } from 'node:fs'
 import { BadConfigError } from '../errors.ts'
-import { EscrowError } from './errors.ts'
+import { AuditFailedError } from './errors.ts'
 import { Ledger } from './ledger.ts'
 import { ledgerPassword } from './open-ledger.ts'
 import { PgLedger } from './pg-ledger.ts'
@@ -31,7 +31,7 @@ export async function moveLedgerToPostgres (files: EscrowFiles, to: string, pass
   let before: AuditReport
   try {
     before = source.audit()
-    if (!before.ok) throw new EscrowError(`the ledger fails its audit; fix it before moving it: ${before.violations.slice(0, 3).join('; ')}`, 'ERR_AUDIT_FAILED')
+    if (!before.ok) throw new AuditFailedError(before.violations)
     rows = source.dump()
   } finally {
     source.close()

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { Socket } from 'node:net'
 import pg from 'pg'
-import { EscrowError } from './errors.ts'
+import { LedgerConnectError } from './errors.ts'
 import { connectionFields, isUnavailable, unavailable } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
 
@@ -108,7 +108,7 @@ export class LeaderLock {
       await client.end().catch(() => {})
       socket.destroy()
       if (isUnavailable(err)) throw unavailable(err)
-      throw new EscrowError(`the ledger database refused the lock connection: ${describe(err)}`, 'ERR_LEDGER_CONNECT', { cause: err })
+      throw new LedgerConnectError(`the ledger database refused the lock connection: ${describe(err)}`, { cause: err })
     }
     this.client = client
     this.socket = socket

@@ -13,7 +13,7 @@
 // detects (two escrow processes racing duplicate purchase ids) runs the transaction again.
 // The audit reads one REPEATABLE READ snapshot.
 import { isDeepStrictEqual } from 'node:util'
-import { AlreadyAnsweredError, EscrowError, InsufficientFundsError, PurchaseIdUsedError } from './errors.ts'
+import { AlreadyAnsweredError, AmountOutOfRangeError, InsufficientFundsError, LedgerConnectError, LedgerFaultError, LedgerMoveError, LedgerNotEmptyError, PurchaseIdUsedError, UnknownHoldError } from './errors.ts'
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
 import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
 import { migratePg } from './pg-schema.ts'
@@ -48,7 +48,7 @@ export class PgLedger implements LedgerStore {
         client = await pool.connect()
       } catch (err) {
         // refused (a wrong password, no such database or user): the operator must fix the settings
-        throw isUnavailable(err) ? unavailable(err) : new EscrowError(`the ledger database refused the connection: ${String((err as Error).message)}`, 'ERR_LEDGER_CONNECT', { cause: err })
+        throw isUnavailable(err) ? unavailable(err) : new LedgerConnectError(`the ledger database refused the connection: ${String((err as Error).message)}`, { cause: err })
       }
       try {
         const version = await migratePg(client)
@@ -81,8 +81,8 @@ export class PgLedger implements LedgerStore {
     checkAmount(amount)
     return inTransaction(this.pool, async client => {
       const balances = await lockAccounts(client, [WORLD, account])
-      if ((balances.get(account) ?? 0) + amount > MAX_AMOUNT) throw new EscrowError(`balance of ${account} would exceed ${MAX_AMOUNT}`, 'ERR_AMOUNT')
-      if ((balances.get(WORLD) ?? 0) - amount < -MAX_AMOUNT) throw new EscrowError(`deposits would exceed ${MAX_AMOUNT} in all`, 'ERR_AMOUNT')
+      if ((balances.get(account) ?? 0) + amount > MAX_AMOUNT) throw new AmountOutOfRangeError(`balance of ${account} would exceed ${MAX_AMOUNT}`)
+      if ((balances.get(WORLD) ?? 0) - amount < -MAX_AMOUNT) throw new AmountOutOfRangeError(`deposits would exceed ${MAX_AMOUNT} in all`)
       await post(client, 'deposit', now, [[WORLD, -amount], [account, amount]], undefined, memo)
       return (balances.get(account) ?? 0) + amount
     })
@@ -101,7 +101,7 @@ export class PgLedger implements LedgerStore {
 
   async openHold (hold: NewHold): Promise<OpenHoldResult> {
     const [outcome] = await this.openHolds([hold])
-    if (outcome == null) throw new EscrowError('no outcome for the hold', 'ERR_LEDGER')
+    if (outcome == null) throw new LedgerFaultError('no outcome for the hold')
     if ('error' in outcome) throw outcome.error
     return outcome.result
   }
@@ -187,7 +187,7 @@ export class PgLedger implements LedgerStore {
       // the hold row first: a second ending waits here, then sees it ended
       const { rows } = await client.query<HoldRow>('SELECT * FROM holds WHERE id = $1 FOR UPDATE', [id])
       const row = rows[0]
-      if (row == null) throw new EscrowError(`no hold ${id}`, 'ERR_UNKNOWN_HOLD')
+      if (row == null) throw new UnknownHoldError(id)
       const hold = holdFromRow(row)
       if (hold.state !== 'open') return { hold, ended: false }
       const to = end === 'refund' ? hold.buyer : hold.seller
@@ -284,10 +284,10 @@ export class PgLedger implements LedgerStore {
       // no other writer while it loads: the check for emptiness stays true until commit
       await client.query('LOCK TABLE accounts, entries, postings, holds, reservations IN EXCLUSIVE MODE')
       const { rows: counts } = await client.query<{ n: number }>('SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM holds) + (SELECT COUNT(*) FROM reservations) AS n')
-      if ((counts[0]?.n ?? 0) > 0) throw new EscrowError('the target ledger is not empty: moving a ledger needs a new, empty database', 'ERR_LEDGER_NOT_EMPTY')
+      if ((counts[0]?.n ?? 0) > 0) throw new LedgerNotEmptyError()
       await copyRows(client, rows)
       const report = await auditIn(client)
-      if (!isDeepStrictEqual(report, expected)) throw new EscrowError(`the audit after the move differs from the one before: ${JSON.stringify(report)}`, 'ERR_LEDGER_MOVE')
+      if (!isDeepStrictEqual(report, expected)) throw new LedgerMoveError(`the audit after the move differs from the one before: ${JSON.stringify(report)}`)
       return report
     })
   }
@@ -330,7 +330,7 @@ async function outcomeOf (client: PoolClient, hold: NewHold, outcome: string, st
   if (outcome === 'used' || stored == null) return { error: new PurchaseIdUsedError(hold.purchase) }
   // these very bytes were paid before: the stored hold, answer and all
   const { rows } = await client.query<HoldRow>('SELECT * FROM holds WHERE id = $1', [stored])
-  if (rows[0] == null) throw new EscrowError(`hold ${stored} of purchase ${hold.purchase} is not there`, 'ERR_LEDGER')
+  if (rows[0] == null) throw new LedgerFaultError(`hold ${stored} of purchase ${hold.purchase} is not there`)
   return { result: { hold: holdFromRow(rows[0]), charged: false } }
 }
 
@@ -343,7 +343,7 @@ async function endReservationIn (client: PoolClient, reservation: ReservationRec
 
 /** One balanced entry, in the caller's transaction; the accounts it touches are locked by then */
 async function post (client: PoolClient, kind: EntryKind, at: number, postings: Array<[string, number]>, hold?: string, memo?: string): Promise<number> {
-  if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new EscrowError('unbalanced entry', 'ERR_LEDGER')
+  if (postings.reduce((s, [, a]) => s + a, 0) !== 0) throw new LedgerFaultError('unbalanced entry')
   const accounts = postings.map(([a]) => a)
   const amounts = postings.map(([, a]) => a)
   const { rows } = await client.query<{ id: number }>('INSERT INTO entries (at, kind, hold_id, memo) VALUES ($1, $2, $3, $4) RETURNING id', [at, kind, hold ?? null, memo ?? null])

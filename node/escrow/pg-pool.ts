@@ -4,7 +4,7 @@
 // database gone away (ERR_LEDGER_UNAVAILABLE, retryable) from a refusal or a bug.
 import { Socket } from 'node:net'
 import pg from 'pg'
-import { EscrowError, LedgerUnavailableError } from './errors.ts'
+import { LedgerFaultError, LedgerUnavailableError, LedgerUrlError } from './errors.ts'
 import type { PoolClient, PoolConfig } from 'pg'
 import type { Logger } from '@libp2p/interface'
 
@@ -26,7 +26,7 @@ const INT8_OID = 20
 /** BIGINT as a JS number; a value past 2^53 − 1 would lose digits, so it is an error */
 function parseBigint (text: string): number {
   const n = Number(text)
-  if (!Number.isSafeInteger(n)) throw new EscrowError(`ledger value ${text} is beyond 2^53 − 1`, 'ERR_LEDGER')
+  if (!Number.isSafeInteger(n)) throw new LedgerFaultError(`ledger value ${text} is beyond 2^53 − 1`)
   return n
 }
 
@@ -78,7 +78,7 @@ export function createPgPool (options: PgLedgerOptions, log: Logger): LedgerPool
 /** host, port, user and database of a postgres:// URL (a password in it is refused earlier) */
 export function connectionFields (url: string): Pick<PoolConfig, 'host' | 'port' | 'user' | 'database'> {
   const u = new URL(url)
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new EscrowError(`${u.protocol} is not a PostgreSQL URL`, 'ERR_LEDGER_URL')
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new LedgerUrlError(u.protocol)
   const fields: Pick<PoolConfig, 'host' | 'port' | 'user' | 'database'> = { host: decodeURIComponent(u.hostname.replace(/^\[|\]$/g, '')) || '127.0.0.1', port: u.port === '' ? 5432 : Number(u.port) }
   if (u.username !== '') fields.user = decodeURIComponent(u.username)
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''))

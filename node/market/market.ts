@@ -3,15 +3,18 @@
 // trusts, and the offers it has seen in searches.
 import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { parseSignedOffer } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
 import { ContentService } from '../../protocols/market/content.ts'
 import { OfferService } from '../../protocols/market/offer.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { UnknownOfferError } from './errors.ts'
+import { INBOUND_BUDGET_CAPABILITY } from '../../protocols/toolkit/budget.ts'
 import { AgencyTrust } from '../agency/trust.ts'
-import type { CrlFeed } from '../agency/crl-feed.ts'
+import { CRL_FEED_CAPABILITY } from '../agency/crl-feed.ts'
+import type { CrlFeed, CrlListener } from '../agency/crl-feed.ts'
 import { ContentStore } from '../content/store.ts'
 import { normaliseKeyword } from '../discovery/keywords.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -21,17 +24,17 @@ import type { FramedServiceComponents, StreamOpener } from '../../protocols/tool
 import type { ComponentLogger, Logger, Startable } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
-export class UnknownOfferError extends KeyfairError {
-  static readonly code = 'ERR_UNKNOWN_OFFER'
-  constructor (id: string, message = `no offer ${id} is known here`) {
-    super(message, UnknownOfferError.code)
-  }
-}
+export { UnknownOfferError }
 
 export interface MarketComponents extends FramedServiceComponents {
   connectionManager: ConnectionManager
   logger: ComponentLogger
+  /** agencies' revocation lists, for the trusted agency's */
+  crl: CrlFeed
 }
+
+/** What the market provides to the services that declare they depend on it */
+export const MARKET_CAPABILITY = 'keyfair:market'
 
 export class Market implements Startable {
   readonly content: ContentStore
@@ -40,11 +43,17 @@ export class Market implements Startable {
   private readonly log: Logger
   private readonly services: Startable[]
 
-  constructor (components: MarketComponents, init: { repoPath: string, crl: CrlFeed }) {
+  readonly [Symbol.toStringTag] = 'keyfair:market'
+  readonly [serviceCapabilities] = [MARKET_CAPABILITY]
+  readonly [serviceDependencies] = [CRL_FEED_CAPABILITY, INBOUND_BUDGET_CAPABILITY]
+
+  constructor (components: MarketComponents, init: { repoPath: string }) {
     this.log = components.logger.forComponent('keyfair:market')
     this.content = new ContentStore(join(init.repoPath, 'content'))
     this.offersDir = join(init.repoPath, 'offers')
-    this.trust = new AgencyTrust({ repoPath: init.repoPath, streams: components.connectionManager as StreamOpener, crl: init.crl, log: this.log })
+    // the feed is read from the components when the trust follows an agency, once libp2p has built them all
+    const crl = { follow: (root: string, listener: CrlListener) => components.crl.follow(root, listener) }
+    this.trust = new AgencyTrust({ repoPath: init.repoPath, streams: components.connectionManager as StreamOpener, crl, log: this.log })
     this.services = [
       new ContentService(components, {
         source: {

@@ -7,11 +7,10 @@ import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { parseSignedOffer } from '../../device/objects/market.ts'
 import { verifyPeerSigned } from '../../device/objects/signed.ts'
 import { writeFileAtomic } from '../../device/store/files.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { ObjectError, SignatureError } from '../../device/objects/errors.ts'
 import { UnknownContentError } from '../content/store.ts'
+import { MediaExistsError, NotMediaError } from './errors.ts'
 import type { Market } from './market.ts'
-
-export class MediaError extends KeyfairError {}
 
 const MANIFEST = 'manifest.cbor'
 const DATA = 'data.kf'
@@ -24,12 +23,11 @@ export interface Imported { content: string, offers: string[], seeding: boolean 
 /** Writes `<path>/` with the manifest, the ciphertext and the offers of a complete content */
 export async function exportContent (market: Market, content: string, path: string): Promise<Exported> {
   if (!(await market.content.isComplete(content))) throw new UnknownContentError(content)
-  try {
-    await stat(path)
-    throw new MediaError(`${path} exists already: give a new directory`, 'ERR_EXISTS')
-  } catch (err: any) {
+  const exists = await stat(path).then(() => true, (err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err
-  }
+    return false
+  })
+  if (exists) throw new MediaExistsError(path)
   await mkdir(join(path, OFFERS), { recursive: true })
   await writeFileAtomic(join(path, MANIFEST), (await market.content.manifestBytes(content))!, 0o644)
   await copyFile(market.content.dataFile(content), join(path, DATA))
@@ -44,16 +42,16 @@ export async function importContent (market: Market, path: string, options: { se
   let manifest: Uint8Array
   try {
     manifest = await readFile(join(path, MANIFEST))
-  } catch (err: any) {
-    if (err.code === 'ENOENT') throw new MediaError(`${path} holds no keyfair content (no ${MANIFEST})`, 'ERR_NOT_MEDIA')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotMediaError(path, MANIFEST, { cause: err })
     throw err
   }
   const content = await market.content.importCiphertext(manifest, join(path, DATA))
   const offers: string[] = []
   for (const name of (await readdir(join(path, OFFERS)).catch(() => [])).sort()) {
     const offer = parseSignedOffer(decodeObject(await readFile(join(path, OFFERS, name))))
-    if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new MediaError(`offer ${name} is not signed by its seller`, 'ERR_BAD_SIGNATURE')
-    if (offer.body.terms.content.toString() !== content) throw new MediaError(`offer ${name} is for another content`, 'ERR_BAD_OBJECT')
+    if ((await verifyPeerSigned(offer, 'offer')) !== offer.body.terms.seller) throw new SignatureError(`offer ${name} is not signed by its seller`)
+    if (offer.body.terms.content.toString() !== content) throw new ObjectError(`offer ${name} is for another content`)
     await market.content.addOffer(offer)
     offers.push(await market.rememberOffer(offer))
   }

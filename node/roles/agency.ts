@@ -1,11 +1,11 @@
 import { setMaxListeners } from '@libp2p/interface'
 import { Agency } from '../agency/agency.ts'
-import { AgencyNotRunningError } from '../agency/errors.ts'
+import { RoleNotRunningError } from '../errors.ts'
 import { CrlService } from '../../protocols/agency/crl.ts'
 import { EnrollService } from '../../protocols/agency/enroll.ts'
 import { Role } from './role.ts'
 import type { AgencyOptions } from '../agency/agency.ts'
-import type { RoleComponents } from './role.ts'
+import type { RoleComponents, RoleNode } from './role.ts'
 
 export type AgencyRoleInit = Omit<AgencyOptions, 'log' | 'onCrlSigned' | 'keys'> & {
   /** How often the current CRL is published again, for nodes that missed it (default 30 s) */
@@ -30,8 +30,8 @@ export class AgencyRole extends Role {
   private timer?: ReturnType<typeof setTimeout>
   private unfollow?: () => void
 
-  constructor (components: RoleComponents, init: AgencyRoleInit = {}) {
-    super(components, 'agency')
+  constructor (components: RoleComponents, node: RoleNode, init: AgencyRoleInit = {}) {
+    super(components, node, 'agency')
     this.init = init
     this.crlRepublishMs = init.crlRepublishMs ?? CRL_REPUBLISH_MS
     this.services.push(
@@ -42,16 +42,16 @@ export class AgencyRole extends Role {
 
   /** The open agency; only while the role runs. */
   get agency (): Agency {
-    if (this.opened == null) throw new AgencyNotRunningError()
+    if (this.opened == null) throw new RoleNotRunningError('agency')
     return this.opened
   }
 
   override async start (): Promise<void> {
     this.controller = new AbortController()
     setMaxListeners(Infinity, this.controller.signal)
-    this.opened = await Agency.open(this.components.repo.path, {
+    this.opened = await Agency.open(this.node.repo.path, {
       ...this.init,
-      keys: this.components.keys(),
+      keys: this.node.keys(),
       log: this.components.logger.forComponent('keyfair:agency'),
       onCrlSigned: crl => { this.publishCrl(crl.der, `new CRL ${crl.number}`) }
     })

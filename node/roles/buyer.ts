@@ -1,20 +1,20 @@
 import { Buyer } from '../buyer/buyer.ts'
 import { Role } from './role.ts'
-import type { RoleComponents } from './role.ts'
+import type { RoleComponents, RoleNode } from './role.ts'
 
 /** Discovers, downloads and buys through its sealed device; serves only what it chooses to seed. */
 export class BuyerRole extends Role {
   readonly name = 'buyer'
   readonly buyer: Buyer
 
-  constructor (components: RoleComponents) {
-    super(components, 'buyer')
+  constructor (components: RoleComponents, node: RoleNode) {
+    super(components, node, 'buyer')
     this.buyer = new Buyer({
       peerId: components.peerId.toString(),
       market: components.market,
       discovery: components.discovery,
       streams: components.connectionManager,
-      device: components.device,
+      device: node.device,
       log: this.log
     })
   }

@@ -25,7 +25,7 @@ import { EscrowFiles } from '../escrow/state.ts'
 import { UnblindPool, unblindWorkerCount } from '../escrow/pool.ts'
 import { EscrowKey } from '../escrow/unblind.ts'
 import { Role } from './role.ts'
-import type { RoleComponents } from './role.ts'
+import type { RoleComponents, RoleNode } from './role.ts'
 import type { CrlInfo } from '../../device/pki/index.ts'
 import type { EscrowMode } from '../escrow/leadership.ts'
 import type { LedgerStore } from '../escrow/ledger-store.ts'
@@ -77,12 +77,12 @@ export class EscrowRole extends Role {
   /** CRL writes, one after another, each of the list in force then */
   private saving: Promise<void> = Promise.resolve()
 
-  constructor (components: RoleComponents, init: EscrowRoleInit = {}) {
-    super(components, 'escrow')
+  constructor (components: RoleComponents, node: RoleNode, init: EscrowRoleInit = {}) {
+    super(components, node, 'escrow')
     this.advertiseIntervalMs = init.advertiseIntervalMs ?? 6 * 60 * 60 * 1000
     this.crlMaxAgeMs = init.crlMaxAgeMs ?? CRL_MAX_AGE_MS
     this.crlCheckMs = init.crlCheckMs ?? CRL_CHECK_MS
-    this.files = new EscrowFiles(components.repo.path)
+    this.files = new EscrowFiles(node.repo.path)
     this.services.push(
       new EscrowInfoService(components, { source: { info: () => this.escrow.info() } }),
       new UnblindService(components, { unblinder: { unblind: async (request, caller) => this.escrow.unblind(request, caller) } }),
@@ -115,7 +115,7 @@ export class EscrowRole extends Role {
   }
 
   override async start (): Promise<void> {
-    const privateKey = await this.files.loadOrCreateKey(this.components.keys())
+    const privateKey = await this.files.loadOrCreateKey(this.node.keys())
     const settings = await this.files.settings()
     const workers = unblindWorkerCount(settings.unblindWorkers)
     // with workers, the private key lives in them; this thread keeps the modulus
@@ -274,7 +274,7 @@ export class EscrowRole extends Role {
 
   /** Certifies this escrow's key with an agency (one-time code), then fetches its CRL */
   async enroll (agency: string, code: string, options: AbortOptions = {}): Promise<{ certificate: string, root: string }> {
-    const privateKey = await this.files.loadOrCreateKey(this.components.keys())
+    const privateKey = await this.files.loadOrCreateKey(this.node.keys())
     const csr = createCsr(privateKey, createPublicKey(privateKey), { commonName: this.components.peerId.toString(), organizationalUnit: ESCROW_UNIT })
     const enrolled = await enrollWithAgency(this.components, multiaddr(agency), { code, csrs: { escrow: csr } }, options)
     const certificate = enrolled.certificates.escrow

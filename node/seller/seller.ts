@@ -12,7 +12,10 @@ import { encodeObject } from '../../device/objects/codec.ts'
 import { LIMITS, contentIdOf } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
-import { KeyfairError } from '../../protocols/errors.ts'
+import { BadCertificateError } from '../../device/pki/errors.ts'
+import { BadRequestError } from '../errors.ts'
+import { UnknownOfferError } from '../market/errors.ts'
+import { FileNotPublishableError, NamedEscrowUnusableError, NoContentKeyError, OpenNeedsThresholdError, TooFewEscrowsError } from './errors.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { escrowServiceCid, keywordsOf } from '../discovery/keywords.ts'
 import { decodeContentKey, encodeContentKey } from '../keys/content-key.ts'
@@ -31,18 +34,16 @@ import type { Market } from '../market/market.ts'
 import type { UnlockedKeys } from '../keys/keystore.ts'
 import type { AbortOptions, Logger, PrivateKey } from '@libp2p/interface'
 
-export class PublishError extends KeyfairError {}
-
 /** The size of a file that can be published, or ERR_FILE saying why it cannot */
 async function publishableSize (file: string): Promise<number> {
   let info: Stats
   try {
     info = await stat(file)
   } catch (err: any) {
-    throw new PublishError(`cannot read ${file} (${String(err.code ?? err.message)})`, 'ERR_FILE')
+    throw new FileNotPublishableError(`cannot read ${file} (${String(err.code ?? err.message)})`, { cause: err })
   }
-  if (info.isDirectory()) throw new PublishError(`${file} is a directory; publish one file`, 'ERR_FILE')
-  if (!info.isFile()) throw new PublishError(`${file} is not a regular file; publish one file`, 'ERR_FILE')
+  if (info.isDirectory()) throw new FileNotPublishableError(`${file} is a directory; publish one file`)
+  if (!info.isFile()) throw new FileNotPublishableError(`${file} is not a regular file; publish one file`)
   return info.size
 }
 
@@ -113,15 +114,15 @@ export class Seller {
   async publish (file: string, options: PublishOptions): Promise<Published> {
     const { market, discovery } = this.init
     if (!Number.isInteger(options.t) || !Number.isInteger(options.n) || options.t < 1 || options.n < options.t || options.n > 64) {
-      throw new PublishError('escrows must be t-of-n with 1 ≤ t ≤ n ≤ 64', 'ERR_BAD_REQUEST')
+      throw new BadRequestError('escrows must be t-of-n with 1 ≤ t ≤ n ≤ 64')
     }
-    if (!Number.isSafeInteger(options.price) || options.price < 0) throw new PublishError('price must be a whole number of minor units', 'ERR_BAD_REQUEST')
+    if (!Number.isSafeInteger(options.price) || options.price < 0) throw new BadRequestError('price must be a whole number of minor units')
     const open = options.open === true
     // one escrow of an open offer could unwrap its own share, and with t = 1 that is K
-    if (open && options.t < 2) throw new PublishError('an open offer needs at least 2 escrows to release its key (e.g. --escrows 2-of-3): with 1, that escrow alone could unwrap K from the public offer', 'ERR_OPEN_NEEDS_THRESHOLD')
+    if (open && options.t < 2) throw new OpenNeedsThresholdError()
     const licenceTtl = options.licenceTtlMs ?? DEFAULT_LICENCE_TTL_MS
     if (!Number.isSafeInteger(licenceTtl) || licenceTtl < LIMITS.minLicenceTtlMs || licenceTtl > LIMITS.maxLicenceTtlMs) {
-      throw new PublishError(`a licence's offline lifetime must be ${LIMITS.minLicenceTtlMs / 1000} s to 10 years`, 'ERR_BAD_REQUEST')
+      throw new BadRequestError(`a licence's offline lifetime must be ${LIMITS.minLicenceTtlMs / 1000} s to 10 years`)
     }
     const total = await publishableSize(file)
     // only the signal goes on: nothing of the caller's options may reach libp2p
@@ -142,8 +143,9 @@ export class Seller {
       await rename(staging, market.content.dataFile(stored.cid))
     } catch (err) {
       await rm(staging, { force: true })
-      if ((err as any).code === 'ENOENT') throw new PublishError(`cannot read ${file}`, 'ERR_FILE')
-      if ((err as any).code === 'EISDIR') throw new PublishError(`${file} is a directory; publish one file`, 'ERR_FILE')
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') throw new FileNotPublishableError(`cannot read ${file}`, { cause: err })
+      if (code === 'EISDIR') throw new FileNotPublishableError(`${file} is a directory; publish one file`, { cause: err })
       throw err
     }
     const { cid, manifest } = stored
@@ -201,7 +203,7 @@ export class Seller {
     const offer = await this.ownOffer(request.offer.toString())
     const signing = await market.trust.verify(request.signing, 'device-signing', options)
     const encryption = await market.trust.verify(request.encryption, 'device-encryption', options)
-    if (signing.subjectCommonName !== encryption.subjectCommonName) throw new KeyfairError('the two certificates name different devices', 'ERR_BAD_CERT')
+    if (signing.subjectCommonName !== encryption.subjectCommonName) throw new BadCertificateError('the two certificates name different devices')
     const secrets = await this.secretsOf(offer.body.terms.content.toString())
     try {
       const licence = await createLicence({
@@ -224,12 +226,12 @@ export class Seller {
         if (offer.body.terms.seller === this.init.peerId && signedId(offer).toString() === id) return offer
       }
     }
-    throw new KeyfairError(`this seller has no offer ${id}`, 'ERR_UNKNOWN_OFFER')
+    throw new UnknownOfferError(id, `this seller has no offer ${id}`)
   }
 
   private async secretsOf (cid: string): Promise<{ key: Uint8Array, salt: Uint8Array }> {
     const record = await this.init.keys().get(contentKeyName(cid))
-    if (record == null) throw new KeyfairError(`this seller holds no key for ${cid}`, 'ERR_NO_CONTENT_KEY')
+    if (record == null) throw new NoContentKeyError(cid)
     try {
       return decodeContentKey(record)
     } finally {
@@ -252,8 +254,8 @@ export class Seller {
     for (const address of named) {
       try {
         await check(address)
-      } catch (err: any) {
-        throw new PublishError(`escrow ${address}: ${String(err.message)}`, err.code ?? 'ERR_ESCROW')
+      } catch (err) {
+        throw new NamedEscrowUnusableError(address, err)
       }
     }
     if (picked.length < n) {
@@ -268,7 +270,7 @@ export class Seller {
         }
       }
     }
-    if (picked.length < n) throw new PublishError(`found ${picked.length} usable escrows, ${n} needed`, 'ERR_TOO_FEW_ESCROWS')
+    if (picked.length < n) throw new TooFewEscrowsError(picked.length, n)
     return picked.slice(0, n)
   }
 }

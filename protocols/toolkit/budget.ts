@@ -1,3 +1,4 @@
+import { serviceCapabilities } from '@libp2p/interface'
 import { BudgetExceededError, FrameStalledError } from '../errors.ts'
 import type { KeyfairError } from '../errors.ts'
 import type { ComponentLogger, Logger, Startable } from '@libp2p/interface'
@@ -42,6 +43,9 @@ export function inboundBudgetSettings (value: Partial<InboundBudgetSettings> = {
   if (settings.maxPeerBytes > settings.maxBytes) throw new RangeError('inbound budget maxPeerBytes must not exceed maxBytes')
   return settings
 }
+
+/** What the inbound budget provides to the services that declare they depend on it */
+export const INBOUND_BUDGET_CAPABILITY = 'keyfair:inbound-budget'
 
 export interface InboundBudgetComponents {
   logger: ComponentLogger
@@ -127,6 +131,9 @@ export class InboundBudget implements Startable {
   private pressed = false
   private collectedAt = 0
   private collections = 0
+
+  readonly [Symbol.toStringTag] = 'keyfair:inbound-budget'
+  readonly [serviceCapabilities] = [INBOUND_BUDGET_CAPABILITY]
 
   constructor (components: InboundBudgetComponents, init: InboundBudgetInit = {}) {
     this.log = components.logger.forComponent('keyfair:budget')

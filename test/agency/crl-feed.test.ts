@@ -17,6 +17,7 @@ import { AgencyRole } from '../../node/roles/agency.ts'
 import { deviceCsrs, deviceKeys } from '../helpers/pki.ts'
 import { canonicalSerial } from '../../device/pki/names.ts'
 import type { Agency } from '../../node/agency/agency.ts'
+import type { CrlFeedComponents } from '../../node/agency/crl-feed.ts'
 import type { StreamOpener } from '../../protocols/toolkit/index.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { BaseServices } from '../../node/libp2p.ts'
@@ -61,7 +62,7 @@ describe('revocation lists: pushed on the topic, fetched after the maximum age',
       privateKey: await generateKeyPair('Ed25519'),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: [],
-      services: { crl: (components: any) => new CrlFeed(components) }
+      services: { crl: (components: CrlFeedComponents) => new CrlFeed(components) }
     })
     await node.start()
     followers.push(node)

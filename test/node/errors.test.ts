@@ -16,18 +16,43 @@ const CARRIERS = new Set([
   'RemoteError', // the remote's code from an error frame
   'ControlApiError', // the node's code from the control API
   'DeviceError', // the sealed device process's code
-  'CertificateError', // a certificate check's code, as the agency client meets it
   'CryptoError', // abstract family of the crypto layer
   'PkiError', // abstract family of the X.509 layer
   'RenewalRefusedError', // the refusing escrow's code
-  'CommandFailedError', // the code a CLI command printed
-  'EscrowError', // family of the escrow's refusals
-  // families whose members still name their codes where they are thrown
-  'BuyError',
-  'ContentError',
-  'MediaError',
-  'PublishError'
+  'EscrowError', // abstract family of the escrow's refusals
+  // the buyer's family: its members still name their codes where they are thrown (node/buyer/)
+  'BuyError'
 ])
+
+/** Directories whose throw sites may still name a literal code: the buyer's, until its errors are classes */
+const LITERAL_CODES_ALLOWED_UNDER = ['node/buyer/']
+
+/** Codes the docs name that no class carries: the control API's answer to a fault it did not expect */
+const CODES_WITHOUT_CLASS = new Set(['ERR_INTERNAL'])
+
+/** `new XError(…, 'ERR_…')`: an error built with a literal code, arguments spanning lines included */
+const LITERAL_CODE_AT_THROW = /new (\w*Error)\(((?:[^()]|\((?:[^()]|\([^()]*\))*\))*?)'(ERR_\w+)'/g
+
+function sourceFiles (dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap(entry => {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) return sourceFiles(path)
+    return entry.name.endsWith('.ts') ? [path] : []
+  })
+}
+
+/** Each error built with a literal code: where, its class and the code */
+function literalCodes (): Array<{ where: string, cls: string, code: string }> {
+  const found: Array<{ where: string, cls: string, code: string }> = []
+  for (const path of LAYERS.flatMap(layer => sourceFiles(join(ROOT, layer)))) {
+    const text = readFileSync(path, 'utf8')
+    for (const match of text.matchAll(LITERAL_CODE_AT_THROW)) {
+      const line = text.slice(0, match.index).split('\n').length
+      found.push({ where: `${relative(ROOT, path)}:${line}`, cls: match[1]!, code: match[3]! })
+    }
+  }
+  return found
+}
 
 /**
  * One meaning spelled twice: the CLI's usage error carries the command whose help applies,
@@ -120,5 +145,36 @@ describe('error classes', function () {
       assert.equal(err.code, cls.code)
       assert.ok(err.message.length > 0, `${exportName} has an empty default message`)
     }
+  })
+
+  it('walks every class that declares a code, each with a name', function () {
+    const walked = new Set(classes.filter(c => c.cls.name.length > 0).map(c => c.cls.code))
+    const declared = LAYERS.flatMap(layer => sourceFiles(join(ROOT, layer)))
+      .filter(path => !path.includes('/bin/') && !path.endsWith('-worker.ts'))
+      .flatMap(path => [...readFileSync(path, 'utf8').matchAll(/static readonly code = '(ERR_\w+)'/g)].map(m => `${relative(ROOT, path)}: ${m[1]!}`))
+    assert.ok(declared.length > 80, `only ${declared.length} declared codes found`)
+    assert.deepEqual(declared.filter(d => !walked.has(d.split(': ')[1])), [])
+  })
+
+  it('names no literal code where an error is built: each code is its class\'s', function () {
+    const literal = literalCodes()
+      .filter(({ where }) => !LITERAL_CODES_ALLOWED_UNDER.some(dir => where.startsWith(dir)))
+      .map(({ where, cls, code }) => `${where}: new ${cls}(…, '${code}')`)
+    assert.deepEqual(literal, [])
+  })
+
+  it('finds literal codes where they are still built (the check can fail)', function () {
+    assert.ok(literalCodes().some(({ where }) => where.startsWith('node/buyer/')), 'no literal code found under node/buyer/')
+    const sample = "throw new SampleError(\n  `a ${'message'}`,\n  'ERR_SAMPLE')"
+    assert.deepEqual([...sample.matchAll(LITERAL_CODE_AT_THROW)].map(m => m[3]), ['ERR_SAMPLE'])
+  })
+
+  it('gives every code the docs name a class, or a throw site still to become one', function () {
+    const classCodes = new Set(classes.map(c => c.cls.code).filter(code => typeof code === 'string'))
+    const stillLiteral = new Set(literalCodes().map(({ code }) => code))
+    const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter(f => f.endsWith('.md')).map(f => join('docs', f))]
+    const named = new Set(docs.flatMap(file => [...readFileSync(join(ROOT, file), 'utf8').matchAll(/`(ERR_[A-Z0-9_]*[A-Z0-9])`/g)].map(m => m[1]!)))
+    const orphans = [...named].filter(code => !classCodes.has(code) && !stillLiteral.has(code) && !CODES_WITHOUT_CLASS.has(code))
+    assert.deepEqual(orphans, [])
   })
 })

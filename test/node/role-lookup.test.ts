@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { controlRoutes } from '../../node/control/routes.ts'
 import { KeyfairNode } from '../../node/keyfair-node.ts'
 import { Repo } from '../../node/repo.ts'
 import { BuyerRole } from '../../node/roles/buyer.ts'
@@ -32,5 +33,21 @@ describe('typed role lookup', function () {
 
   it('refuses a role the node was not started with, naming it', function () {
     assert.throws(() => node!.role(EscrowRole), { name: 'RoleNotRunningError', code: 'ERR_ROLE_NOT_RUNNING', message: /--role escrow/ })
+  })
+
+  it('refuses a control call of a role the node does not run, naming the role', async function () {
+    const routes = controlRoutes(node!, () => {})
+    const signal = AbortSignal.timeout(10_000)
+    const progress = (): void => {}
+    await assert.rejects(routes['escrow.audit']({}, signal, progress), { code: 'ERR_ROLE_NOT_RUNNING', message: /--role escrow/ })
+    await assert.rejects(routes['agency.crl']({}, signal, progress), { code: 'ERR_ROLE_NOT_RUNNING', message: /--role agency/ })
+    await assert.rejects(routes.publish({ file: '/nonexistent', title: 't', tags: [], price: 1, t: 1, n: 1, escrows: [] }, signal, progress), { code: 'ERR_ROLE_NOT_RUNNING', message: /--role seller/ })
+  })
+
+  it('answers a control call through the role the node runs', async function () {
+    const routes = controlRoutes(node!, () => {})
+    // a buyer's search with no peers finds nothing, rather than being refused
+    const answer = await routes.search({ words: ['nothing-here'], timeoutMs: 500 }, AbortSignal.timeout(10_000), () => {})
+    assert.deepEqual(answer.offers, [])
   })
 })

@@ -1,5 +1,6 @@
 // The agency's calls: enrollment codes, certificates, revocation and its list.
-import { agencyOf, certificateJson } from './shared.ts'
+import { AgencyRole } from '../../roles/agency.ts'
+import { certificateJson } from './shared.ts'
 import type { Routes } from './shared.ts'
 import type { KeyfairNode } from '../../keyfair-node.ts'
 
@@ -8,16 +9,16 @@ type AgencyCall = 'agency.enrollCode' | 'agency.issue' | 'agency.revoke' | 'agen
 export function agencyRoutes (node: KeyfairNode): Routes<AgencyCall> {
   return {
     'agency.enrollCode': async ({ kind, ttlMs }) => {
-      const code = agencyOf(node).createEnrollmentCode({ kind, ttlMs: ttlMs ?? 15 * 60_000 })
+      const code = node.role(AgencyRole).agency.createEnrollmentCode({ kind, ttlMs: ttlMs ?? 15 * 60_000 })
       return { code: code.code, kind: code.kind, expiresAt: code.expiresAt.toISOString() }
     },
-    'agency.issue': async ({ csr, purpose, validityDays }) => certificateJson(agencyOf(node).issue(csr, purpose, { validityDays })),
+    'agency.issue': async ({ csr, purpose, validityDays }) => certificateJson(node.role(AgencyRole).agency.issue(csr, purpose, { validityDays })),
     'agency.revoke': async ({ target, reason }) => {
-      const result = agencyOf(node).revoke(target, reason)
+      const result = node.role(AgencyRole).agency.revoke(target, reason)
       return { revoked: result.revoked.map(certificateJson), alreadyRevoked: result.alreadyRevoked, crlNumber: result.crlNumber }
     },
     'agency.crl': async () => {
-      const crl = agencyOf(node).crlState()
+      const crl = node.role(AgencyRole).agency.crlState()
       return {
         number: crl.number,
         thisUpdate: crl.thisUpdate.toISOString(),
@@ -27,7 +28,7 @@ export function agencyRoutes (node: KeyfairNode): Routes<AgencyCall> {
       }
     },
     'agency.certs': async () => ({
-      certificates: agencyOf(node).certificates().map(c => {
+      certificates: node.role(AgencyRole).agency.certificates().map(c => {
         const { pem, ...rest } = certificateJson(c)
         return rest
       })

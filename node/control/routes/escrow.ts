@@ -5,7 +5,8 @@ import { requestAccount } from '../../../protocols/escrow/account.ts'
 import { timeoutSignal } from '../../../protocols/toolkit/index.ts'
 import { parseMoney } from '../../format.ts'
 import { checkAmount } from '../requests.ts'
-import { CRL_REFRESH_TIMEOUT_MS, escrowOf, parseAgencyAddress } from './shared.ts'
+import { EscrowRole } from '../../roles/escrow.ts'
+import { CRL_REFRESH_TIMEOUT_MS, parseAgencyAddress } from './shared.ts'
 import type { Routes } from './shared.ts'
 import type { MoneyRequest } from '../api.ts'
 import type { KeyfairNode } from '../../keyfair-node.ts'
@@ -15,17 +16,17 @@ type EscrowCall = 'escrow.enroll' | 'escrow.info' | 'escrow.crlRefresh' | 'escro
 
 export function escrowRoutes (node: KeyfairNode): Routes<EscrowCall> {
   /** The currency the escrow settles: every amount of its ledger is in its minor units */
-  const currency = (): string => escrowOf(node).escrow.currency
+  const currency = (): string => node.role(EscrowRole).escrow.currency
   return {
     'escrow.enroll': async ({ agency, code }, signal) => {
       parseAgencyAddress(agency)
-      const { certificate, root } = await escrowOf(node).enroll(agency, code, { signal })
+      const { certificate, root } = await node.role(EscrowRole).enroll(agency, code, { signal })
       await node.market.trust.set(agency, root, { signal })
       const cert = new X509Certificate(certificate)
       return { peerId: node.status().peerId, serial: cert.serialNumber.toLowerCase(), notAfter: new Date(cert.validTo).toISOString() }
     },
     'escrow.info': async () => {
-      const role = escrowOf(node)
+      const role = node.role(EscrowRole)
       const info = role.escrow.info()
       return {
         peerId: info.peer,
@@ -38,29 +39,29 @@ export function escrowRoutes (node: KeyfairNode): Routes<EscrowCall> {
       }
     },
     'escrow.crlRefresh': async (_request, signal) => {
-      const crl = await escrowOf(node).refreshCrl({ signal: timeoutSignal(CRL_REFRESH_TIMEOUT_MS, signal) })
+      const crl = await node.role(EscrowRole).refreshCrl({ signal: timeoutSignal(CRL_REFRESH_TIMEOUT_MS, signal) })
       return { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revoked: crl.revoked.size }
     },
     'escrow.deposit': async request => {
       const { account, amount, memo } = minorUnits(request, currency())
-      return { account, balance: await escrowOf(node).ledger.deposit(account, amount, memo), currency: currency() }
+      return { account, balance: await node.role(EscrowRole).ledger.deposit(account, amount, memo), currency: currency() }
     },
     'escrow.withdraw': async request => {
       const { account, amount, memo } = minorUnits(request, currency())
-      return { account, balance: await escrowOf(node).ledger.withdraw(account, amount, memo), currency: currency() }
+      return { account, balance: await node.role(EscrowRole).ledger.withdraw(account, amount, memo), currency: currency() }
     },
     'escrow.ledger': async ({ account, kind, since, limit }) => ({
-      postings: await escrowOf(node).ledger.postings({ account, kind, since, limit }),
+      postings: await node.role(EscrowRole).ledger.postings({ account, kind, since, limit }),
       currency: currency()
     }),
     'escrow.holds': async ({ state, buyer, limit }) => {
-      const holds = await escrowOf(node).ledger.holds({ state, buyer, limit })
+      const holds = await node.role(EscrowRole).ledger.holds({ state, buyer, limit })
       return { holds: holds.map(({ answer, requestBytes, ...rest }) => rest), currency: currency() }
     },
-    'escrow.audit': async () => ({ ...(await escrowOf(node).ledger.audit()), currency: currency() }),
+    'escrow.audit': async () => ({ ...(await node.role(EscrowRole).ledger.audit()), currency: currency() }),
     'escrow.accounts': async () => ({
-      accounts: await escrowOf(node).ledger.accounts(),
-      openHolds: (await escrowOf(node).ledger.holds({ state: 'open', limit: 10_000 })).length,
+      accounts: await node.role(EscrowRole).ledger.accounts(),
+      openHolds: (await node.role(EscrowRole).ledger.holds({ state: 'open', limit: 10_000 })).length,
       currency: currency()
     }),
     balance: async ({ escrow }, signal) => requestAccount({ connectionManager: node.streams }, parseAgencyAddress(escrow), { signal })

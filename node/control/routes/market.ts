@@ -4,7 +4,9 @@ import { X509Certificate } from 'node:crypto'
 import { keywordsOf } from '../../discovery/keywords.ts'
 import { exportContent, importContent } from '../../market/media.ts'
 import { UnknownContentError } from '../../content/store.ts'
-import { buyerOf, parseAgencyAddress, sellerOf } from './shared.ts'
+import { BuyerRole } from '../../roles/buyer.ts'
+import { SellerRole } from '../../roles/seller.ts'
+import { parseAgencyAddress } from './shared.ts'
 import type { Routes } from './shared.ts'
 import type { KeyfairNode } from '../../keyfair-node.ts'
 
@@ -18,22 +20,22 @@ export function marketRoutes (node: KeyfairNode): Routes<MarketCall> {
       const record = await node.market.trust.set(agency, undefined, { signal })
       return { agency: record.address, root: new X509Certificate(record.root).fingerprint256 }
     },
-    publish: async ({ file, validDays, open, ...request }, signal, progress) => sellerOf(node).publish(file, {
+    publish: async ({ file, validDays, open, ...request }, signal, progress) => node.role(SellerRole).seller.publish(file, {
       ...request,
       validForMs: validDays != null ? validDays * 86_400_000 : undefined,
       open: open === true,
       signal,
       onProgress: progress
     }),
-    search: async ({ words, timeoutMs }, signal) => ({ offers: await buyerOf(node).search(words, { signal, timeoutMs }) }),
-    quote: async ({ offer }, signal) => buyerOf(node).quote(offer, { signal }),
-    buy: async ({ offer, output, seed, from }, signal, progress) => buyerOf(node).buy(offer, { output, seed: seed === true, from, signal, onProgress: progress }),
-    play: async ({ content, output }, _signal, progress) => buyerOf(node).play(content, output, progress),
+    search: async ({ words, timeoutMs }, signal) => ({ offers: await node.role(BuyerRole).buyer.search(words, { signal, timeoutMs }) }),
+    quote: async ({ offer }, signal) => node.role(BuyerRole).buyer.quote(offer, { signal }),
+    buy: async ({ offer, output, seed, from }, signal, progress) => node.role(BuyerRole).buyer.buy(offer, { output, seed: seed === true, from, signal, onProgress: progress }),
+    play: async ({ content, output }, _signal, progress) => node.role(BuyerRole).buyer.play(content, output, progress),
     library: async () => ({ licences: await node.device.library() }),
-    renew: async ({ content }, signal) => buyerOf(node).renew(content, { signal }),
+    renew: async ({ content }, signal) => node.role(BuyerRole).buyer.renew(content, { signal }),
     purchases: async () => ({ purchases: await node.device.purchases() }),
-    confirm: async ({ purchase }) => buyerOf(node).confirm(purchase),
-    dispute: async ({ purchase, chunk }) => buyerOf(node).dispute(purchase, chunk != null ? { index: chunk } : undefined),
+    confirm: async ({ purchase }) => node.role(BuyerRole).buyer.confirm(purchase),
+    dispute: async ({ purchase, chunk }) => node.role(BuyerRole).buyer.dispute(purchase, chunk != null ? { index: chunk } : undefined),
     contents: async () => ({ contents: await node.market.content.list() }),
     remove: async ({ content }, signal) => {
       if (await node.market.content.manifest(content) == null) throw new UnknownContentError(content)

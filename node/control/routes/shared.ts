@@ -1,19 +1,10 @@
-// What the routes of every domain share: the route types, the node's roles, addresses and
-// certificates as the control API answers them.
+// What the routes of every domain share: the route types, addresses and certificates as
+// the control API answers them.
 import { X509Certificate } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { EscrowNotReadyError } from '../../escrow/errors.ts'
-import { EscrowRole } from '../../roles/escrow.ts'
-import { BuyerRole } from '../../roles/buyer.ts'
-import { SellerRole } from '../../roles/seller.ts'
-import { AgencyRole } from '../../roles/agency.ts'
-import { AgencyNotRunningError } from '../../agency/errors.ts'
 import { parseBootstrapAddress } from '../../config.ts'
 import { BadRequestError } from '../../errors.ts'
-import type { Agency, IssuedCertificate } from '../../agency/agency.ts'
-import type { Buyer } from '../../buyer/buyer.ts'
-import type { Seller } from '../../seller/seller.ts'
-import type { KeyfairNode } from '../../keyfair-node.ts'
+import type { IssuedCertificate } from '../../agency/agency.ts'
 import type { AnswerOf, CallName, DeviceCertificateSummary, IssuedCertificateJson, ProgressOf, RequestOf } from '../api.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -26,36 +17,6 @@ export type Routes<K extends CallName> = { [N in K]: Handler<N> }
 
 /** `keyfair escrow crl refresh` and a device's revocation check wait this long for the agency */
 export const CRL_REFRESH_TIMEOUT_MS = 10_000
-
-export function sellerOf (node: KeyfairNode): Seller {
-  const role = node.roles.find(r => r.name === 'seller')
-  if (!(role instanceof SellerRole)) throw new RoleNotRunningError('seller')
-  return role.seller
-}
-
-export function buyerOf (node: KeyfairNode): Buyer {
-  const role = node.roles.find(r => r.name === 'buyer')
-  if (!(role instanceof BuyerRole)) throw new RoleNotRunningError('buyer')
-  return role.buyer
-}
-
-export function escrowOf (node: KeyfairNode): EscrowRole {
-  const role = node.roles.find(r => r.name === 'escrow')
-  if (!(role instanceof EscrowRole)) throw new EscrowNotReadyError('this node does not run the escrow role (start it with --role escrow)')
-  return role
-}
-
-export function agencyOf (node: KeyfairNode): Agency {
-  const role = node.roles.find(r => r.name === 'agency')
-  if (!(role instanceof AgencyRole)) throw new AgencyNotRunningError()
-  return role.agency
-}
-
-class RoleNotRunningError extends BadRequestError {
-  constructor (role: string) {
-    super(`this node does not run the ${role} role (start it with --role ${role})`)
-  }
-}
 
 export function parseAgencyAddress (value: string): PeerId | Multiaddr {
   try {
