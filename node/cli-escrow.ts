@@ -16,13 +16,14 @@ import type { GlobalOptions } from './cli-output.ts'
 
 export function addBalanceCommand (program: Command): void {
   program.command('balance')
-    .description("this node's account at an escrow: balance, holds, recent postings")
+    .description("this node's account at an escrow: balance, holds, sales, recent postings")
     .requiredOption('--escrow <address>', "the escrow's peer id, or its multiaddr ending in /p2p/<peer id>")
     .action(async (opts, command: Command) => {
       const a = await call(command, 'balance', { escrow: opts.escrow }, 30_000)
       print(command.optsWithGlobals(), a, () => [
         `${formatMoney(a.balance, a.currency)} for ${a.account}`,
-        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${formatMoney(h.amount, a.currency)} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`)
+        ...a.holds.filter(h => h.state === 'open').map(h => `  hold ${h.hold}: ${formatMoney(h.amount, a.currency)} for purchase ${h.purchase}, until ${new Date(h.expiresAt).toISOString()}`),
+        ...(a.sales ?? []).map(h => `  sale ${h.hold}: ${formatMoney(h.amount, a.currency)} for purchase ${h.purchase}, ${h.state}${h.state === 'open' ? ` until ${new Date(h.expiresAt).toISOString()}` : ''}`)
       ].join('\n'))
     })
 }

@@ -18,7 +18,7 @@ import { judgeOpenedDispute } from './judge.ts'
 import type { Verdict } from './judge.ts'
 import type { LedgerStore, HoldRecord, NewHold, OpenHoldResult, ReservationRecord } from './ledger-store.ts'
 import type { CancelAnswer, ReserveAnswer, ReserveRequest } from '../../protocols/escrow/reserve.ts'
-import type { AccountAnswer } from '../../protocols/escrow/account.ts'
+import type { AccountAnswer, HoldSummary } from '../../protocols/escrow/account.ts'
 import type { EscrowInfoAnswer } from '../../protocols/escrow/info.ts'
 import { SETTLE_LIMITS } from '../../protocols/escrow/settle.ts'
 import type { SettleAnswer } from '../../protocols/escrow/settle.ts'
@@ -364,7 +364,8 @@ export class Escrow {
       account: caller,
       balance: await ledger.balance(caller),
       currency: this.init.currency,
-      holds: (await ledger.holds({ buyer: caller, limit: 100 })).map(h => ({ hold: h.id, purchase: h.purchase, amount: h.amount, state: h.state, expiresAt: h.expiresAt })),
+      holds: (await ledger.holds({ buyer: caller, limit: 100 })).map(holdSummary),
+      sales: (await ledger.holds({ seller: caller, limit: 100 })).map(holdSummary),
       postings: await ledger.postings({ account: caller, limit: 100 })
     }
   }
@@ -465,3 +466,7 @@ function result (hold: HoldRecord, state: 'released' | 'refunded', ended: boolea
   return { v: 1, hold: hold.id, purchase: hold.purchase, state, ended, refused, reason }
 }
 
+/** A hold as its buyer or seller sees it in the account answer: no other party's identity */
+function holdSummary (h: HoldRecord): HoldSummary {
+  return { hold: h.id, purchase: h.purchase, amount: h.amount, state: h.state, expiresAt: h.expiresAt }
+}

@@ -146,6 +146,14 @@ export interface LedgerRows {
   }>
 }
 
+/** Which holds to list, newest first: a buyer's purchases, a seller's sales, by state */
+export interface HoldFilter {
+  buyer?: string
+  seller?: string
+  state?: HoldState
+  limit?: number
+}
+
 export interface LedgerStore {
   readonly engine: LedgerEngine
   balance: (account: string) => Promise<number>
@@ -196,7 +204,7 @@ export interface LedgerStore {
   /** Whether a device already used this purchase id */
   purchaseUsed: (device: string, purchase: string) => Promise<boolean>
   holdByPurchase: (device: string, purchase: string) => Promise<HoldRecord | undefined>
-  holds: (filter?: { buyer?: string, state?: HoldState, limit?: number }) => Promise<HoldRecord[]>
+  holds: (filter?: HoldFilter) => Promise<HoldRecord[]>
   /** Open holds per buyer */
   openHoldBuyers: () => Promise<Map<string, number>>
   /** Postings, newest first, filterable by account, kind and time */

@@ -8,7 +8,7 @@
 import { openDatabase, transaction } from '../store/database.ts'
 import { AlreadyAnsweredError, AmountOutOfRangeError, InsufficientFundsError, LedgerFaultError, PurchaseIdUsedError, UnknownHoldError } from './errors.ts'
 import type { Migration } from '../store/database.ts'
-import type { AuditReport, EntryKind, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
+import type { AuditReport, EntryKind, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldFilter, HoldRecord, HoldState, LedgerFilter, LedgerRows, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
@@ -90,6 +90,10 @@ export const ledgerMigrations: Migration[] = [{
     CREATE INDEX reservations_due ON reservations (state, expires_at);
     CREATE INDEX reservations_buyer ON reservations (buyer, purchase);
   `
+}, {
+  version: 4,
+  // a seller's sales are listed by the seller's peer id
+  up: 'CREATE INDEX holds_seller ON holds (seller)'
 }]
 
 export class Ledger {
@@ -285,10 +289,11 @@ export class Ledger {
     return row == null ? undefined : holdOf(row)
   }
 
-  holds (filter: { buyer?: string, state?: HoldState, limit?: number } = {}): HoldRecord[] {
+  holds (filter: HoldFilter = {}): HoldRecord[] {
     const where: string[] = []
     const args: Array<string | number> = []
     if (filter.buyer != null) { where.push('buyer = ?'); args.push(filter.buyer) }
+    if (filter.seller != null) { where.push('seller = ?'); args.push(filter.seller) }
     if (filter.state != null) { where.push('state = ?'); args.push(filter.state) }
     const sql = `SELECT * FROM holds ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT ?`
     return this.db.prepare(sql).all(...args, filter.limit ?? 100).map(holdOf)

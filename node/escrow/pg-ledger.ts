@@ -15,17 +15,17 @@
 import { isDeepStrictEqual } from 'node:util'
 import { AlreadyAnsweredError, AmountOutOfRangeError, InsufficientFundsError, LedgerConnectError, LedgerFaultError, LedgerMoveError, LedgerNotEmptyError, PurchaseIdUsedError, UnknownHoldError } from './errors.ts'
 import { MAX_AMOUNT, WORLD, checkAmount, holdAccount, reserveAccount } from './ledger-store.ts'
-import { createPgPool, inTransaction, isUnavailable, query, unavailable } from './pg-pool.ts'
+import { createPgPool, inTransaction, isUnavailable, query, statement, unavailable } from './pg-pool.ts'
 import { migratePg } from './pg-schema.ts'
 import { holdFromRow, reservationFromRow } from './ledger-rows.ts'
 import type { HoldRow, ReservationRow } from './ledger-rows.ts'
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
 import type {
-  AuditReport, EndHoldResult, EndReservationResult, EntryKind, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, NewReservation,
+  AuditReport, EndHoldResult, EndReservationResult, EntryKind, HoldEnd, HoldFilter, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, NewReservation,
   OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult
 } from './ledger-store.ts'
-import type { LedgerPool, PgLedgerOptions } from './pg-pool.ts'
+import type { LedgerPool, PgLedgerOptions, Statement } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
 
 export class PgLedger implements LedgerStore {
@@ -107,21 +107,18 @@ export class PgLedger implements LedgerStore {
   }
 
   /**
-   * Group commit: every buyer of the batch locked once (sorted), then every hold in one
-   * statement, each by the server's `keyfair_open_hold` in the batch's order (a refusal is an
-   * outcome and writes nothing). A failure that is not a refusal (the database gone) fails the
-   * whole transaction: none of the batch is written.
+   * Group commit in one statement, so one round trip: the server's `keyfair_open_holds` locks
+   * every buyer of the batch (sorted), then opens each hold by `keyfair_open_hold` in the
+   * batch's order (a refusal is an outcome and writes nothing). The statement is its own
+   * transaction: a failure that is not a refusal (the database gone) writes none of the batch.
    */
   async openHolds (holds: NewHold[]): Promise<HoldOutcome[]> {
     if (holds.length === 0) return []
     for (const hold of holds) checkAmount(hold.amount)
-    return inTransaction(this.pool, async client => {
-      await lockAccounts(client, holds.map(h => h.buyer))
-      const { rows } = await client.query<{ o_outcome: 'charged' | 'replay' | 'used' | 'funds', o_hold: string | null, o_balance: number | null }>(OPEN_HOLDS_SQL, holdColumns(holds))
-      const outcomes: HoldOutcome[] = []
-      for (const [i, row] of rows.entries()) outcomes.push(await outcomeOf(client, holds[i]!, row.o_outcome, row.o_hold, row.o_balance))
-      return outcomes
-    })
+    const rows = await statement<{ o_outcome: 'charged' | 'replay' | 'used' | 'funds', o_hold: string | null, o_balance: number | null }>(this.pool, OPEN_HOLDS, holdColumns(holds))
+    const outcomes: HoldOutcome[] = []
+    for (const [i, row] of rows.entries()) outcomes.push(await this.outcomeOf(holds[i]!, row.o_outcome, row.o_hold, row.o_balance))
+    return outcomes
   }
 
   /** The buyer's row locked first (as a hold does), then the purchase's open reservation */
@@ -223,24 +220,24 @@ export class PgLedger implements LedgerStore {
   }
 
   async requestState (request: string, buyer: string): Promise<{ answer?: Uint8Array, balance: number }> {
-    const rows = await query<{ answer: Buffer | null, balance: number | null }>(this.pool,
-      'SELECT (SELECT answer FROM holds WHERE request = $1 LIMIT 1) AS answer, (SELECT balance FROM accounts WHERE id = $2) AS balance', [request, buyer])
+    const rows = await query<{ answer: Buffer | null, balance: number | null }>(this.pool, REQUEST_STATE, [request, buyer])
     const balance = rows[0]?.balance ?? 0
     return rows[0]?.answer != null ? { answer: new Uint8Array(rows[0].answer), balance } : { balance }
   }
 
   async purchaseUsed (device: string, purchase: string): Promise<boolean> {
-    return (await query(this.pool, 'SELECT 1 FROM holds WHERE device = $1 AND purchase = $2', [device, purchase])).length > 0
+    return (await query(this.pool, PURCHASE_USED, [device, purchase])).length > 0
   }
 
   async holdByPurchase (device: string, purchase: string): Promise<HoldRecord | undefined> {
     return this.oneHold('SELECT * FROM holds WHERE device = $1 AND purchase = $2', [device, purchase])
   }
 
-  async holds (filter: { buyer?: string, state?: HoldState, limit?: number } = {}): Promise<HoldRecord[]> {
+  async holds (filter: HoldFilter = {}): Promise<HoldRecord[]> {
     const where: string[] = []
     const args: unknown[] = []
     if (filter.buyer != null) { args.push(filter.buyer); where.push(`buyer = $${args.length}`) }
+    if (filter.seller != null) { args.push(filter.seller); where.push(`seller = $${args.length}`) }
     if (filter.state != null) { args.push(filter.state); where.push(`state = $${args.length}`) }
     args.push(filter.limit ?? 100)
     // created_at ties broken by id: both engines list the same holds in the same order
@@ -292,6 +289,16 @@ export class PgLedger implements LedgerStore {
     })
   }
 
+  private async outcomeOf (hold: NewHold, outcome: string, stored: string | null, balance: number | null): Promise<HoldOutcome> {
+    if (outcome === 'charged') return { result: { hold: { ...hold, state: 'open' }, charged: true } }
+    if (outcome === 'funds') return { error: new InsufficientFundsError(hold.buyer, Number(balance ?? 0), hold.amount) }
+    if (outcome === 'used' || stored == null) return { error: new PurchaseIdUsedError(hold.purchase) }
+    // these very bytes were paid before: the stored hold, answer and all
+    const found = await this.hold(stored)
+    if (found == null) throw new LedgerFaultError(`hold ${stored} of purchase ${hold.purchase} is not there`)
+    return { result: { hold: found, charged: false } }
+  }
+
   private async oneHold (sql: string, args: unknown[]): Promise<HoldRecord | undefined> {
     const rows = await query<HoldRow>(this.pool, sql, args)
     return rows[0] == null ? undefined : holdFromRow(rows[0])
@@ -308,12 +315,18 @@ async function lockAccounts (client: PoolClient, accounts: string[]): Promise<Ma
   return new Map(rows.map(r => [r.id, r.balance]))
 }
 
-/** The group's holds as one array per column, in the order of `keyfair_open_hold`'s parameters */
-const OPEN_HOLDS_SQL = `SELECT r.o_outcome, r.o_hold, r.o_balance
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bytea[], $11::bytea[], $12::bigint[], $13::bigint[])
-    WITH ORDINALITY AS t(id, device, purchase, j, buyer, seller, amount, offer, request, request_bytes, answer, created_at, expires_at, i)
-  CROSS JOIN LATERAL keyfair_open_hold(t.id, t.device, t.purchase, t.j, t.buyer, t.seller, t.amount, t.offer, t.request, t.request_bytes, t.answer, t.created_at, t.expires_at) AS r
-  ORDER BY t.i`
+// the reads every unblind request makes (Escrow.unblind), prepared once per connection
+const REQUEST_STATE: Statement = {
+  name: 'keyfair-request-state',
+  text: 'SELECT (SELECT answer FROM holds WHERE request = $1 LIMIT 1) AS answer, (SELECT balance FROM accounts WHERE id = $2) AS balance'
+}
+const PURCHASE_USED: Statement = { name: 'keyfair-purchase-used', text: 'SELECT 1 FROM holds WHERE device = $1 AND purchase = $2' }
+
+/** The group's holds as one array per column, in the order of `keyfair_open_holds`'s parameters */
+const OPEN_HOLDS: Statement = {
+  name: 'keyfair-open-holds',
+  text: 'SELECT o_outcome, o_hold, o_balance FROM keyfair_open_holds($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::bytea[], $11::bytea[], $12::bigint[], $13::bigint[])'
+}
 
 function holdColumns (holds: NewHold[]): unknown[] {
   return [
@@ -322,16 +335,6 @@ function holdColumns (holds: NewHold[]): unknown[] {
     holds.map(h => h.request), holds.map(h => Buffer.from(h.requestBytes)), holds.map(h => Buffer.from(h.answer)),
     holds.map(h => h.createdAt), holds.map(h => h.expiresAt)
   ]
-}
-
-async function outcomeOf (client: PoolClient, hold: NewHold, outcome: string, stored: string | null, balance: number | null): Promise<HoldOutcome> {
-  if (outcome === 'charged') return { result: { hold: { ...hold, state: 'open' }, charged: true } }
-  if (outcome === 'funds') return { error: new InsufficientFundsError(hold.buyer, Number(balance ?? 0), hold.amount) }
-  if (outcome === 'used' || stored == null) return { error: new PurchaseIdUsedError(hold.purchase) }
-  // these very bytes were paid before: the stored hold, answer and all
-  const { rows } = await client.query<HoldRow>('SELECT * FROM holds WHERE id = $1', [stored])
-  if (rows[0] == null) throw new LedgerFaultError(`hold ${stored} of purchase ${hold.purchase} is not there`)
-  return { result: { hold: holdFromRow(rows[0]), charged: false } }
 }
 
 /** Back to the buyer (whose row the caller locked): cancelled or expired, as a refund entry of the reservation */

@@ -176,11 +176,36 @@ export function unavailable (err: unknown): LedgerUnavailableError {
   return new LedgerUnavailableError(`the escrow ledger's database is unavailable (${describe(err)}): retry later`, { cause: err })
 }
 
+/**
+ * A statement the server prepares once per connection (by its name) and only binds after:
+ * for the statements every request runs, parsing and planning would cost more than the work.
+ */
+export interface Statement {
+  name: string
+  text: string
+}
+
 /** Runs a read on any pooled connection, mapping a database gone away to LedgerUnavailableError */
-export async function query<R extends pg.QueryResultRow> (pool: pg.Pool, sql: string, params: unknown[] = []): Promise<R[]> {
+export async function query<R extends pg.QueryResultRow> (pool: pg.Pool, sql: string | Statement, params: unknown[] = []): Promise<R[]> {
   try {
-    return (await pool.query<R>(sql, params)).rows
+    return (await pool.query<R>(typeof sql === 'string' ? { text: sql, values: params } : { ...sql, values: params })).rows
   } catch (err) {
     throw isUnavailable(err) ? unavailable(err) : err
+  }
+}
+
+/**
+ * Runs one statement as its own transaction (no BEGIN: one round trip); a deadlock or
+ * serialisation failure rolled it back whole, so it runs again (up to 5 times).
+ */
+export async function statement<R extends pg.QueryResultRow> (pool: pg.Pool, sql: Statement, params: unknown[]): Promise<R[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await query<R>(pool, sql, params)
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'string' && RETRY_CODES.has(code) && attempt < MAX_ATTEMPTS) continue
+      throw err
+    }
   }
 }

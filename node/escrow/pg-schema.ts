@@ -144,6 +144,28 @@ export const pgLedgerMigrations: PgMigration[] = [{
     END
     $fn$;
   `
+}, {
+  version: 4,
+  // a seller's sales listed by the seller's peer id; and the whole group commit in one statement, so one round trip (a statement outside BEGIN
+  // is its own transaction): the buyers' rows locked in one fixed order, then each hold by
+  // keyfair_open_hold in the group's order
+  up: `
+    CREATE INDEX holds_seller ON holds (seller);
+    CREATE FUNCTION keyfair_open_holds (
+      p_id TEXT[], p_device TEXT[], p_purchase TEXT[], p_j INTEGER[], p_buyer TEXT[], p_seller TEXT[],
+      p_amount BIGINT[], p_offer TEXT[], p_request TEXT[], p_request_bytes BYTEA[], p_answer BYTEA[],
+      p_created BIGINT[], p_expires BIGINT[]
+    ) RETURNS TABLE (o_outcome TEXT, o_hold TEXT, o_balance BIGINT)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+    BEGIN
+      PERFORM 1 FROM accounts a WHERE a.id = ANY(p_buyer) ORDER BY a.id COLLATE "C" FOR UPDATE;
+      FOR i IN 1 .. coalesce(array_length(p_id, 1), 0) LOOP
+        RETURN QUERY SELECT * FROM keyfair_open_hold(p_id[i], p_device[i], p_purchase[i], p_j[i], p_buyer[i], p_seller[i],
+          p_amount[i], p_offer[i], p_request[i], p_request_bytes[i], p_answer[i], p_created[i], p_expires[i]);
+      END LOOP;
+    END
+    $fn$;
+  `
 }]
 
 /** any constant: serialises escrows starting on one database while they migrate it */

@@ -2,7 +2,7 @@
 // runs in this thread, so each call is one synchronous IMMEDIATE transaction, wrapped in a
 // promise; the group commit gets one transaction (one fsync) per batch as before.
 import { Ledger } from './ledger.ts'
-import type { AuditReport, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
+import type { AuditReport, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldFilter, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 
 export class SqliteLedger implements LedgerStore {
   readonly engine = 'sqlite' as const
@@ -38,7 +38,7 @@ export class SqliteLedger implements LedgerStore {
   }
   async purchaseUsed (device: string, purchase: string): Promise<boolean> { return this.ledger.purchaseUsed(device, purchase) }
   async holdByPurchase (device: string, purchase: string): Promise<HoldRecord | undefined> { return this.ledger.holdByPurchase(device, purchase) }
-  async holds (filter?: { buyer?: string, state?: HoldState, limit?: number }): Promise<HoldRecord[]> { return this.ledger.holds(filter) }
+  async holds (filter?: HoldFilter): Promise<HoldRecord[]> { return this.ledger.holds(filter) }
   async openHoldBuyers (): Promise<Map<string, number>> { return this.ledger.openHoldBuyers() }
   async postings (filter?: LedgerFilter): Promise<Posting[]> { return this.ledger.postings(filter) }
   async audit (): Promise<AuditReport> { return this.ledger.audit() }

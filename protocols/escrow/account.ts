@@ -1,6 +1,7 @@
 /**
  * /keyfair/escrow/account/1.0.0 (docs/protocol.md, Protocols): the caller's own account at this
- * escrow, named by its authenticated peer id: balance, holds and recent postings.
+ * escrow, named by its authenticated peer id: balance, holds as a buyer, sales (holds paying the
+ * caller as a seller) and recent postings.
  */
 import { FramedService, expectArray, expectRecord, expectString, expectUint, withFrames } from '../toolkit/index.ts'
 import { BadMessageError } from '../errors.ts'
@@ -19,12 +20,23 @@ export const ACCOUNT_LIMITS: ProtocolLimits = {
   maxOutboundStreams: 16
 }
 
+/** A hold as the account's owner sees it: no other party's identity */
+export interface HoldSummary {
+  hold: string
+  purchase: string
+  amount: number
+  state: string
+  expiresAt: number
+}
+
 export interface AccountAnswer {
   v: 1
   account: string
   balance: number
   currency: string
-  holds: Array<{ hold: string, purchase: string, amount: number, state: string, expiresAt: number }>
+  holds: HoldSummary[]
+  /** holds that pay the caller as a seller (absent from an escrow that predates them) */
+  sales?: HoldSummary[]
   postings: Array<{ entry: number, at: number, kind: string, account: string, amount: number, hold?: string, memo?: string }>
 }
 
@@ -57,7 +69,8 @@ export async function requestAccount (components: { connectionManager: StreamOpe
       account: expectString(a.account, 'account', 128),
       balance: expectUint(a.balance, 'balance'),
       currency: expectString(a.currency, 'currency', 12),
-      holds: expectArray(a.holds, 'holds', 100) as AccountAnswer['holds'],
+      holds: expectArray(a.holds, 'holds', 100) as HoldSummary[],
+      ...(a.sales == null ? {} : { sales: expectArray(a.sales, 'sales', 100) as HoldSummary[] }),
       postings: expectArray(a.postings, 'postings', 100) as AccountAnswer['postings']
     }
   }, options)

@@ -159,7 +159,7 @@ describe('keyfair escrow CLI with the ledger on PostgreSQL', function () {
     const client = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: 'cli_ledger' })
     await client.connect()
     try {
-      assert.deepEqual((await client.query('SELECT version FROM schema_version ORDER BY version')).rows.map((r: { version: number }) => r.version), [1, 2, 3])
+      assert.deepEqual((await client.query('SELECT version FROM schema_version ORDER BY version')).rows.map((r: { version: number }) => r.version), [1, 2, 3, 4])
       await client.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [peer])
     } finally {
       await client.end()

@@ -92,6 +92,8 @@ describe('escrow over real libp2p', function () {
     const account = await requestAccount({ connectionManager: buyer.streams }, escrowAddr())
     assert.equal(account.balance, 700)
     assert.equal(account.holds[0]?.state, 'released')
+    // the buyer sold nothing here: its purchases are holds, not sales
+    assert.deepEqual(account.sales, [])
     assert.deepEqual((await escrow.role.ledger.audit()).violations, [])
   })
 

@@ -226,6 +226,25 @@ describe('web UI in a browser', function () {
     await page.getByRole('status').filter({ hasText: 'The ledger balances.' }).waitFor({ timeout: 30_000 })
   })
 
+  it('lists the sale in the seller\'s page, at each escrow, released once confirmed', async function () {
+    const page = pages.get('seller')!
+    const sales = page.locator('section.card').filter({ has: page.getByRole('heading', { name: 'Sales', exact: true }) })
+    for (const escrow of [e1, e2]) {
+      await sales.getByLabel('Escrow (peer id or address)').fill(escrow.addresses[0]!)
+      await sales.getByRole('button', { name: 'Show sales' }).click()
+      const state = sales.locator(`table.sales tr[data-purchase="${purchase}"] .sale-state`)
+      await state.waitFor({ timeout: 30_000 })
+      assert.equal(await state.textContent(), 'released')
+      assert.match(await sales.getByRole('status').textContent() ?? '', /Balance at this escrow: €0\.20; 1 sale, 0 held\./)
+    }
+    // an escrow that is not there: its reason, not an empty list
+    await sales.getByLabel('Escrow (peer id or address)').fill('not-an-address')
+    await sales.getByRole('button', { name: 'Show sales' }).click()
+    await sales.getByRole('alert').waitFor({ timeout: 30_000 })
+    assert.match(await sales.getByRole('alert').textContent() ?? '', /ERR_[A-Z_]+/)
+    assert.equal(await sales.locator('table.sales').count(), 0)
+  })
+
   it('revokes the buyer\'s device from the agency\'s page; the device\'s next purchase is refused with the reason', async function () {
     const { page } = await open(agency, 'agency')
     const form = page.locator('section.card').filter({ has: page.getByRole('heading', { name: 'Revoke', exact: true }) })

@@ -131,6 +131,16 @@ export function ledgerStoreSuite (engine: LedgerEngine): void {
       assert.deepEqual(report.violations, [])
       assert.deepEqual(report.holds, { open: 0, released: 100 - refunded, refunded })
       assert.equal(report.held, 100 * PRICE)
+      // a seller's sales: its holds only, each in the state it ended in
+      const other = newHold('racer', PRICE, { seller: 'other-seller' })
+      await ledger.deposit('racer', PRICE)
+      await ledger.openHold(other)
+      const sales = await ledger.holds({ seller: 'seller', limit: 1000 })
+      assert.equal(sales.length, 100)
+      assert.ok(sales.every(h => h.seller === 'seller'))
+      assert.equal(sales.filter(h => h.state === 'released').length, 100 - refunded)
+      assert.deepEqual((await ledger.holds({ seller: 'other-seller' })).map(h => h.id), [other.id])
+      assert.deepEqual((await ledger.holds({ seller: 'seller', state: 'refunded', limit: 1000 })).length, refunded)
     })
 
     it('reserves before answering: the answer takes the reservation (one charge), a retry is not charged again', async function () {

@@ -1,5 +1,6 @@
 // Seller: publish a file by its path on this machine (encrypted, split over t-of-n escrows,
-// announced) with live progress, and the contents this node holds and offers.
+// announced) with live progress, the contents this node holds and offers, and its sales and
+// their holds at each escrow.
 import { useState } from 'preact/hooks'
 import { formatBytes, formatMoney, parseMoney } from '../../../node/format.ts'
 import { asCallError, call, stream } from '../api.ts'
@@ -33,7 +34,53 @@ export function SellerPage (): preact.JSX.Element {
           </table>
         )}
       </Section>
+      <Sales />
     </div>
+  )
+}
+
+/** This node's sales at one escrow: each hold paying it, open, released to it or refunded */
+function Sales (): preact.JSX.Element {
+  const [escrow, setEscrow] = useState('')
+  const [account, setAccount] = useState<AnswerOf<'balance'>>()
+  const [error, setError] = useState<CallError>()
+  const show = async (e: Event): Promise<void> => {
+    e.preventDefault()
+    setError(undefined)
+    try {
+      setAccount(await call('balance', { escrow: escrow.trim() }))
+    } catch (err) {
+      setAccount(undefined)
+      setError(asCallError(err))
+    }
+  }
+  const sales = account?.sales ?? []
+  return (
+    <Section title='Sales'>
+      <form class='grid' onSubmit={e => { void show(e) }}>
+        <Field label='Escrow (peer id or address)' name='escrow' value={escrow} onInput={setEscrow} hint='one of the escrows your offers name' />
+        <div class='actions'><button type='submit' disabled={escrow.trim() === ''}>Show sales</button></div>
+      </form>
+      <ErrorBox error={error} what='Could not read the account at this escrow' />
+      {account != null && (
+        <Live>
+          <p>Balance at this escrow: {formatMoney(account.balance, account.currency)}; {sales.length} {sales.length === 1 ? 'sale' : 'sales'}, {sales.filter(s => s.state === 'open').length} held.</p>
+        </Live>
+      )}
+      {sales.length > 0 && account != null && (
+        <table class='list sales'>
+          <thead><tr><th scope='col'>Purchase</th><th scope='col'>Hold</th><th scope='col'>Amount</th><th scope='col'>State</th><th scope='col'>Held until</th></tr></thead>
+          <tbody>
+            {sales.map(s => (
+              <tr key={s.hold} data-purchase={s.purchase}>
+                <td><Id value={s.purchase} /></td><td><Id value={s.hold} /></td><td>{formatMoney(s.amount, account.currency)}</td>
+                <td class='sale-state'>{s.state}</td><td>{s.state === 'open' ? new Date(s.expiresAt).toLocaleString() : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Section>
   )
 }
 
