@@ -9,6 +9,8 @@ import { logger } from '@libp2p/logger'
 import { HoldCommitter } from '../../../node/escrow/commits.ts'
 import { MAX_AMOUNT } from '../../../node/escrow/ledger-store.ts'
 import { PgLedger } from '../../../node/escrow/pg-ledger.ts'
+import { connectionFields } from '../../../node/escrow/pg-pool.ts'
+import { validateLedgerUrl } from '../../../node/escrow/state.ts'
 import { SqliteLedger } from '../../../node/escrow/sqlite-ledger.ts'
 import { bytes, newHold, newReservation, snapshot } from './ledger-fixtures.ts'
 import { sharedPostgres } from './shared-postgres.ts'
@@ -142,6 +144,21 @@ export function ledgerStoreSuite (engine: LedgerEngine): void {
       assert.deepEqual((await ledger.holds({ seller: 'other-seller' })).map(h => h.id), [other.id])
       assert.deepEqual((await ledger.holds({ seller: 'seller', state: 'refunded', limit: 1000 })).length, refunded)
     })
+
+    if (engine === 'postgres') {
+      it('reaches a server on the same machine through its Unix socket: the socket directory is the URL\'s host', async function () {
+        await server!.createDatabase('store_socket')
+        const url = validateLedgerUrl(`postgres://${server!.user}@${encodeURIComponent(server!.dir)}:${server!.port}/store_socket`)
+        assert.deepEqual(connectionFields(url), { host: server!.dir, port: server!.port, user: server!.user, database: 'store_socket' })
+        // no password: the socket is trusted (it is reachable only by the server's owner)
+        const ledger = await PgLedger.open({ url }, log)
+        stores.push(ledger)
+        assert.equal(await ledger.deposit('sam', 5), 5)
+        await ledger.openHold(newHold('sam', 2))
+        assert.equal(await ledger.balance('sam'), 3)
+        assert.deepEqual((await ledger.audit()).violations, [])
+      })
+    }
 
     it('reserves before answering: the answer takes the reservation (one charge), a retry is not charged again', async function () {
       const ledger = await openStore('reserve_answer')
