@@ -76,6 +76,8 @@ describe('a purchase\'s chunk bytes in flight on real node processes', function 
     const out = join(dir, 'slow.out')
     const bought = await cli(slow, 'buy', offer, '--out', out, '--seed', '--inflight-bytes', String(BUDGET))
     assert.equal(await sha(out), await sha(work))
+    // the disk was slow: each of the 7 chunks waited before it was written
+    assert.ok(bought.timings.download >= 7 * 150, `downloaded in ${bought.timings.download} ms`)
     assert.equal(bought.inflightBudgetBytes, BUDGET)
     assert.ok(bought.peakInflightBytes > 0 && bought.peakInflightBytes <= BUDGET, `peak ${bought.peakInflightBytes} bytes`)
   })
