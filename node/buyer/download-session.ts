@@ -5,7 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_RANGE, fetchChunks, fetchManifest } from '../../protocols/market/content.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { BadChunkError } from '../content/store.ts'
-import { NoProvidersError } from './errors.ts'
+import { NoProvidersError, reasonOf } from './errors.ts'
 import { providerAddress } from './offer-lookup.ts'
 import { ProviderTrim } from './provider-trim.ts'
 import { splitRanges, takeRange } from './ranges.ts'
@@ -121,8 +121,8 @@ export class DownloadSession {
       try {
         await market.content.putManifest(await fetchManifest(this.streams(), p.address, this.init.offer.body.terms.content, { signal: AbortSignal.timeout(15_000) }), this.content)
         return
-      } catch (err: any) {
-        log('no manifest from %s: %s', p.id, err.code ?? err.message)
+      } catch (err: unknown) {
+        log('no manifest from %s: %s', p.id, reasonOf(err))
       }
     }
     throw new NoProvidersError(`no provider of ${this.content} answered`)
@@ -197,7 +197,7 @@ export class DownloadSession {
         budget.release(this.plainBytes(index))
         reserved -= this.plainBytes(index)
       }, { signal: timeoutSignal(60_000, signal) })
-    } catch (err: any) {
+    } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })
       signal.throwIfAborted()
       this.drop(p, err)
@@ -227,11 +227,11 @@ export class DownloadSession {
   }
 
   /** A provider that failed a range serves no more of this download */
-  private drop (p: Provider, err: any): void {
+  private drop (p: Provider, err: unknown): void {
     // its other stream may have dropped it already
     if (!this.alive.delete(p.id)) return
     this.trim.remove(p.id)
-    const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : String(err.code ?? err.message)
+    const reason = err instanceof BadChunkError ? 'served a chunk that does not match the manifest' : reasonOf(err)
     this.init.buyer.log('dropping provider %s: %s', p.id, reason)
     this.dropped.push({ provider: p.id, reason })
     this.init.progress({ phase: 'provider-dropped', provider: p.id, reason })

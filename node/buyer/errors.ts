@@ -44,3 +44,18 @@ export class LicenceRefusedError extends BuyError {
     super(`the seller refused a licence for this device: ${reason}`, code)
   }
 }
+
+/** A failure's code, when it carries one as a string (ours, libp2p's and Node's alike) */
+export function codeOf (err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+export function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** What a log line or a dropped provider's reason names: the code, else the message */
+export function reasonOf (err: unknown): string {
+  return codeOf(err) ?? messageOf(err)
+}

@@ -8,7 +8,7 @@ import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { requestUnblind } from '../../protocols/escrow/unblind.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
-import { EscrowsUnavailableError } from './errors.ts'
+import { EscrowsUnavailableError, codeOf, reasonOf } from './errors.ts'
 import { withRedial } from './redial.ts'
 import type { BuyProgress, BuyResult, BuyerInit, EscrowOutcome, ShareTimings } from './types.ts'
 import type { Offer } from '../../device/objects/market.ts'
@@ -92,7 +92,7 @@ export class EscrowShares {
   /** The device signs the first requests in one go (one sealed write) while the escrows are checked */
   private prepareFirst (purchase: string, first: number[]): (j: number) => Promise<Uint8Array | undefined> {
     const batch = first.length > 1
-      ? this.init.buyer.device().requestShares({ purchase, js: first }).then(r => r.requests, (err: any) => { this.init.buyer.log('batched requests failed: %s', err.code ?? err.message) })
+      ? this.init.buyer.device().requestShares({ purchase, js: first }).then(r => r.requests, (err: unknown) => { this.init.buyer.log('batched requests failed: %s', reasonOf(err)) })
       : Promise.resolve(undefined)
     return async j => {
       const i = first.indexOf(j)
@@ -140,10 +140,10 @@ export class EscrowShares {
       mark('judged')
       if (verdict.accepted) return { outcome: 'accepted', accepted: verdict.have }
       return await this.claimRefund(escrow.peer, verdict.fraud)
-    } catch (err: any) {
+    } catch (err: unknown) {
       if (signal.aborted) throw err
-      buyer.log('escrow %d (%s) unavailable: %s', j, escrow.peer, err.code ?? err.message)
-      return { outcome: 'unavailable', reason: typeof err.code === 'string' ? err.code : undefined }
+      buyer.log('escrow %d (%s) unavailable: %s', j, escrow.peer, reasonOf(err))
+      return { outcome: 'unavailable', reason: codeOf(err) }
     }
   }
 
@@ -153,8 +153,8 @@ export class EscrowShares {
     try {
       const settled = await requestSettle({ connectionManager: buyer.streams }, peerIdFromString(peer), fraud, { signal: timeoutSignal(ESCROW_TIMEOUT_MS, signal) })
       if (settled.state === 'refunded') return { outcome: 'fraud-refunded' }
-    } catch (err: any) {
-      buyer.log('fraud refund from %s failed: %s', peer, err.code ?? err.message)
+    } catch (err: unknown) {
+      buyer.log('fraud refund from %s failed: %s', peer, reasonOf(err))
     }
     return { outcome: 'fraud-unrefunded' }
   }

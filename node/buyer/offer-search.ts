@@ -4,6 +4,7 @@ import { SignatureError } from '../../device/objects/errors.ts'
 import { requestOffers } from '../../protocols/market/offer.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { keywordsOf } from '../discovery/keywords.ts'
+import { reasonOf } from './errors.ts'
 import { providerAddress } from './offer-lookup.ts'
 import type { OfferLookup } from './offer-lookup.ts'
 import type { BuyerInit, OfferListing, Quote } from './types.ts'
@@ -75,8 +76,8 @@ export class OfferSearch {
         }
         known.providers.add(provider.peerId)
       }
-    } catch (err: any) {
-      this.init.log('no offers from %s: %s', provider.peerId, err.code ?? err.message)
+    } catch (err: unknown) {
+      this.init.log('no offers from %s: %s', provider.peerId, reasonOf(err))
     }
   }
 }

@@ -6,7 +6,7 @@ import { encodeObject } from '../../device/objects/codec.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { RemoteError } from '../../protocols/errors.ts'
 import { requestLicence } from '../../protocols/market/license.ts'
-import { LicenceRefusedError, SellerOfflineError } from './errors.ts'
+import { LicenceRefusedError, SellerOfflineError, reasonOf } from './errors.ts'
 import { EscrowShares, checkEscrow } from './escrow-shares.ts'
 import { withRedial } from './redial.ts'
 import { cancelReservations, reserveEscrows } from './reservations.ts'
@@ -165,13 +165,13 @@ export class Payment {
       const signal = AbortSignal.timeout(LICENCE_TIMEOUT_MS)
       const licence = offer.body.shares.length === 0 ? await withRedial(ask, { signal, log: buyer.log, what: 'the seller' }) : await ask(signal)
       return encodeObject(licence)
-    } catch (err: any) {
+    } catch (err: unknown) {
       if (offer.body.shares.length === 0) {
         // the seller answered and refused (a revoked device, say): its reason, not "offline"
         if (err instanceof RemoteError) throw new LicenceRefusedError(String(err.message), err.code)
-        throw new SellerOfflineError(`the seller is unreachable and sells device-bound licences only (${String(err.code ?? err.message)})`)
+        throw new SellerOfflineError(`the seller is unreachable and sells device-bound licences only (${reasonOf(err)})`)
       }
-      buyer.log('no licence from the seller (%s): buying the open offer', err.code ?? err.message)
+      buyer.log('no licence from the seller (%s): buying the open offer', reasonOf(err))
       return undefined
     }
   }

@@ -2,7 +2,7 @@
 // or afterwards from the sealed licence, renewed first when its offline lifetime is over.
 import { LicenceExpiredError } from '../../device/errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
-import { OfferIdGivenError } from './errors.ts'
+import { OfferIdGivenError, messageOf, reasonOf } from './errors.ts'
 import type { LicenceRenewal } from './renewal.ts'
 import type { StoredOrder } from './stored-order.ts'
 import type { BuyerInit, PlayProgress } from './types.ts'
@@ -47,8 +47,8 @@ export class Playback {
           told = order.contiguous
           await device.playFeed({ content: cid, available: told })
         }
-      } catch (err: any) {
-        this.init.log('telling the device of chunk %d failed: %s', told, err.code ?? err.message)
+      } catch (err: unknown) {
+        this.init.log('telling the device of chunk %d failed: %s', told, reasonOf(err))
       } finally {
         telling = false
       }
@@ -86,8 +86,8 @@ export class Playback {
     if (licence == null || Date.now() <= licence.playUntil) return
     try {
       await this.renewal.renew(content, { signal: AbortSignal.timeout(30_000) })
-    } catch (err: any) {
-      throw new LicenceExpiredError(`the licence played offline until ${new Date(licence.playUntil).toISOString()} and could not be renewed: ${String(err.message)}`)
+    } catch (err: unknown) {
+      throw new LicenceExpiredError(`the licence played offline until ${new Date(licence.playUntil).toISOString()} and could not be renewed: ${messageOf(err)}`)
     }
   }
 }

@@ -6,6 +6,7 @@ import { signedId } from '../../device/objects/signed.ts'
 import { ByteBudget } from './byte-budget.ts'
 import { DownloadGate } from './download-gate.ts'
 import { DownloadSession } from './download-session.ts'
+import { reasonOf } from './errors.ts'
 import { assertSellerSigned } from './offer-search.ts'
 import { Payment } from './payment.ts'
 import { StoredOrder } from './stored-order.ts'
@@ -58,7 +59,7 @@ export class Purchase {
     const { buyer, offer, options } = this.init
     await this.checkReady()
     // the device draws the blinding factors while the download starts and the licence is fetched
-    buyer.device().prepareShares({ offer: encodeObject(offer) }).catch((err: any) => { buyer.log('blinding factors not drawn ahead: %s', err.code ?? err.message) })
+    buyer.device().prepareShares({ offer: encodeObject(offer) }).catch((err: unknown) => { buyer.log('blinding factors not drawn ahead: %s', reasonOf(err)) })
     const order = new StoredOrder()
     const gate = new DownloadGate()
     const downloading = this.download(order, gate)

@@ -4,6 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { UnknownPurchaseError } from '../../device/errors.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'
 import { BadRequestError } from '../errors.ts'
+import { codeOf, messageOf } from './errors.ts'
 import { ESCROW_TIMEOUT_MS } from './escrow-shares.ts'
 import { withRedial } from './redial.ts'
 import type { BuyerInit, SettlementResult } from './types.ts'
@@ -45,8 +46,8 @@ export class Settlement {
       try {
         const answer = await withRedial(async s => requestSettle({ connectionManager: this.init.streams }, peerIdFromString(peer), settlement, { signal: s }), { signal: AbortSignal.timeout(ESCROW_TIMEOUT_MS), log: this.init.log, what: `escrow ${j}` })
         escrows.push({ j, peer, state: answer.state, refused: answer.refused, reason: answer.reason })
-      } catch (err: any) {
-        escrows.push({ j, peer, error: `${String(err.code ?? 'ERR')}: ${String(err.message)}` })
+      } catch (err: unknown) {
+        escrows.push({ j, peer, error: `${codeOf(err) ?? 'ERR'}: ${messageOf(err)}` })
       }
     }
     return { purchase, escrows, price: offer.body.terms.price, currency: offer.body.terms.currency }
@@ -56,8 +57,8 @@ export class Settlement {
   private async purchaseInfo (purchase: string): Promise<PurchaseInfo> {
     try {
       return await this.init.device().purchase({ purchase })
-    } catch (err: any) {
-      if (err.code === UnknownPurchaseError.code) throw new UnknownPurchaseError(`no purchase ${purchase} on this device`)
+    } catch (err: unknown) {
+      if (codeOf(err) === UnknownPurchaseError.code) throw new UnknownPurchaseError(`no purchase ${purchase} on this device`)
       throw err
     }
   }
