@@ -1,6 +1,4 @@
-// The buyer's side of the market (docs/protocol.md, Roles): search offers, buy one (each buy
-// a Purchase of its own: download, payment and play side by side), play, confirm or dispute,
-// renew a licence, and seed the ciphertext if asked.
+// The buyer's component (docs/protocol.md, Roles): each public call handed to the part that does it.
 import { signedId } from '../../device/objects/signed.ts'
 import { DEFAULT_INFLIGHT_BYTES } from '../config.ts'
 import { keywordsOf } from '../discovery/keywords.ts'

@@ -1,5 +1,4 @@
-// A semaphore of bytes: a purchase's chunks are reserved here before they are asked for,
-// so the memory they take is bounded by the budget, whatever the speed of disk or network.
+// A semaphore of bytes bounding a purchase's chunks in flight, whatever the speed of disk or network.
 
 interface Waiter {
   bytes: number

@@ -1,6 +1,4 @@
-// One purchase's download: its providers, the manifest, every missing chunk in ranges shared
-// among the providers (each chunk checked against the manifest), resting and dropping
-// providers, and the budget of chunk bytes in flight.
+// One purchase's download: providers, manifest, ranges, trim, chunk checks, resume and the chunk budget.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_RANGE, fetchChunks, fetchManifest } from '../../protocols/market/content.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
@@ -50,6 +48,7 @@ export interface DownloadSessionInit {
   budget: ByteBudget
 }
 
+/** The ranges are shared by every provider's streams; a range a provider fails goes back to the others */
 export class DownloadSession {
   private readonly init: DownloadSessionInit
   private readonly content: string

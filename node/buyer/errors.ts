@@ -1,9 +1,11 @@
-// The buyer's errors: one class per code, on the one error root. Codes the lower layers
-// already name (a locked device, a bad signature, an unknown purchase) are thrown as
-// their classes, so each code keeps one meaning.
+// The buyer's errors: one class per code on the one error root, and readers of any failure.
 import { KeyfairError } from '../../protocols/errors.ts'
 
-/** The family of the buyer's own refusals; never thrown itself */
+/**
+ * The family of the buyer's own refusals; never thrown itself. Codes a lower layer already
+ * names (a locked device, a bad signature, an unknown purchase) are thrown as that layer's
+ * classes, so each code keeps one meaning.
+ */
 export abstract class BuyError extends KeyfairError {}
 
 /** No provider served the manifest, or every provider dropped out before the last chunk */

@@ -1,6 +1,4 @@
-// Buying the t shares of a purchase: one lane per missing share, each escrow's identity
-// checked, the device's request carried, its answer judged; a lying escrow is refunded by
-// its fraud proof and a dead one skipped, the share bought from the next in the offer's order.
+// Buying a purchase's t shares in lanes, around dead escrows and refunded lying ones.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { bytesEqual } from '../../device/crypto/index.ts'
 import { BadCertificateError } from '../../device/pki/errors.ts'
@@ -47,6 +45,7 @@ export async function checkEscrow (buyer: BuyerInit, offer: Signed<Offer>, j: nu
   }, { signal: timeoutSignal(ESCROW_TIMEOUT_MS, signal), log: buyer.log, what: `escrow ${j}` })
 }
 
+/** One lane per missing share; an escrow that fails hands its place to the next in the offer's order */
 export class EscrowShares {
   private readonly init: EscrowSharesInit
   private began = 0

@@ -1,6 +1,4 @@
-// Paying for a purchase beside its download: a paid but unfinished buy reused, an open one
-// continued, else the licence fetched and the purchase opened; t escrows reserved before any
-// chunk comes, their shares bought once a provider served a chunk that verifies.
+// Paying for a purchase beside its download: licence, purchase opened, escrows reserved, shares bought.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { signedId } from '../../device/objects/signed.ts'
@@ -33,6 +31,7 @@ export interface PaymentInit {
   downloading: Promise<unknown>
 }
 
+/** T escrows are reserved before any chunk comes; shares are bought once a provider served a chunk that verifies */
 export class Payment {
   private readonly init: PaymentInit
   private readonly checks = new Map<number, Promise<void>>()

@@ -1,5 +1,4 @@
-// Playing bought content through the device: behind a download as its chunks land in order,
-// or afterwards from the sealed licence, renewed first when its offline lifetime is over.
+// Playing bought content through the device: behind a download, or later from the sealed licence.
 import { LicenceExpiredError } from '../../device/errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
 import { OfferIdGivenError, messageOf, reasonOf } from './errors.ts'

@@ -1,5 +1,4 @@
-// One buy from start to end: the offer checked, the download, payment and play run side by
-// side, and on failure the download stopped and reservations no escrow answered released.
+// One buy from start to end: download, payment and play side by side, undone on failure.
 import { DeviceLockedError, NotEnrolledError } from '../../device/errors.ts'
 import { encodeObject } from '../../device/objects/codec.ts'
 import { signedId } from '../../device/objects/signed.ts'
@@ -29,6 +28,7 @@ export interface PurchaseInit {
   seed: (offer: Signed<Offer>) => Promise<void>
 }
 
+/** A buy of its own: the download stops with it, and a failed payment leaves what was fetched for next time */
 export class Purchase {
   private readonly init: PurchaseInit
   private readonly started: number

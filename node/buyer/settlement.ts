@@ -1,5 +1,4 @@
-// Ending a purchase: the device's receipt (confirm) or its opened shares (dispute) carried
-// to every escrow that answered, and each escrow's settlement of its hold.
+// Ending a purchase: confirm or dispute carried to every escrow that answered.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { UnknownPurchaseError } from '../../device/errors.ts'
 import { requestSettle } from '../../protocols/escrow/settle.ts'

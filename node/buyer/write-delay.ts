@@ -1,5 +1,4 @@
-// A slow disk on demand, for tests of the chunk budget: KEYFAIR_WRITE_DELAY_MS (test use
-// only) holds each chunk this many milliseconds before it is written.
+// A slow disk on demand for tests: KEYFAIR_WRITE_DELAY_MS (test use only) delays each chunk write.
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const WRITE_DELAY_ENV = 'KEYFAIR_WRITE_DELAY_MS'
