@@ -10,6 +10,7 @@ import { BadRequestError } from './errors.ts'
 import { formatBytes, formatMoney, parseMoney } from './format.ts'
 import { DeclinedError, askYes, canAsk } from './cli-confirm.ts'
 import { parseOfferRef } from './buyer/offer-ref.ts'
+import { parseInflightBytes } from './config.ts'
 import { print } from './cli-output.ts'
 import { call, collect, formatDuration, integerFlag, parseDuration, stream } from './cli-call.ts'
 import type { GlobalOptions } from './cli-output.ts'
@@ -90,9 +91,11 @@ export function addMarketCommands (program: Command): void {
     .option('--out <file>', 'write the plaintext here')
     .option('--seed', 'serve the ciphertext to other buyers afterwards')
     .option('--from <peers>', 'download only from these providers (comma-separated peer ids)')
+    .option('--inflight-bytes <n>', 'bytes of chunks held in flight for this buy (default: the buyer.inflightBytes setting, 16 MiB)')
     .option('--yes', 'buy at the price shown without asking (stdin not a terminal, or --json: never asked)')
     .action(async (offer: string, opts, command: Command) => {
       parseOfferRef(offer) // a malformed id is a usage error, running node or not
+      const inflightBytes = opts.inflightBytes != null ? parseInflightBytes(opts.inflightBytes, '--inflight-bytes') : undefined
       const options = command.optsWithGlobals<GlobalOptions>()
       if (canAsk({ yes: opts.yes === true, json: options.json === true })) {
         const q = await call(command, 'quote', { offer }, 60_000)
@@ -107,7 +110,7 @@ export function addMarketCommands (program: Command): void {
         bar.update(state.bytes, state.total, notes.filter(n => n !== '').join(', '))
       }
       try {
-        const r = await stream(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined }, event => {
+        const r = await stream(command, 'buy', { offer, output: opts.out != null ? resolvePath(opts.out) : undefined, seed: opts.seed === true, from: opts.from != null ? String(opts.from).split(',').map((p: string) => p.trim()).filter(Boolean) : undefined, inflightBytes }, event => {
           if (event.phase === 'download') Object.assign(state, { bytes: event.bytes, total: event.total, providers: event.providers })
           else if (event.phase === 'escrow') state.escrows = `escrows ${event.state === 'reserved' ? 'reserved' : 'paid'} ${event.have}/${event.need}`
           else if (event.phase === 'play') state.played = event.bytes

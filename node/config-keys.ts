@@ -1,7 +1,7 @@
 // The settings `keyfair config get|set` knows: each key's type, parsed from the text a user
 // types and shown back as text. Everything else in config.json is edited by hand.
 import { BadConfigError } from './errors.ts'
-import { parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, ROLE_NAMES } from './config.ts'
+import { DEFAULT_INFLIGHT_BYTES, parseBootstrapAddress, parseInflightBytes, parseListenAddress, parsePort, parseRoles, ROLE_NAMES } from './config.ts'
 import { LOG_LEVELS, DEFAULT_LOG_LEVEL, parseLogLevel } from './log/levels.ts'
 import type { NodeConfig } from './config.ts'
 
@@ -46,6 +46,11 @@ export const CONFIG_KEYS: Record<string, ConfigKey> = {
     what: `what the log file records: ${LOG_LEVELS.join(', ')}`,
     get: c => c.logLevel ?? DEFAULT_LOG_LEVEL,
     set: (c, text) => { c.logLevel = parseLogLevel(text, 'logLevel') }
+  },
+  'buyer.inflightBytes': {
+    what: 'bytes of chunks a purchase holds in flight (at least 65536)',
+    get: c => c.buyer?.inflightBytes ?? DEFAULT_INFLIGHT_BYTES,
+    set: (c, text) => { c.buyer = { ...c.buyer, inflightBytes: parseInflightBytes(text, 'buyer.inflightBytes') } }
   },
   ...Object.fromEntries(INBOUND.map(field => [`inbound.${field}`, {
     what: `inbound budget: ${field}`,

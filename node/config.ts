@@ -34,6 +34,27 @@ export interface NodeConfig {
   inbound?: Partial<InboundBudgetSettings>
   /** What `<repo>/logs/keyfair.log` records: error, warn, info (the default) or debug */
   logLevel?: LogLevel
+  /** The buyer's settings; absent fields take the defaults */
+  buyer?: BuyerSettings
+}
+
+export interface BuyerSettings {
+  /** Bytes of chunks a purchase holds between asking a provider and handing them on */
+  inflightBytes?: number
+}
+
+/** A purchase's chunks in flight by default: enough for every provider's streams to stay busy */
+export const DEFAULT_INFLIGHT_BYTES = 16 * 1024 * 1024
+/** Below this a purchase would ask for little more than one small chunk at a time */
+export const MIN_INFLIGHT_BYTES = 64 * 1024
+
+/** The bytes of chunks in flight, from config.json or a flag: a whole number of at least 64 KiB */
+export function parseInflightBytes (value: unknown, what: string): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < MIN_INFLIGHT_BYTES) {
+    throw new BadConfigError(`${what} must be a whole number of bytes, at least ${MIN_INFLIGHT_BYTES} (64 KiB), not ${JSON.stringify(value)}`)
+  }
+  return n
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -111,7 +132,20 @@ export function validateConfig (value: unknown, file: string): NodeConfig {
   }
   if (raw.inbound != null) config.inbound = inboundSettings(raw.inbound, file)
   if (raw.logLevel != null) config.logLevel = parseLogLevel(raw.logLevel, `${file}: logLevel`)
+  if (raw.buyer != null) config.buyer = buyerSettings(raw.buyer, file)
   return config
+}
+
+function buyerSettings (value: unknown, file: string): BuyerSettings {
+  if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new BadConfigError(`${file}: buyer must be an object`)
+  const out: BuyerSettings = {}
+  for (const [key, n] of Object.entries(value)) {
+    if (key !== 'inflightBytes') throw new BadConfigError(`${file}: buyer.${key} is not a setting (known: inflightBytes)`)
+    // a number in the file: a quoted one is a typing slip worth naming
+    if (typeof n !== 'number') throw new BadConfigError(`${file}: buyer.inflightBytes must be a number`)
+    out.inflightBytes = parseInflightBytes(n, `${file}: buyer.inflightBytes`)
+  }
+  return out
 }
 
 const INBOUND_FIELDS = ['maxBytes', 'maxPeerBytes', 'tightFraction', 'stallMs', 'sweepMs'] as const

@@ -10,6 +10,7 @@ import { LIMITS } from '../../device/objects/market.ts'
 import { ENTRY_KINDS } from '../escrow/ledger-store.ts'
 import type { EntryKind, HoldState } from '../escrow/ledger-store.ts'
 import { LOG_LEVELS, isLogLevel } from '../log/levels.ts'
+import { MIN_INFLIGHT_BYTES } from '../config.ts'
 import type { LogLevel } from '../log/levels.ts'
 import {
   defined, fields, isCidString, isPeerIdString, optionalBoolean, optionalInt, optionalString, requireString, requiredInt, stringList
@@ -203,13 +204,14 @@ export function validateQuote (body: unknown): OfferRequest {
   return { offer: requireString(fields(body).offer, 'offer must be an offer id') }
 }
 
-export interface BuyRequest { offer: string, output?: string, seed?: boolean, from?: string[] }
+export interface BuyRequest { offer: string, output?: string, seed?: boolean, from?: string[], inflightBytes?: number }
 export function validateBuy (body: unknown): BuyRequest {
-  const { offer, output, seed, from } = fields(body)
+  const { offer, output, seed, from, inflightBytes } = fields(body)
   const id = requireString(offer, 'offer must be an offer id')
   const path = optionalString(output, 'output must be a path')
   if (from != null && (!Array.isArray(from) || from.length > 64 || !from.every(isPeerIdString))) throw new BadRequestError('from must be a list of at most 64 peer ids')
-  return defined({ offer: id, output: path, seed: seed === true, from: (from ?? undefined) as string[] | undefined })
+  if (inflightBytes != null && (typeof inflightBytes !== 'number' || !Number.isSafeInteger(inflightBytes) || inflightBytes < MIN_INFLIGHT_BYTES)) throw new BadRequestError(`inflightBytes must be a whole number of at least ${MIN_INFLIGHT_BYTES}`)
+  return defined({ offer: id, output: path, seed: seed === true, from: (from ?? undefined) as string[] | undefined, inflightBytes: (inflightBytes ?? undefined) as number | undefined })
 }
 
 export interface PlayRequest { content: string, output: string }

@@ -33,6 +33,8 @@ export interface SwarmNodeSpec {
   startArgs?: string[]
   /** the repo's directory name under the swarm's directory (default: node-<index>) */
   name?: string
+  /** environment of this node's process only, over the swarm's (kept when it restarts) */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface SwarmOptions {
@@ -114,6 +116,8 @@ export class Swarm {
   private readonly env: NodeJS.ProcessEnv
   private readonly keep: boolean
   private stopped = false
+  /** each node's own environment, by index, for its restarts */
+  private readonly nodeEnv = new Map<number, NodeJS.ProcessEnv>()
 
   private constructor (dir: string, topology: Topology, env: NodeJS.ProcessEnv, keep: boolean) {
     this.dir = dir
@@ -206,7 +210,8 @@ export class Swarm {
       args.push('--bootstrap', address)
     }
     // the V8 flags `keyfair start` gives itself for its roles (it cannot re-exec a process with an IPC channel)
-    const env = { ...process.env, ...this.env }
+    if (spec.env != null) this.nodeEnv.set(index, spec.env)
+    const env = { ...process.env, ...this.env, ...this.nodeEnv.get(index) }
     const child = spawn(process.execPath, [...roleNodeFlags(spec.roles), ...extraNodeFlags(env), ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env

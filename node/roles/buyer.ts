@@ -15,7 +15,9 @@ export class BuyerRole extends Role {
       discovery: components.discovery,
       streams: components.connectionManager,
       device: node.device,
-      log: this.log
+      log: this.log,
+      // read at each buy, so `keyfair config set buyer.inflightBytes` applies without a restart
+      inflightBytes: async () => (await node.repo.readConfig()).buyer?.inflightBytes
     })
   }
 }

@@ -20,12 +20,9 @@ const CARRIERS = new Set([
   'PkiError', // abstract family of the X.509 layer
   'RenewalRefusedError', // the refusing escrow's code
   'EscrowError', // abstract family of the escrow's refusals
-  // the buyer's family: its members still name their codes where they are thrown (node/buyer/)
-  'BuyError'
+  'BuyError', // abstract family of the buyer's refusals
+  'LicenceRefusedError' // the refusing seller's code
 ])
-
-/** Directories whose throw sites may still name a literal code: the buyer's, until its errors are classes */
-const LITERAL_CODES_ALLOWED_UNDER = ['node/buyer/']
 
 /** Codes the docs name that no class carries: the control API's answer to a fault it did not expect */
 const CODES_WITHOUT_CLASS = new Set(['ERR_INTERNAL'])
@@ -158,23 +155,20 @@ describe('error classes', function () {
 
   it('names no literal code where an error is built: each code is its class\'s', function () {
     const literal = literalCodes()
-      .filter(({ where }) => !LITERAL_CODES_ALLOWED_UNDER.some(dir => where.startsWith(dir)))
       .map(({ where, cls, code }) => `${where}: new ${cls}(…, '${code}')`)
     assert.deepEqual(literal, [])
   })
 
-  it('finds literal codes where they are still built (the check can fail)', function () {
-    assert.ok(literalCodes().some(({ where }) => where.startsWith('node/buyer/')), 'no literal code found under node/buyer/')
+  it('finds a literal code where one is built (the check can fail)', function () {
     const sample = "throw new SampleError(\n  `a ${'message'}`,\n  'ERR_SAMPLE')"
     assert.deepEqual([...sample.matchAll(LITERAL_CODE_AT_THROW)].map(m => m[3]), ['ERR_SAMPLE'])
   })
 
-  it('gives every code the docs name a class, or a throw site still to become one', function () {
+  it('gives every code the docs name a class', function () {
     const classCodes = new Set(classes.map(c => c.cls.code).filter(code => typeof code === 'string'))
-    const stillLiteral = new Set(literalCodes().map(({ code }) => code))
     const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter(f => f.endsWith('.md')).map(f => join('docs', f))]
     const named = new Set(docs.flatMap(file => [...readFileSync(join(ROOT, file), 'utf8').matchAll(/`(ERR_[A-Z0-9_]*[A-Z0-9])`/g)].map(m => m[1]!)))
-    const orphans = [...named].filter(code => !classCodes.has(code) && !stillLiteral.has(code) && !CODES_WITHOUT_CLASS.has(code))
+    const orphans = [...named].filter(code => !classCodes.has(code) && !CODES_WITHOUT_CLASS.has(code))
     assert.deepEqual(orphans, [])
   })
 })

@@ -29,7 +29,7 @@ export function marketRoutes (node: KeyfairNode): Routes<MarketCall> {
     }),
     search: async ({ words, timeoutMs }, signal) => ({ offers: await node.role(BuyerRole).buyer.search(words, { signal, timeoutMs }) }),
     quote: async ({ offer }, signal) => node.role(BuyerRole).buyer.quote(offer, { signal }),
-    buy: async ({ offer, output, seed, from }, signal, progress) => node.role(BuyerRole).buyer.buy(offer, { output, seed: seed === true, from, signal, onProgress: progress }),
+    buy: async ({ offer, output, seed, from, inflightBytes }, signal, progress) => node.role(BuyerRole).buyer.buy(offer, { output, seed: seed === true, from, inflightBytes, signal, onProgress: progress }),
     play: async ({ content, output }, _signal, progress) => node.role(BuyerRole).buyer.play(content, output, progress),
     library: async () => ({ licences: await node.device.library() }),
     renew: async ({ content }, signal) => node.role(BuyerRole).buyer.renew(content, { signal }),
