@@ -38,6 +38,12 @@ function shown (r: Row): { value: number, label: string } {
     : { value: r.ratio, label: `${r.ratio.toFixed(2)}×` }
 }
 
+/** At most `max` characters, the cut marked; the bar's title keeps the whole text */
+function clip (s: string, max: number): string {
+  const chars = [...s]
+  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`
+}
+
 function text (x: number, y: number, body: string, attrs = ''): string {
   return `<text x="${x}" y="${y}"${attrs}>${escapeXml(body)}</text>`
 }
@@ -56,12 +62,14 @@ function measuredBar (r: Row, y: number): string[] {
   const scale = BAR_WIDTH / (Math.max(value, target ?? 0) * 1.2 || 1)
   const width = Math.max(1, value * scale)
   const colour = COLOURS[resultOf(r)]
+  const marker = target != null ? BAR_X + target * scale : BAR_X
   const parts = [
-    `<rect class="bar ${resultOf(r)}" data-row="${escapeXml(r.id)}" x="${BAR_X}" y="${y}" width="${width.toFixed(1)}" height="18" fill="${colour}"><title>${escapeXml(`${r.id}: ${label}, target ${r.target}`)}</title></rect>`,
-    text(BAR_X + width + 4, y + 13, label)
+    `<rect class="bar ${resultOf(r)}" data-row="${escapeXml(r.id)}" x="${BAR_X}" y="${y}" width="${width.toFixed(1)}" height="18" fill="${colour}"><title>${escapeXml(`${r.id} ${r.measures}: ${label}, target ${r.target}`)}</title></rect>`,
+    // right of both the bar and the marker, so neither covers it
+    text(Math.round(Math.max(BAR_X + width, marker) + 6), y + 13, label)
   ]
   if (target != null) {
-    const x = (BAR_X + target * scale).toFixed(1)
+    const x = marker.toFixed(1)
     parts.push(`<line class="target" x1="${x}" x2="${x}" y1="${y - 4}" y2="${y + 22}" stroke="#000" stroke-width="2"/>`)
   }
   return parts
@@ -72,7 +80,7 @@ function rowGroup (r: Row, i: number): string {
   const result = resultOf(r)
   return [
     `<g class="row" data-row="${escapeXml(r.id)}">`,
-    text(LABEL_X, y + 13, [...`${r.id} ${r.measures}`].slice(0, 44).join(''), ' font-weight="bold"'),
+    text(LABEL_X, y + 13, clip(`${r.id} ${r.measures}`, 40)),
     ...(r.skipped != null ? skippedBar(r, y) : measuredBar(r, y)),
     text(RESULT_X, y + 13, `${result === 'miss' ? 'MISS' : result} (target ${r.target})`, ` class="result" fill="${COLOURS[result]}"`),
     '</g>'
