@@ -147,8 +147,7 @@ export function roleNodeFlags (roles: readonly string[]): string[] {
 
 /** The glibc malloc settings of a buyer's processes, with the GLIBC_TUNABLES name of each */
 const BUYER_MALLOC_ENV = [
-  { name: 'MALLOC_ARENA_MAX', tunable: 'glibc.malloc.arena_max', value: '2' },
-  { name: 'MALLOC_MMAP_THRESHOLD_', tunable: 'glibc.malloc.mmap_threshold', value: '32768' }
+  { name: 'MALLOC_ARENA_MAX', tunable: 'glibc.malloc.arena_max', value: '2' }
 ] as const
 
 /**
@@ -157,9 +156,9 @@ const BUYER_MALLOC_ENV = [
  * a user's own value (or GLIBC_TUNABLES entry) wins. glibc makes up to 8 arenas per core
  * as threads allocate (libuv's pool, V8's helpers), each keeping freed memory for reuse, so
  * an idle node's resident memory grew with the machine's core count; a buyer's few
- * allocating threads need 2. Allocations from 32 KiB up (chunk buffers) get their own
- * mappings and go back to the OS when freed, instead of the threshold rising with them
- * and the freed chunks staying in the heap. glibc reads both only at start-up.
+ * allocating threads need 2. glibc reads it only at start-up. A fixed
+ * MALLOC_MMAP_THRESHOLD_ of 32 KiB (each chunk buffer mapped on its own, and unmapped when
+ * freed) made a download cost the buyer's node 3.5× the CPU, so it is not set.
  */
 export function roleProcessEnv (roles: readonly string[], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   if (!roles.includes('buyer')) return env
