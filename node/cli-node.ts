@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { Command, Option } from 'commander'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { RepoExistsError } from './errors.ts'
-import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, ROLE_NAMES } from './config.ts'
+import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, roleProcessEnv, ROLE_NAMES } from './config.ts'
 import { runDaemon } from './daemon.ts'
 import { LOG_LEVELS, parseLogLevel } from './log/levels.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
@@ -14,16 +14,18 @@ import type { GlobalOptions } from './cli-output.ts'
 import type { NodeConfig } from './config.ts'
 
 /**
- * The same process (same pid) over again with V8 flags that only count at start-up,
- * unless it already has them. A supervisor talking to the node over an IPC channel
- * passes them itself: the channel would not survive the exec.
+ * The same process (same pid) over again with V8 flags and an environment (glibc malloc
+ * settings) that only count at start-up, unless it already has them. A supervisor talking
+ * to the node over an IPC channel passes them itself: the channel would not survive the exec.
  */
-function restartWithFlags (flags: string[]): void {
-  if (typeof process.execve !== 'function' || process.channel != null || flags.every(flag => process.execArgv.includes(flag))) return
+function restartWith (flags: string[], env: NodeJS.ProcessEnv): void {
+  if (typeof process.execve !== 'function' || process.channel != null) return
+  const envChanged = Object.keys(env).some(name => env[name] !== process.env[name])
+  if (!envChanged && flags.every(flag => process.execArgv.includes(flag))) return
   const names = new Set(flags.map(flag => flag.split('=')[0]))
   // a different value of the same flag would win over the new one, and this would repeat
   const kept = process.execArgv.filter(arg => !names.has(arg.split('=')[0]))
-  process.execve(process.execPath, [process.execPath, ...flags, ...kept, process.argv[1]!, ...process.argv.slice(2)], process.env)
+  process.execve(process.execPath, [process.execPath, ...flags, ...kept, process.argv[1]!, ...process.argv.slice(2)], env)
 }
 
 export function addNodeCommands (program: Command): void {
@@ -80,7 +82,7 @@ export function addNodeCommands (program: Command): void {
       // a repo made now keeps the flags, so a plain `keyfair start` later comes up the same
       if (opts.init === true && !(await repo.exists())) await repo.init(definedOnly({ roles, listen, bootstrap, apiPort, logLevel }))
       const config = await repo.readConfig()
-      restartWithFlags(roleNodeFlags(roles ?? config.roles))
+      restartWith(roleNodeFlags(roles ?? config.roles), roleProcessEnv(roles ?? config.roles))
       // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
       // ERR_PASSPHRASE_REQUIRED; a buyer alone is never asked (its device unlocks later)
       const passphrase = needsSealedKeys(roles ?? config.roles)

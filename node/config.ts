@@ -179,6 +179,31 @@ export function roleNodeFlags (roles: readonly string[]): string[] {
   return [`--max-semi-space-size=${roles.includes('buyer') ? 1 : 16}`]
 }
 
+/** The glibc malloc settings of a buyer's processes, with the GLIBC_TUNABLES name of each */
+const BUYER_MALLOC_ENV = [
+  { name: 'MALLOC_ARENA_MAX', tunable: 'glibc.malloc.arena_max', value: '2' }
+] as const
+
+/**
+ * The environment for a long-running node of these roles (and its device process): for a
+ * buyer, glibc malloc settings added where the environment does not set them already, so
+ * a user's own value (or GLIBC_TUNABLES entry) wins. glibc makes up to 8 arenas per core
+ * as threads allocate (libuv's pool, V8's helpers), each keeping freed memory for reuse, so
+ * an idle node's resident memory grew with the machine's core count; a buyer's few
+ * allocating threads need 2. glibc reads it only at start-up. A fixed
+ * MALLOC_MMAP_THRESHOLD_ of 32 KiB (each chunk buffer mapped on its own, and unmapped when
+ * freed) made a download cost the buyer's node 3.5× the CPU, so it is not set.
+ */
+export function roleProcessEnv (roles: readonly string[], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (!roles.includes('buyer')) return env
+  const out = { ...env }
+  const tunables = env.GLIBC_TUNABLES ?? ''
+  for (const { name, tunable, value } of BUYER_MALLOC_ENV) {
+    if (out[name] == null && !tunables.includes(`${tunable}=`)) out[name] = value
+  }
+  return out
+}
+
 /**
  * Node flags that NODE_OPTIONS refuses (`--cpu-prof`, `--trace-gc`, ...) for the node and
  * device processes keyfair starts, from KEYFAIR_NODE_FLAGS: for profiling a swarm

@@ -2,8 +2,8 @@
  * `npm run bench [-- --quick] [-- --only P1,P3]`: what keyfair costs over the raw
  * transport and crypto it stands on. Every figure is a ratio against a baseline measured
  * in the same run (absolute times on shared 2-core machines are noise); each row repeats
- * and reports its median and spread. Prints the table and writes
- * `<out>/results-<time>.json`.
+ * and reports its median and spread. Prints the machine and the table, and writes
+ * `<out>/results-<time>.json` and beside it `<out>/results-<time>.svg`, a chart of the rows.
  *
  *   P1 buy + download + decrypt + verify from one provider  vs a raw libp2p stream   ≥ 0.85×
  *   P2 escrow unblind requests/s, one escrow process         vs raw RSA private ops/s  ≥ 0.6×
@@ -18,12 +18,12 @@
  * allows it) that checks the benchmarks work; its ratios are not the measurements.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
-import { availableParallelism, cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { benchUnblind } from './bench/escrow.ts'
 import { benchLedgerEngines } from './bench/escrow-engines.ts'
 import { benchMarket } from './bench/market.ts'
-import { table } from './bench/report.ts'
+import { chart } from './bench/chart.ts'
+import { machineOf, table } from './bench/report.ts'
 import type { Row } from './bench/report.ts'
 
 const ROWS = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']
@@ -63,10 +63,12 @@ if (wanted('P7')) rows.push(await benchLedgerEngines({ quick: args.quick, log })
 if (wanted('P1', 'P3', 'P4', 'P5', 'P6')) rows.push(...await benchMarket({ quick: args.quick, log, only, nodes }))
 rows.sort((a, b) => a.id.localeCompare(b.id))
 
-process.stdout.write(table(rows))
+const machine = machineOf()
+process.stdout.write(table(rows, machine))
 await mkdir(args.out, { recursive: true })
-const file = `${args.out}/results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
-const machine = { node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model }
+const stem = `${args.out}/results-${new Date().toISOString().replace(/[:.]/g, '-')}`
+const file = `${stem}.json`
 await writeFile(file, JSON.stringify({ quick: args.quick, machine, seconds: Math.round((Date.now() - started) / 1000), rows }, null, 2))
+await writeFile(`${stem}.svg`, chart(rows, machine))
 const missed = rows.filter(r => !r.pass && r.skipped == null).map(r => r.id)
-process.stdout.write(`\n${rows.length} rows in ${Math.round((Date.now() - started) / 1000)} s${args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''}; ${missed.length === 0 ? 'every target met' : `missed: ${missed.join(', ')}`}; results in ${file}\n`)
+process.stdout.write(`\n${rows.length} rows in ${Math.round((Date.now() - started) / 1000)} s${args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''}; ${missed.length === 0 ? 'every target met' : `missed: ${missed.join(', ')}`}; results in ${file} (chart: ${stem}.svg)\n`)

@@ -11,7 +11,7 @@ const BENCH = fileURLToPath(new URL('../scripts/bench.ts', import.meta.url))
 describe('npm run bench -- --quick (smoke: completes, not the targets)', function () {
   this.timeout(180_000)
 
-  it('prints the seven rows with ratio, target and result (P7 skipped without PostgreSQL), and writes one JSON file of results', async function () {
+  it('prints the machine and the seven rows with ratio, target and result (P7 skipped without PostgreSQL), and writes a JSON file of results and its SVG chart', async function () {
     const out = await mkdtemp(join(tmpdir(), 'keyfair-bench-out-'))
     try {
       const started = Date.now()
@@ -23,9 +23,16 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
         })
       })
       const seconds = (Date.now() - started) / 1000
-      const files = await readdir(out)
-      assert.equal(files.length, 1)
+      const files = (await readdir(out)).sort()
+      assert.equal(files.length, 2)
+      // the chart beside the JSON, under the same name
+      assert.match(files[0]!, /^results-.*\.json$/)
+      assert.equal(files[1], files[0]!.replace(/\.json$/, '.svg'))
       const results = JSON.parse(await readFile(join(out, files[0]!), 'utf8'))
+      assert.ok(results.machine.cpus > 0 && results.machine.memoryGiB > 0, 'the machine: cores and memory')
+      assert.match(stdout, /^machine: Node v\d+.* cores.* GiB memory$/m)
+      const svg = await readFile(join(out, files[1]!), 'utf8')
+      for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']) assert.match(svg, new RegExp(`class="bar [a-z]+" data-row="${id}"`))
       assert.deepEqual(results.rows.map((r: any) => r.id), ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'])
       // P7 needs a PostgreSQL server: without its binaries the row says so instead of failing
       const p7 = results.rows.find((r: any) => r.id === 'P7')

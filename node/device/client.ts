@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
 import { FrameDecoder, encodeFrame } from '../../device/wire.ts'
-import { compileCacheEnv, extraNodeFlags } from '../config.ts'
+import { compileCacheEnv, extraNodeFlags, roleProcessEnv } from '../config.ts'
 import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, RenewalRequestInfo, SealedDevice } from '../../device/interface.ts'
 import type { KdfParams } from '../../device/store/keystore.ts'
 import type { DeviceReply } from '../../device/wire.ts'
@@ -66,8 +66,8 @@ export class DeviceClient implements SealedDevice {
 
   async start (): Promise<void> {
     if (this.child != null) return
-    // the device shares the CLI's code cache, when the CLI enabled one
-    const env = compileCacheEnv()
+    // the device shares the CLI's code cache, when the CLI enabled one, and a buyer's malloc settings
+    const env = compileCacheEnv(roleProcessEnv(['buyer']))
     // a small young generation: played chunks are freed as they go instead of piling up
     const child = spawn(process.execPath, ['--max-semi-space-size=1', ...extraNodeFlags(), DEVICE_ENTRY, '--store', this.init.store], { stdio: ['pipe', 'pipe', 'inherit'], env })
     this.child = child

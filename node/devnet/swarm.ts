@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ControlClient } from '../control/client.ts'
-import { extraNodeFlags, roleNodeFlags } from '../config.ts'
+import { extraNodeFlags, roleNodeFlags, roleProcessEnv } from '../config.ts'
 import { PASSPHRASE_ENV } from '../passphrase.ts'
 import { Repo } from '../repo.ts'
 import type { ChildProcess } from 'node:child_process'
@@ -209,9 +209,9 @@ export class Swarm {
       if (address == null) throw new Error(`node ${parent} has no address`)
       args.push('--bootstrap', address)
     }
-    // the V8 flags `keyfair start` gives itself for its roles (it cannot re-exec a process with an IPC channel)
+    // the V8 flags and environment `keyfair start` gives itself for its roles (it cannot re-exec a process with an IPC channel)
     if (spec.env != null) this.nodeEnv.set(index, spec.env)
-    const env = { ...process.env, ...this.env, ...this.nodeEnv.get(index) }
+    const env = roleProcessEnv(spec.roles, { ...process.env, ...this.env, ...this.nodeEnv.get(index) })
     const child = spawn(process.execPath, [...roleNodeFlags(spec.roles), ...extraNodeFlags(env), ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env

@@ -1,7 +1,8 @@
 /**
  * What every benchmark row shares: paired runs of a subject and its baseline in the
- * same process run, medians and spreads, the ratio and its target, and the table.
+ * same process run, medians and spreads, the ratio and its target, the machine, and the table.
  */
+import { availableParallelism, cpus, totalmem } from 'node:os'
 
 export interface Samples { value: number[], baseline: number[] }
 
@@ -90,7 +91,23 @@ export function skippedRow (spec: { id: string, measures: string, unit: string, 
   return { ...spec, value: 0, baseline: 0, ratio: 0, pass: false, samples: { value: [], baseline: [] }, skipped: why }
 }
 
-export function table (rows: Row[]): string {
+/** The machine a run was measured on, kept in the JSON and shown above the table and chart */
+export interface Machine {
+  node: string
+  cpus: number
+  cpu?: string
+  memoryGiB: number
+}
+
+export function machineOf (): Machine {
+  return { node: process.version, cpus: availableParallelism(), cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10 }
+}
+
+export function machineLine (m: Machine): string {
+  return `machine: Node ${m.node}, ${m.cpus} cores${m.cpu != null ? ` (${m.cpu.trim()})` : ''}, ${m.memoryGiB} GiB memory`
+}
+
+export function table (rows: Row[], machine?: Machine): string {
   const lines = [
     ['id', 'measures', 'value (median)', 'baseline (median)', 'ratio', 'target', 'result', 'spread (value)'],
     ...rows.map(r => r.skipped != null ? [r.id, r.measures, `skipped: ${r.skipped}`, '—', '—', r.target, 'skipped', '—'] : [
@@ -105,5 +122,6 @@ export function table (rows: Row[]): string {
     ])
   ]
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map(line => line[i]!.length)))
-  return lines.map(line => line.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+  const header = machine != null ? `${machineLine(machine)}\n\n` : ''
+  return header + lines.map(line => line.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }

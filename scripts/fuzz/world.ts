@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { MIN_KDF_N } from '../../device/store/seal.ts'
-import { roleNodeFlags } from '../../node/config.ts'
+import { roleNodeFlags, roleProcessEnv } from '../../node/config.ts'
 import { KDF_ENV } from '../../node/keys/keystore.ts'
 import { PASSPHRASE_ENV } from '../../node/passphrase.ts'
 import { KEYFAIR_BIN } from '../swarm.ts'
@@ -47,7 +47,7 @@ async function cli (repo: string, args: string[], timeoutMs = 120_000): Promise<
 }
 
 async function start (name: string, repo: string, roles: string): Promise<TargetProcess> {
-  const child = spawn(process.execPath, [...roleNodeFlags(roles.split(',')), KEYFAIR_BIN, '--json', '--repo', repo, 'start', '--role', roles], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env })
+  const child = spawn(process.execPath, [...roleNodeFlags(roles.split(',')), KEYFAIR_BIN, '--json', '--repo', repo, 'start', '--role', roles], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: roleProcessEnv(roles.split(','), env) })
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => { if (stderr.length < 50) stderr.push(line) })
   const ready = await new Promise<{ peerId: string, addresses: string[] }>((resolve, reject) => {

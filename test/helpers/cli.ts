@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { ChildProcess } from 'node:child_process'
 import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
-import { roleNodeFlags } from '../../node/config.ts'
+import { roleNodeFlags, roleProcessEnv } from '../../node/config.ts'
 import { TEST_PASSPHRASE, FAST_KDF } from './keys.ts'
 
 export { isProcessAlive as isAlive } from '../../node/repo.ts'
@@ -48,9 +48,12 @@ export interface StartOptions {
 /** `keyfair start` as a child process; resolves on its ready event */
 export async function startNodeProcess (args: string[], env: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<NodeProcess> {
   const role = args.indexOf('--role')
-  const flags = options.nodeFlags ?? roleNodeFlags(role >= 0 ? (args[role + 1] ?? '').split(',') : ['buyer'])
+  const roles = role >= 0 ? (args[role + 1] ?? '').split(',') : ['buyer']
+  const flags = options.nodeFlags ?? roleNodeFlags(roles)
   const stdio = options.ipc === false ? ['ignore', 'pipe', 'pipe'] as const : ['ignore', 'pipe', 'pipe', 'ipc'] as const
-  const child = spawn(process.execPath, [...flags, KEYFAIR_BIN, '--json', ...args], { stdio: [...stdio], env: { ...process.env, ...TEST_ENV, ...env } })
+  // over IPC the node cannot re-exec itself into its roles' environment either
+  const given = { ...process.env, ...TEST_ENV, ...env }
+  const child = spawn(process.execPath, [...flags, KEYFAIR_BIN, '--json', ...args], { stdio: [...stdio], env: options.ipc === false ? given : roleProcessEnv(roles, given) })
   const stderr: string[] = []
   createInterface({ input: child.stderr! }).on('line', line => stderr.push(line))
   const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))

@@ -1,20 +1,31 @@
 // `keyfair start` gives itself the V8 flags of its roles (node/config.ts roleNodeFlags)
 // by re-executing itself under the same pid: a buyer a 1 MiB young generation (memory),
-// an escrow a 16 MiB one (throughput). Checked on the real process's command line.
+// an escrow a 16 MiB one (throughput); a buyer also glibc malloc settings in its
+// environment (roleProcessEnv) unless the user set them. Checked on the real process's
+// command line and environment.
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { roleNodeFlags } from '../../node/config.ts'
+import { roleNodeFlags, roleProcessEnv } from '../../node/config.ts'
 import { KEYFAIR_BIN } from '../../scripts/swarm.ts'
 import { startNodeProcess } from '../helpers/cli.ts'
 
-/** `keyfair start` with no IPC channel (as a user starts it): its command line once ready */
-async function commandLineOf (repo: string, roles: string, nodeFlags: string[] = []): Promise<string[]> {
-  const node = await startNodeProcess(['--repo', repo, 'start', '--init', '--role', roles, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0'], {}, { ipc: false, nodeFlags })
+interface Started { commandLine: string[], env: Map<string, string> }
+
+const nulSeparated = async (file: string): Promise<string[]> => (await readFile(file, 'utf8')).split('\0').filter(Boolean)
+
+/** `keyfair start` with no IPC channel (as a user starts it): its command line and environment once ready */
+async function startedAs (repo: string, roles: string, nodeFlags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const node = await startNodeProcess(['--repo', repo, 'start', '--init', '--role', roles, '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0'], env, { ipc: false, nodeFlags })
   try {
     // the same pid: the node replaced itself instead of starting a child
-    return (await readFile(`/proc/${node.child.pid!}/cmdline`, 'utf8')).split('\0').filter(Boolean)
+    const pid = node.child.pid!
+    const environ = await nulSeparated(`/proc/${pid}/environ`)
+    return {
+      commandLine: await nulSeparated(`/proc/${pid}/cmdline`),
+      env: new Map(environ.map(entry => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]))
+    }
   } finally {
     await node.stop()
   }
@@ -34,12 +45,30 @@ describe('node flags by role', function () {
     assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=16'])
   })
 
-  it('`keyfair start` re-executes itself under the same pid with the flags of its roles, replacing another value', async function () {
-    const escrow = await commandLineOf(join(dir, 'escrow'), 'escrow', ['--max-semi-space-size=1'])
-    assert.ok(escrow.includes('--max-semi-space-size=16'), escrow.join(' '))
-    assert.ok(!escrow.includes('--max-semi-space-size=1'), escrow.join(' '))
-    const buyer = await commandLineOf(join(dir, 'buyer'), 'buyer')
-    assert.ok(buyer.includes('--max-semi-space-size=1'), buyer.join(' '))
-    assert.ok(buyer.includes(KEYFAIR_BIN) && buyer.includes('start'), buyer.join(' '))
+  it('a buyer\'s environment gets glibc malloc settings, a user\'s own values win, other roles keep theirs', function () {
+    const base = { PATH: '/bin' }
+    assert.deepEqual(roleProcessEnv(['seller', 'buyer'], base), { PATH: '/bin', MALLOC_ARENA_MAX: '2' })
+    assert.deepEqual(roleProcessEnv(['buyer'], { MALLOC_ARENA_MAX: '8' }), { MALLOC_ARENA_MAX: '8' })
+    assert.deepEqual(roleProcessEnv(['buyer'], { MALLOC_ARENA_MAX: '' }), { MALLOC_ARENA_MAX: '' })
+    const tuned = { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=4' }
+    assert.deepEqual(roleProcessEnv(['buyer'], tuned), tuned)
+    assert.equal(roleProcessEnv(['escrow'], base), base)
+    assert.deepEqual(base, { PATH: '/bin' }, 'the given environment is not changed')
+  })
+
+  it('`keyfair start` re-executes itself under the same pid with the flags and environment of its roles, replacing another flag value', async function () {
+    const escrow = await startedAs(join(dir, 'escrow'), 'escrow', ['--max-semi-space-size=1'])
+    assert.ok(escrow.commandLine.includes('--max-semi-space-size=16'), escrow.commandLine.join(' '))
+    assert.ok(!escrow.commandLine.includes('--max-semi-space-size=1'), escrow.commandLine.join(' '))
+    assert.ok(!escrow.env.has('MALLOC_ARENA_MAX'))
+    const buyer = await startedAs(join(dir, 'buyer'), 'buyer')
+    assert.ok(buyer.commandLine.includes('--max-semi-space-size=1'), buyer.commandLine.join(' '))
+    assert.ok(buyer.commandLine.includes(KEYFAIR_BIN) && buyer.commandLine.includes('start'), buyer.commandLine.join(' '))
+    assert.equal(buyer.env.get('MALLOC_ARENA_MAX'), '2')
+  })
+
+  it('a buyer started with its own malloc setting keeps it', async function () {
+    const buyer = await startedAs(join(dir, 'own'), 'buyer', [], { MALLOC_ARENA_MAX: '4' })
+    assert.equal(buyer.env.get('MALLOC_ARENA_MAX'), '4')
   })
 })
