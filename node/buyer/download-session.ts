@@ -193,8 +193,9 @@ export class DownloadSession {
       await fetchChunks(this.streams(), p.address, this.init.offer.body.terms.content, range, async (index, data) => {
         await this.store(p, index, data)
         got++
-        budget.release(this.plainBytes(index))
-        reserved -= this.plainBytes(index)
+        const bytes = this.plainBytes(index)
+        budget.release(bytes)
+        reserved -= bytes
       }, { signal: timeoutSignal(60_000, signal) })
     } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })

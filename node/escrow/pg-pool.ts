@@ -126,12 +126,17 @@ const MAX_ATTEMPTS = 5
  * a retry of the same request finds what was committed (purchase ids are unique).
  */
 export async function inTransaction<T> (pool: pg.Pool, fn: (client: PoolClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
+  return retryingRollbacks(async () => once(pool, fn, options))
+}
+
+/** Runs `attempt` again (up to 5 times in all) while it fails with a deadlock or serialisation failure */
+async function retryingRollbacks<T> (attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
     try {
-      return await once(pool, fn, options)
+      return await attempt()
     } catch (err) {
       const code = (err as { code?: unknown }).code
-      if (typeof code === 'string' && RETRY_CODES.has(code) && attempt < MAX_ATTEMPTS) continue
+      if (typeof code === 'string' && RETRY_CODES.has(code) && n < MAX_ATTEMPTS) continue
       throw err
     }
   }
@@ -199,13 +204,5 @@ export async function query<R extends pg.QueryResultRow> (pool: pg.Pool, sql: st
  * serialisation failure rolled it back whole, so it runs again (up to 5 times).
  */
 export async function statement<R extends pg.QueryResultRow> (pool: pg.Pool, sql: Statement, params: unknown[]): Promise<R[]> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await query<R>(pool, sql, params)
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      if (typeof code === 'string' && RETRY_CODES.has(code) && attempt < MAX_ATTEMPTS) continue
-      throw err
-    }
-  }
+  return retryingRollbacks(async () => query<R>(pool, sql, params))
 }
