@@ -172,6 +172,15 @@ export class TrustStore {
     }
   }
 
+  /**
+   * The subject CN of a certificate whose chain this store checked already (from its cache),
+   * without checking anything now: a hint for a lookup made before verification, never an
+   * authority. Undefined for a certificate not seen, or seen before the last CRL.
+   */
+  checkedCommonName (der: Uint8Array): string | undefined {
+    return this.cache.get(createHash('sha256').update(der).digest('hex'))?.commonName
+  }
+
   /** Chain check (cached): issued and signed by the root, RSA of a sane size, parseable extensions. */
   private checkChain (certificate: string | Uint8Array): CheckedCertificate {
     const der = typeof certificate === 'string'

@@ -253,8 +253,12 @@ export class Escrow {
     const { ledger } = this.init
     // exactly these bytes were checked and paid for before: their answer again, whatever
     // happened since (a crash, a CRL not fetched yet after a restart)
-    // one ledger read: the stored answer, and the buyer's balance for the check below
-    const { answer: paid, balance } = await ledger.requestState(requestId, body.buyer)
+    // one ledger read: the stored answer, the buyer's balance and, for a device whose
+    // certificate was checked before, whether it used this purchase id (trusted only once
+    // the certificate verifies again below)
+    const claimed = this.claimedDevice(request)
+    const state = await ledger.requestState(requestId, body.buyer, claimed == null ? undefined : { device: claimed, purchase: body.purchase })
+    const { answer: paid, balance } = state
     if (paid != null) return paid
     // cheapest first: comparisons, then the public-key checks
     // (certificate chain, signatures), and the private-key operation last of all
@@ -275,7 +279,8 @@ export class Escrow {
     // authority; short of funds, the purchase may still have its price reserved
     if (balance < terms.price && !(await this.reserved(body.buyer, body.purchase))) throw new InsufficientFundsError(body.buyer, balance, terms.price)
     const device = await this.verifyDevice(request, cidOfBytes(bodyBytes))
-    if (await ledger.purchaseUsed(device.subjectCommonName, body.purchase)) {
+    const used = claimed === device.subjectCommonName && state.used != null ? state.used : await ledger.purchaseUsed(device.subjectCommonName, body.purchase)
+    if (used) {
       // a copy of these very bytes, sent at the same time, was paid since the first look: its answer
       const raced = await ledger.answerByRequest(requestId)
       if (raced != null) return raced
@@ -427,6 +432,11 @@ export class Escrow {
   }
 
   /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
+  /** The CN of the device certificate a request carries, if the trust store checked it before */
+  private claimedDevice (signed: Signed<unknown>): string | undefined {
+    return 'device' in signed.signer ? this.credentials?.trust.checkedCommonName(signed.signer.device) : undefined
+  }
+
   private async verifyDevice (signed: Signed<unknown>, bodyCid?: CID): Promise<VerifiedCertificate> {
     const { trust } = this.requireCredentials()
     const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute' | 'renewal-request'

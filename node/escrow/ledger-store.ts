@@ -199,8 +199,11 @@ export interface LedgerStore {
   holdByRequest: (request: string) => Promise<HoldRecord | undefined>
   /** The stored answer to a request (by its CID), if it was charged */
   answerByRequest: (request: string) => Promise<Uint8Array | undefined>
-  /** the stored answer to `request` (if paid before) and `buyer`'s balance, in one read */
-  requestState: (request: string, buyer: string) => Promise<{ answer?: Uint8Array, balance: number }>
+  /**
+   * The stored answer to `request` (if paid before), `buyer`'s balance and, when `use` names
+   * a device and purchase id, whether that device used the id: one read
+   */
+  requestState: (request: string, buyer: string, use?: PurchaseUse) => Promise<RequestState>
   /** Whether a device already used this purchase id */
   purchaseUsed: (device: string, purchase: string) => Promise<boolean>
   holdByPurchase: (device: string, purchase: string) => Promise<HoldRecord | undefined>
@@ -228,4 +231,17 @@ export function reserveAccount (id: string): string {
 
 export function checkAmount (amount: number): void {
   if (!Number.isSafeInteger(amount) || amount < 0) throw new AmountOutOfRangeError()
+}
+
+/** A device's purchase id, as a hold records it */
+export interface PurchaseUse {
+  device: string
+  purchase: string
+}
+
+export interface RequestState {
+  answer?: Uint8Array
+  balance: number
+  /** whether the device in `use` already used the purchase id (present only when asked) */
+  used?: boolean
 }

@@ -23,7 +23,7 @@ import type pg from 'pg'
 import type { PoolClient } from 'pg'
 import type {
   AuditReport, EndHoldResult, EndReservationResult, EntryKind, HoldEnd, HoldFilter, HoldOutcome, HoldRecord, HoldState, LedgerFilter, LedgerRows, LedgerStore, NewHold, NewReservation,
-  OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult
+  OpenHoldResult, Posting, PurchaseUse, RequestState, ReservationRecord, ReservationState, ReserveResult
 } from './ledger-store.ts'
 import type { LedgerPool, PgLedgerOptions, Statement } from './pg-pool.ts'
 import type { Logger } from '@libp2p/interface'
@@ -219,10 +219,12 @@ export class PgLedger implements LedgerStore {
     return rows[0] == null ? undefined : new Uint8Array(rows[0].answer)
   }
 
-  async requestState (request: string, buyer: string): Promise<{ answer?: Uint8Array, balance: number }> {
-    const rows = await query<{ answer: Buffer | null, balance: number | null }>(this.pool, REQUEST_STATE, [request, buyer])
-    const balance = rows[0]?.balance ?? 0
-    return rows[0]?.answer != null ? { answer: new Uint8Array(rows[0].answer), balance } : { balance }
+  async requestState (request: string, buyer: string, use?: PurchaseUse): Promise<RequestState> {
+    const rows = await query<{ answer: Buffer | null, balance: number | null, used: boolean }>(this.pool, REQUEST_STATE, [request, buyer, use?.device ?? null, use?.purchase ?? null])
+    const state: RequestState = { balance: rows[0]?.balance ?? 0 }
+    if (rows[0]?.answer != null) state.answer = new Uint8Array(rows[0].answer)
+    if (use != null) state.used = rows[0]?.used === true
+    return state
   }
 
   async purchaseUsed (device: string, purchase: string): Promise<boolean> {
@@ -318,7 +320,8 @@ async function lockAccounts (client: PoolClient, accounts: string[]): Promise<Ma
 // the reads every unblind request makes (Escrow.unblind), prepared once per connection
 const REQUEST_STATE: Statement = {
   name: 'keyfair-request-state',
-  text: 'SELECT (SELECT answer FROM holds WHERE request = $1 LIMIT 1) AS answer, (SELECT balance FROM accounts WHERE id = $2) AS balance'
+  text: 'SELECT (SELECT answer FROM holds WHERE request = $1 LIMIT 1) AS answer, (SELECT balance FROM accounts WHERE id = $2) AS balance, ' +
+    'EXISTS (SELECT 1 FROM holds WHERE device = $3::text AND purchase = $4::text) AS used'
 }
 const PURCHASE_USED: Statement = { name: 'keyfair-purchase-used', text: 'SELECT 1 FROM holds WHERE device = $1 AND purchase = $2' }
 

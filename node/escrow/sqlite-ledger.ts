@@ -2,7 +2,7 @@
 // runs in this thread, so each call is one synchronous IMMEDIATE transaction, wrapped in a
 // promise; the group commit gets one transaction (one fsync) per batch as before.
 import { Ledger } from './ledger.ts'
-import type { AuditReport, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldFilter, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, NewReservation, OpenHoldResult, Posting, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
+import type { AuditReport, EndHoldResult, EndReservationResult, HoldEnd, HoldOutcome, HoldFilter, HoldRecord, HoldState, LedgerFilter, LedgerStore, NewHold, NewReservation, OpenHoldResult, Posting, PurchaseUse, RequestState, ReservationRecord, ReservationState, ReserveResult } from './ledger-store.ts'
 
 export class SqliteLedger implements LedgerStore {
   readonly engine = 'sqlite' as const
@@ -32,9 +32,12 @@ export class SqliteLedger implements LedgerStore {
   async hold (id: string): Promise<HoldRecord | undefined> { return this.ledger.hold(id) }
   async holdByRequest (request: string): Promise<HoldRecord | undefined> { return this.ledger.holdByRequest(request) }
   async answerByRequest (request: string): Promise<Uint8Array | undefined> { return this.ledger.answerByRequest(request) }
-  async requestState (request: string, buyer: string): Promise<{ answer?: Uint8Array, balance: number }> {
+  async requestState (request: string, buyer: string, use?: PurchaseUse): Promise<RequestState> {
+    const state: RequestState = { balance: this.ledger.balance(buyer) }
     const answer = this.ledger.answerByRequest(request)
-    return answer != null ? { answer, balance: this.ledger.balance(buyer) } : { balance: this.ledger.balance(buyer) }
+    if (answer != null) state.answer = answer
+    if (use != null) state.used = this.ledger.purchaseUsed(use.device, use.purchase)
+    return state
   }
   async purchaseUsed (device: string, purchase: string): Promise<boolean> { return this.ledger.purchaseUsed(device, purchase) }
   async holdByPurchase (device: string, purchase: string): Promise<HoldRecord | undefined> { return this.ledger.holdByPurchase(device, purchase) }

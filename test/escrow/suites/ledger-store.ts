@@ -97,6 +97,10 @@ export function ledgerStoreSuite (engine: LedgerEngine): void {
       assert.equal((await ledger.holds({ limit: 100 })).length, 3)
       assert.equal((await ledger.postings({ kind: 'hold', limit: 100 })).length, 6, 'two postings per charged hold, none for the refused')
       assert.deepEqual(await ledger.openHoldBuyers(), new Map([['alice', 2], ['bob', 1]]))
+      // a request's state in one read: its stored answer, the balance, the device's purchase id
+      assert.deepEqual(await ledger.requestState(a1.request, 'alice', { device: a1.device, purchase: a1.purchase }), { answer: a1.answer, balance: 2, used: true })
+      assert.deepEqual(await ledger.requestState('unpaid', 'alice', { device: 'device-2', purchase: a1.purchase }), { balance: 2, used: false })
+      assert.deepEqual(await ledger.requestState('unpaid', 'nobody'), { balance: 0 })
       assert.deepEqual((await ledger.audit()).violations, [])
     })
 
