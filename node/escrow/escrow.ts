@@ -431,12 +431,12 @@ export class Escrow {
     return hold
   }
 
-  /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
   /** The CN of the device certificate a request carries, if the trust store checked it before */
   private claimedDevice (signed: Signed<unknown>): string | undefined {
     return 'device' in signed.signer ? this.credentials?.trust.checkedCommonName(signed.signer.device) : undefined
   }
 
+  /** Device chain, revocation and signature; a stale CRL is refreshed once on demand */
   private async verifyDevice (signed: Signed<unknown>, bodyCid?: CID): Promise<VerifiedCertificate> {
     const { trust } = this.requireCredentials()
     const kind = signed.kind as 'unblind-request' | 'receipt' | 'dispute' | 'renewal-request'
