@@ -44,7 +44,7 @@ export interface BuyerSettings {
 }
 
 /** A purchase's chunks in flight by default: enough for every provider's streams to stay busy */
-export const DEFAULT_INFLIGHT_BYTES = 16 * 1024 * 1024
+export const DEFAULT_INFLIGHT_BYTES = 8 * 1024 * 1024
 /** Below this a purchase would ask for little more than one small chunk at a time */
 export const MIN_INFLIGHT_BYTES = 64 * 1024
 

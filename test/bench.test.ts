@@ -11,7 +11,7 @@ const BENCH = fileURLToPath(new URL('../scripts/bench.ts', import.meta.url))
 describe('npm run bench -- --quick (smoke: completes, not the targets)', function () {
   this.timeout(180_000)
 
-  it('prints the machine and the seven rows with ratio, target and result (P7 skipped without PostgreSQL), and writes a JSON file of results and its SVG chart', async function () {
+  it('prints the machine and the eight rows with ratio, target and result (P7 skipped without PostgreSQL), and writes a JSON file of results and its SVG chart', async function () {
     const out = await mkdtemp(join(tmpdir(), 'keyfair-bench-out-'))
     try {
       const started = Date.now()
@@ -32,8 +32,9 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
       assert.ok(results.machine.cpus > 0 && results.machine.memoryGiB > 0, 'the machine: cores and memory')
       assert.match(stdout, /^machine: Node v\d+.* cores.* GiB memory$/m)
       const svg = await readFile(join(out, files[1]!), 'utf8')
-      for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']) assert.match(svg, new RegExp(`class="bar [a-z]+" data-row="${id}"`))
-      assert.deepEqual(results.rows.map((r: any) => r.id), ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'])
+      const ids = ['P1', 'P1c', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']
+      for (const id of ids) assert.match(svg, new RegExp(`class="bar [a-z]+" data-row="${id}"`))
+      assert.deepEqual(results.rows.map((r: any) => r.id), ids)
       // P7 needs a PostgreSQL server: without its binaries the row says so instead of failing
       const p7 = results.rows.find((r: any) => r.id === 'P7')
       if (findPgBinaries() == null) {
@@ -52,6 +53,14 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
       const cpu = results.rows.find((r: any) => r.id === 'P1').details.cpuMsPerRun
       for (const name of ['buyer', 'device', 'seller']) assert.ok(cpu.purchase[name] > 0, `P1 CPU of the ${name}`)
       for (const name of ['server', 'fetcher']) assert.ok(cpu.raw[name] > 0, `raw CPU of the ${name}`)
+      // P1c is P1's runs again: the buyer node's CPU in each against the raw fetcher's
+      const p1c = results.rows.find((r: any) => r.id === 'P1c')
+      assert.equal(p1c.samples.value.length, results.rows.find((r: any) => r.id === 'P1').samples.value.length)
+      assert.equal(p1c.pass, p1c.ratio <= 1.6)
+      // P5 passes only if the idle node is small enough too
+      const p5 = results.rows.find((r: any) => r.id === 'P5')
+      assert.equal(p5.target, '≤ 160 MB; idle node ≤ 120 MB')
+      assert.equal(p5.pass, p5.value <= 160 && p5.details.beforeBuyingMB.node <= 120)
       assert.match(stdout, /results in /)
       // the aim is under a minute; CI machines are shared, so only a loose bound here
       assert.ok(seconds < 150, `the quick run took ${seconds} s`)

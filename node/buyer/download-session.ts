@@ -135,16 +135,27 @@ export class DownloadSession {
     this.bytesDone = this.total - missing.reduce((n, i) => n + this.plainBytes(i), 0)
     // a resumed download starts where it stopped
     if (missing.length < manifest.chunkCount) this.init.progress({ phase: 'download', bytes: this.bytesDone, total: this.total, providers: providers.length })
-    // a range is reserved whole before it is asked for: never more chunks than the budget holds
-    const fitting = Math.max(1, Math.floor(this.init.budget.capacity / manifest.chunkSize))
     // small enough that every stream of every provider gets a share of the work, at most RANGE
     // chunks; with several providers, TRIAL_RANGE_BYTES until the trim has settled
-    this.rangeSize = Math.max(1, Math.min(RANGE, MAX_RANGE, fitting, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
-    const trial = providers.length > 1 ? Math.max(1, Math.min(this.rangeSize, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize))) : this.rangeSize
-    this.ranges = splitRanges(missing, trial)
+    this.rangeSize = Math.max(1, Math.min(RANGE, MAX_RANGE, Math.ceil(missing.length / (providers.length * STREAMS_PER_PROVIDER * 2))))
     for (const p of providers) this.alive.add(p.id)
     const windowBytes = Math.max(TRIM_WINDOW_MIN_BYTES, Math.ceil(missing.length * manifest.chunkSize / 16))
     this.trim = new ProviderTrim({ providers: providers.map(p => p.id), windowBytes, now: performance.now() })
+    const first = this.rangeLimit()
+    const trial = providers.length > 1 ? Math.max(1, Math.min(first, Math.floor(TRIAL_RANGE_BYTES / manifest.chunkSize))) : first
+    this.ranges = splitRanges(missing, trial)
+  }
+
+  /**
+   * The most chunks one stream asks for at once: a range is reserved whole before it is
+   * asked for, and every stream of the providers now asked should hold one at once (a range
+   * of the whole budget would leave the other streams waiting for it to drain, the providers
+   * taking turns instead of racing); as providers are rested, the others' ranges grow
+   */
+  private rangeLimit (): number {
+    const asked = this.providers.filter(p => this.alive.has(p.id) && this.trim.active.has(p.id)).length
+    const share = Math.floor(this.init.budget.capacity / this.manifest.chunkSize / (Math.max(1, asked) * STREAMS_PER_PROVIDER))
+    return Math.max(1, Math.min(this.rangeSize, share))
   }
 
   /**
@@ -172,7 +183,7 @@ export class DownloadSession {
     const { signal } = this.init
     while (this.alive.has(p.id) && this.trim.active.has(p.id) && this.ranges.length > 0 && this.failure == null) {
       signal.throwIfAborted()
-      const range = takeRange(this.ranges, this.trim.settled ? this.rangeSize : 1)!
+      const range = takeRange(this.ranges, this.trim.settled ? this.rangeLimit() : 1)!
       await this.fetchRange(p, range)
     }
   }
