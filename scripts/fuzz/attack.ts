@@ -25,6 +25,12 @@ export interface StallAttack {
   sendBytes: number
   /** how long the frames are held after sending */
   holdMs: number
+  /**
+   * the round run before idle is read: `small` (default) two streams of the same traffic;
+   * `same` the whole attack, held at most a second, so that what the allocator keeps after
+   * a first burst of that many streams counts as idle
+   */
+  warmup?: 'small' | 'same'
 }
 
 export interface AttackReport {
@@ -126,12 +132,16 @@ async function attackRound (target: TargetProcess, escrow: TargetProcess, attack
 }
 
 /**
- * Idle is read after a small round of the same traffic: the code it compiles and the pools
- * it fills stay with any process that has served once, so the attack's own cost, and whether
+ * Idle is read after a round of the same traffic (see `warmup`): the code it compiles and
+ * the memory the allocator keeps after it (glibc returns freed memory to the system only in
+ * part) stay with any process that has served once, so the attack's own cost, and whether
  * it is given back, are measured against a process already at work.
  */
 export async function stallAttack (target: TargetProcess, escrow: TargetProcess, attack: StallAttack): Promise<AttackReport> {
-  await attackRound(target, escrow, { ...attack, peers: 1, streamsPerPeer: 2, holdMs: 500 })
+  const warmup = attack.warmup === 'same'
+    ? { ...attack, holdMs: Math.min(attack.holdMs, 1000) }
+    : { ...attack, peers: 1, streamsPerPeer: 2, holdMs: 500 }
+  await attackRound(target, escrow, warmup)
   const idleRss = (await memoryOf(target.pid)).rss
   await resetPeak(target.pid)
   const round = await attackRound(target, escrow, attack)
