@@ -4,19 +4,23 @@
  */
 import { readFile, writeFile } from 'node:fs/promises'
 
-/** user + system CPU of a process (every thread), ms; undefined where /proc is missing */
-async function cpuMsOf (pid: number): Promise<number | undefined> {
+/** user + system CPU of a process (every thread), and the system part, ms; undefined where /proc is missing */
+async function cpuMsOf (pid: number): Promise<{ total: number, system: number } | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     // fields 14 and 15 of stat (utime, stime), counted from the state field (3)
-    return (Number(fields[11]) + Number(fields[12])) * 10
+    const system = Number(fields[12]) * 10
+    return { total: Number(fields[11]) * 10 + system, system }
   } catch {
     return undefined
   }
 }
 
-/** CPU ms of each named process from now until the returned function is called */
+/**
+ * CPU ms of each named process from now until the returned function is called, and beside
+ * each its kernel part as `<name>System` (file writes, socket calls, page faults)
+ */
 export async function cpuMeter (pids: Record<string, number>): Promise<() => Promise<Record<string, number>>> {
   const before = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([name, pid]) => [name, await cpuMsOf(pid)] as const)))
   return async () => {
@@ -24,7 +28,9 @@ export async function cpuMeter (pids: Record<string, number>): Promise<() => Pro
     for (const [name, pid] of Object.entries(pids)) {
       const a = before[name]
       const b = await cpuMsOf(pid)
-      if (a != null && b != null) spent[name] = b - a
+      if (a == null || b == null) continue
+      spent[name] = b.total - a.total
+      spent[`${name}System`] = b.system - a.system
     }
     return spent
   }
