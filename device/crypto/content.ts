@@ -5,7 +5,7 @@
 // ciphertext without K.
 import { randomBytes } from 'node:crypto'
 import { GCM_TAG_LENGTH, gcmOpen, gcmSeal } from './aead.ts'
-import { bytesEqual, concat, sha256, u32, u8 } from './bytes.ts'
+import { bytesEqual, concat, sha256, sha256Detached, u32, u8 } from './bytes.ts'
 import {
   ChunkAuthError, ChunkHashError, ChunkOrderError, ExtraChunkError, InvalidArgumentError,
   InvalidStateError, ManifestError, TruncatedError
@@ -175,15 +175,20 @@ export function validateManifest (manifest: ContentManifest): void {
   }
 }
 
-// manifest header already validated
-function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
-  if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount) return false
+/** The manifest's hash of chunk `index`, or null when there is no such chunk or `length` is not its length */
+function expectedChunkHash (manifest: ContentManifest, index: number, length: number): Uint8Array | null {
+  if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount) return null
   const expected: unknown = manifest.chunkHashes[index]
   if (!(expected instanceof Uint8Array) || expected.length !== CHUNK_HASH_LENGTH) throw new ManifestError('invalid chunk hash')
+  return length === storedChunkLength(manifest, index) ? expected : null
+}
+
+// manifest header already validated
+function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
   const pieces = data instanceof Uint8Array ? [data] : data
   if (!Array.isArray(pieces) || !pieces.every(p => p instanceof Uint8Array)) return false
-  if (pieces.reduce((n, p) => n + p.length, 0) !== storedChunkLength(manifest, index)) return false
-  return bytesEqual(sha256(...pieces), expected)
+  const expected = expectedChunkHash(manifest, index, pieces.reduce((n, p) => n + p.length, 0))
+  return expected != null && bytesEqual(sha256(...pieces), expected)
 }
 
 /**
@@ -193,6 +198,17 @@ function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Arra
 export function verifyChunk (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
   validateManifestHeader(manifest)
   return chunkMatches(manifest, index, data)
+}
+
+/**
+ * `verifyChunk` of one joined chunk, hashed on libuv's thread pool instead of the calling
+ * thread: a downloading node's thread stays on the transfer
+ */
+export async function verifyChunkDetached (manifest: ContentManifest, index: number, data: Uint8Array): Promise<boolean> {
+  validateManifestHeader(manifest)
+  if (!(data instanceof Uint8Array)) return false
+  const expected = expectedChunkHash(manifest, index, data.length)
+  return expected != null && bytesEqual(await sha256Detached(data), expected)
 }
 
 function openChecked (manifest: ContentManifest, key: Uint8Array, index: number, data: Uint8Array): Uint8Array {
