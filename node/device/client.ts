@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { logger } from '@libp2p/logger'
 import { KeyfairError } from '../../protocols/errors.ts'
+import { Deadline } from '../../protocols/toolkit/signals.ts'
 import { FrameDecoder, encodeFrame } from '../../device/wire.ts'
 import { compileCacheEnv, extraNodeFlags, roleProcessEnv } from '../config.ts'
 import type { AnswerVerdict, CertificateRequests, DeviceCertificates, DeviceOperation, DeviceStatus, LicenceInfo, PlayProgress, PurchaseInfo, RenewalRequestInfo, SealedDevice } from '../../device/interface.ts'
@@ -115,19 +116,25 @@ export class DeviceClient implements SealedDevice {
     if (child == null) throw new DeviceUnavailableError('the device process is not running')
     const id = this.nextId++
     const timeoutMs = options.timeoutMs ?? this.init.timeoutMs ?? DEFAULT_DEVICE_TIMEOUT_MS
-    const signals = [options.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined].filter(s => s != null)
-    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined
-    signal?.throwIfAborted()
+    options.signal?.throwIfAborted()
+    // a limit that ends with the call: no timer left to fire for every call answered
+    const deadline = timeoutMs > 0 ? new Deadline(timeoutMs, options.signal) : undefined
+    const signal = deadline?.signal ?? options.signal
     const frame = encodeFrame({ id, op, args: withoutUndefined(args) })
     return new Promise<T>((resolve, reject) => {
+      const settle = (): void => {
+        signal?.removeEventListener('abort', onAbort)
+        deadline?.clear()
+      }
       const onAbort = (): void => {
+        settle()
         this.pending.delete(id)
         reject(new DeviceUnavailableError(`device operation ${op} did not finish in time`))
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.pending.set(id, {
-        resolve: value => { signal?.removeEventListener('abort', onAbort); resolve(value as T) },
-        reject: err => { signal?.removeEventListener('abort', onAbort); reject(err) },
+        resolve: value => { settle(); resolve(value as T) },
+        reject: err => { settle(); reject(err) },
         onProgress: options.onProgress
       })
       this.init.tap?.('out', frame)

@@ -5,6 +5,7 @@ import {
   ReadTimeoutError, RemoteError, TruncatedFrameError
 } from '../errors.ts'
 import { decodeMessage, encodeMessage } from './codec.ts'
+import { Deadline } from './signals.ts'
 import type { BudgetLease } from './budget.ts'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -178,15 +179,14 @@ export class FrameStream {
       this.held = 0
     }
     if (this.refused != null) throw this.refused
-    const timeout = AbortSignal.timeout(this.limits.readTimeoutMs)
-    const signal = options.signal == null ? timeout : AbortSignal.any([timeout, options.signal])
+    const deadline = new Deadline(this.limits.readTimeoutMs, options.signal)
     let buf: Uint8ArrayList
     try {
-      buf = await this.lp.read({ signal })
+      buf = await this.lp.read({ signal: deadline.signal })
     } catch (err: any) {
       if (this.refused != null) throw this.refused
       if (options.signal?.aborted === true) throw new AbortedError('read aborted by caller', { cause: err })
-      if (timeout.aborted) throw new ReadTimeoutError(`no frame within ${this.limits.readTimeoutMs} ms`, { cause: err })
+      if (deadline.timedOut) throw new ReadTimeoutError(`no frame within ${this.limits.readTimeoutMs} ms`, { cause: err })
       if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') {
         throw new FrameTooLargeError(`frame exceeds ${this.maxReadFrameBytes} bytes`, { cause: err })
       }
@@ -195,6 +195,8 @@ export class FrameStream {
       }
       if (err?.name === 'UnexpectedEOFError') throw new TruncatedFrameError(undefined, { cause: err })
       throw err
+    } finally {
+      deadline.clear()
     }
     // counted with the shortest prefix: a peer that pads its varints only stalls (and times
     // out) its own stream
