@@ -22,7 +22,7 @@ export class Deadline {
     this.timer = setTimeout(this.expire, ms)
     // like AbortSignal.timeout: a pending limit alone does not keep the process alive
     this.timer.unref?.()
-    if (caller?.aborted === true) this.controller.abort(caller.reason)
+    if (caller?.aborted === true) this.onCallerAbort()
     else caller?.addEventListener('abort', this.onCallerAbort, { once: true })
   }
 

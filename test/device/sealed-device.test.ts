@@ -9,7 +9,7 @@ import { decodeObject, encodeObject as encodeSigned } from '../../device/objects
 import { parseSignedDispute, parseSignedReceipt } from '../../device/objects/market.ts'
 import { signWithPeerKey, signedId, verifyDeviceSigned } from '../../device/objects/signed.ts'
 import { KeyStore } from '../../device/store/keystore.ts'
-import { DeviceClient } from '../../node/device/client.ts'
+import { DeviceClient, DeviceUnavailableError } from '../../node/device/client.ts'
 import { createLicence } from '../../node/seller/offers.ts'
 import { answerRequest, createEscrows, encryptWork, offerWork } from '../helpers/market.ts'
 import { createTestAgency } from '../helpers/test-agency.ts'
@@ -125,6 +125,26 @@ describe('sealed device process', function () {
     await device.completePurchase({ purchase: p.purchase })
     return p
   }
+
+  it('a call past its limit or abandoned by its caller ends at once; the device answers the next', async function () {
+    const device = await startDevice(join(dir, 'limits'))
+    const pid = device.pid!
+    // a stopped process answers nothing: only the call's own limit can end it
+    process.kill(pid, 'SIGSTOP')
+    try {
+      const started = performance.now()
+      await assert.rejects(device.call('status', {}, { timeoutMs: 200 }), (err: Error) => err instanceof DeviceUnavailableError && /did not finish in time/.test(err.message))
+      assert.ok(performance.now() - started < 2000, 'the limit ends the call')
+      const caller = new AbortController()
+      const abandoned = device.call('status', {}, { signal: caller.signal, timeoutMs: 60_000 })
+      caller.abort(new Error('the user stopped'))
+      await assert.rejects(abandoned, DeviceUnavailableError)
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
+    // the late replies to both are dropped; the next call is answered as usual
+    assert.equal(typeof (await device.status()), 'object')
+  })
 
   it('completes 3-of-5 and device-bound purchases, routes around a wrong escrow, and no secret crosses its interface', async function () {
     const recorded: Uint8Array[] = []

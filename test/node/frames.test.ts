@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
-import { BadMessageError, FrameTooLargeError, KeyfairError, ReadTimeoutError, RemoteError, TruncatedFrameError } from '../../protocols/errors.ts'
+import { AbortedError, BadMessageError, FrameTooLargeError, KeyfairError, ReadTimeoutError, RemoteError, TruncatedFrameError } from '../../protocols/errors.ts'
 import { FrameKind, FrameStream, expectRecord, expectString, serveFrames } from '../../protocols/toolkit/index.ts'
 import { startLibp2p, waitFor } from '../helpers/nodes.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
@@ -122,6 +122,18 @@ describe('protocol toolkit over real libp2p (TCP + noise + yamux)', function () 
     const stream = await alice.dialProtocol(server.getMultiaddrs(), '/keyfair/test-silent/1.0.0', { signal: AbortSignal.timeout(5000) })
     const frames = new FrameStream(stream, { maxFrameBytes: 1024, readTimeoutMs: 200 })
     await assert.rejects(frames.readMessage(), ReadTimeoutError)
+    stream.abort(new Error('done'))
+  })
+
+  it('ends a read at once when its caller aborts, as aborted rather than timed out', async function () {
+    await server.handle('/keyfair/test-silent-abort/1.0.0', async () => { /* never answers */ })
+    const stream = await alice.dialProtocol(server.getMultiaddrs(), '/keyfair/test-silent-abort/1.0.0', { signal: AbortSignal.timeout(5000) })
+    const frames = new FrameStream(stream, { maxFrameBytes: 1024, readTimeoutMs: 5000 })
+    const caller = new AbortController()
+    const started = performance.now()
+    setTimeout(() => { caller.abort(new Error('the buyer stopped')) }, 50)
+    await assert.rejects(frames.readMessage({ signal: caller.signal }), AbortedError)
+    assert.ok(performance.now() - started < 2000, 'the caller\'s abort ends the read, not the read timeout')
     stream.abort(new Error('done'))
   })
 
