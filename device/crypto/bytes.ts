@@ -1,5 +1,5 @@
 // Byte helpers for the v1 layouts: big-endian integers, I2OSP/OS2IP, JWK base64url.
-import { createHash, timingSafeEqual, webcrypto } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { InvalidArgumentError, OutOfRangeError } from './errors.ts'
 
 export function u8 (x: number): Uint8Array {
@@ -57,11 +57,6 @@ export function sha256 (...parts: Uint8Array[]): Uint8Array {
   const h = createHash('sha256')
   for (const p of parts) h.update(p)
   return new Uint8Array(h.digest())
-}
-
-/** SHA-256 of `data` computed on libuv's thread pool (WebCrypto's digest, on its own copy) */
-export async function sha256Detached (data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await webcrypto.subtle.digest('SHA-256', data))
 }
 
 export function toHex (bytes: Uint8Array): string {

@@ -5,7 +5,7 @@
 // ciphertext without K.
 import { randomBytes } from 'node:crypto'
 import { GCM_TAG_LENGTH, gcmOpen, gcmSeal } from './aead.ts'
-import { bytesEqual, concat, sha256, sha256Detached, u32, u8 } from './bytes.ts'
+import { bytesEqual, concat, sha256, u32, u8 } from './bytes.ts'
 import {
   ChunkAuthError, ChunkHashError, ChunkOrderError, ExtraChunkError, InvalidArgumentError,
   InvalidStateError, ManifestError, TruncatedError
@@ -198,17 +198,6 @@ function chunkMatches (manifest: ContentManifest, index: number, data: Uint8Arra
 export function verifyChunk (manifest: ContentManifest, index: number, data: Uint8Array | readonly Uint8Array[]): boolean {
   validateManifestHeader(manifest)
   return chunkMatches(manifest, index, data)
-}
-
-/**
- * `verifyChunk` of one joined chunk, hashed on libuv's thread pool instead of the calling
- * thread: a downloading node's thread stays on the transfer
- */
-export async function verifyChunkDetached (manifest: ContentManifest, index: number, data: Uint8Array): Promise<boolean> {
-  validateManifestHeader(manifest)
-  if (!(data instanceof Uint8Array)) return false
-  const expected = expectedChunkHash(manifest, index, data.length)
-  return expected != null && bytesEqual(await sha256Detached(data), expected)
 }
 
 function openChecked (manifest: ContentManifest, key: Uint8Array, index: number, data: Uint8Array): Uint8Array {

@@ -1,7 +1,8 @@
 // Playing bought content through the device: behind a download, or later from the sealed licence.
 import { LicenceExpiredError } from '../../device/errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
-import { OfferIdGivenError, messageOf, reasonOf } from './errors.ts'
+import { OfferIdGivenError, messageOf } from './errors.ts'
+import { PlayFeed } from './play-feed.ts'
 import type { LicenceRenewal } from './renewal.ts'
 import type { StoredOrder } from './stored-order.ts'
 import type { BuyerInit, PlayProgress } from './types.ts'
@@ -28,36 +29,20 @@ export class Playback {
 
   /**
    * Plays behind the download: the device reads each chunk once it and every chunk
-   * before it are on disk. The device is told of progress one message at a time, with
-   * the latest count, so a fast download does not queue a message per chunk.
+   * before it are on disk, told of them by a `PlayFeed`
    */
   async follow (cid: string, output: string, order: StoredOrder, onProgress: (p: PlayProgress) => void): Promise<{ bytes: number }> {
     const { market } = this.init
     const device = this.init.device()
     const manifest = (await market.content.manifestBytes(cid))!
-    const total = (await market.content.manifest(cid))!.size
-    let told = order.contiguous
-    let telling = false
-    const tell = async (): Promise<void> => {
-      if (telling) return
-      telling = true
-      try {
-        while (order.contiguous > told) {
-          told = order.contiguous
-          await device.playFeed({ content: cid, available: told })
-        }
-      } catch (err: unknown) {
-        this.init.log('telling the device of chunk %d failed: %s', told, reasonOf(err))
-      } finally {
-        telling = false
-      }
-    }
-    const playing = device.play({ content: cid, manifest, input: market.content.dataFile(cid), output, available: told }, p => { onProgress({ phase: 'play', bytes: p.bytes, total }) })
-    order.onAdvance = () => { void tell() }
+    const { size: total, chunkSize } = (await market.content.manifest(cid))!
+    const feed = new PlayFeed({ order, chunkSize, log: this.init.log, tell: async available => device.playFeed({ content: cid, available }) })
+    const playing = device.play({ content: cid, manifest, input: market.content.dataFile(cid), output, available: feed.available }, p => { onProgress({ phase: 'play', bytes: p.bytes, total }) })
+    feed.start()
     try {
       return await playing
     } finally {
-      order.onAdvance = undefined
+      feed.stop()
     }
   }
 

@@ -10,25 +10,18 @@ import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { TAG_LENGTH, storedChunkLength, validateManifest, verifyChunk, verifyChunkDetached } from '../../device/crypto/index.ts'
+import { TAG_LENGTH, storedChunkLength, validateManifest, verifyChunk } from '../../device/crypto/index.ts'
 import { storedChunksOf } from '../../device/content-file.ts'
 import { decodeObject, encodeObject } from '../../device/objects/codec.ts'
 import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objects/market.ts'
 import { signedId } from '../../device/objects/signed.ts'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { StreamSweeper } from '../../device/sweeper.ts'
-import { ChunkBuffers } from './chunk-buffers.ts'
 import { BadChunkError, BadRangeError, IncompleteContentError, ShortWriteError, WrongManifestError } from './errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
 import type { Offer } from '../../device/objects/market.ts'
 import type { Signed } from '../../device/objects/signed.ts'
-
-/**
- * idle join buffers a download keeps: one per chunk checked or written at once, which the
- * default budget of chunk bytes in flight (8 MiB of 1 MiB chunks) keeps to eight
- */
-const CHUNK_BUFFERS_KEPT = 8
 
 export { UnknownContentError }
 export { BadChunkError }
@@ -56,7 +49,6 @@ export class ContentStore {
   /** chunks this process verified and wrote since the content's last `missing` scan */
   private readonly written = new Map<string, Set<number>>()
   /** the buffers each download joins its chunks in, dropped with its data file's writer */
-  private readonly chunkBuffers = new Map<string, ChunkBuffers>()
   /** one open data file per content being downloaded, instead of an open per chunk */
   private readonly writers = new Map<string, Promise<FileHandle>>()
   /**
@@ -117,8 +109,9 @@ export class ContentStore {
 
   /**
    * Writes one chunk at its place after checking it against the manifest. `data` may be the
-   * pieces the chunk arrived in: they are joined into a reused buffer, hashed off this
-   * thread and written with one call
+   * pieces the chunk arrived in: they are hashed in order and written with one gathering
+   * call, never joined (a join, or a hash on libuv's pool, would copy the chunk on this
+   * thread, which costs it more than hashing it)
    */
   async writeChunk (cid: string, index: number, data: Uint8Array | Uint8Array[]): Promise<void> {
     const manifest = await this.requireManifest(cid)
@@ -127,25 +120,13 @@ export class ContentStore {
     if (!Number.isInteger(index) || index < 0 || index >= manifest.chunkCount || length !== storedChunkLength(manifest, index)) {
       throw BadChunkError.chunk(cid, index)
     }
-    const buffers = this.buffersFor(cid, manifest)
-    const chunk = buffers.join(pieces, length)
-    try {
-      if (!(await verifyChunkDetached(manifest, index, chunk))) throw BadChunkError.chunk(cid, index)
-      const handle = await this.writer(cid)
-      const { bytesWritten } = await handle.write(chunk, 0, length, chunkOffset(manifest, index))
-      if (bytesWritten !== length) throw new ShortWriteError(cid, index)
-    } finally {
-      buffers.release(chunk)
-    }
+    if (!verifyChunk(manifest, index, pieces)) throw BadChunkError.chunk(cid, index)
+    const handle = await this.writer(cid)
+    const { bytesWritten } = await handle.writev(pieces, chunkOffset(manifest, index))
+    if (bytesWritten !== length) throw new ShortWriteError(cid, index)
     let written = this.written.get(cid)
     if (written == null) this.written.set(cid, written = new Set())
     written.add(index)
-  }
-
-  private buffersFor (cid: string, manifest: ContentManifest): ChunkBuffers {
-    let buffers = this.chunkBuffers.get(cid)
-    if (buffers == null) this.chunkBuffers.set(cid, buffers = new ChunkBuffers(manifest.chunkSize + TAG_LENGTH, CHUNK_BUFFERS_KEPT))
-    return buffers
   }
 
   private async writer (cid: string): Promise<FileHandle> {
@@ -161,7 +142,6 @@ export class ContentStore {
 
   /** Flushes and closes the data file a download wrote through */
   private async closeWriter (cid: string, sync: boolean): Promise<void> {
-    this.chunkBuffers.delete(cid)
     const handle = this.writers.get(cid)
     if (handle == null) return
     this.writers.delete(cid)

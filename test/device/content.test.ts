@@ -4,10 +4,10 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {
   chunkCountFor, decryptContent, encryptContent, generateContentSecrets, openChunk,
-  openVerifiedChunk, sealChunk, validateManifest, verifyChunk, verifyChunkDetached
+  openVerifiedChunk, sealChunk, validateManifest, verifyChunk
 } from '../../device/crypto/content.ts'
 import type { ContentManifest, SealedChunk, StoredChunk } from '../../device/crypto/content.ts'
-import { concat, sha256, sha256Detached } from '../../device/crypto/bytes.ts'
+import { concat, sha256 } from '../../device/crypto/bytes.ts'
 import { collect } from './fixtures.ts'
 
 interface Work {
@@ -313,30 +313,6 @@ describe('content format', () => {
     assert.throws(() => openVerifiedChunk(w.manifest, w.key, 2, c1), { name: 'ChunkHashError', code: 'ERR_CHUNK_HASH' })
     const wrongKey = generateContentSecrets().key
     assert.throws(() => openVerifiedChunk(w.manifest, wrongKey, 1, c1), { code: 'ERR_CHUNK_AUTH' })
-  })
-
-  it('verifyChunkDetached (hashed on the thread pool) agrees with verifyChunk on every chunk, index and change', async () => {
-    await fc.assert(fc.asyncProperty(plaintextArb(200), fc.integer({ min: 1, max: 48 }), fc.nat(), fc.integer({ min: -1, max: 12 }), async (plaintext, chunkSize, flip, index) => {
-      const w = await encryptWork(plaintext, chunkSize)
-      for (const c of w.chunks) {
-        assert.equal(await verifyChunkDetached(w.manifest, c.index, c.data), true)
-        const changed = flipBit(c.data, flip % (c.data.length * 8))
-        assert.equal(await verifyChunkDetached(w.manifest, c.index, changed), false)
-        assert.equal(await verifyChunkDetached(w.manifest, index, c.data), verifyChunk(w.manifest, index, c.data))
-        assert.equal(await verifyChunkDetached(w.manifest, c.index, c.data.subarray(1)), false)
-      }
-    }), { numRuns: 60 })
-  })
-
-  it('sha256Detached is the SHA-256 of its input, and not of later changes to it', async () => {
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), async (data) => {
-      const expected = sha256(data)
-      const pending = sha256Detached(data)
-      data.fill(0xa5)
-      assert.deepEqual(await pending, expected)
-    }), { numRuns: 100 })
-    const mib = crypto.getRandomValues(new Uint8Array(65536))
-    assert.deepEqual(await sha256Detached(mib), sha256(mib))
   })
 
   it('verifyChunk takes a chunk as the pieces it arrived in, split anywhere', async () => {
