@@ -43,8 +43,13 @@ export interface BuyerSettings {
   inflightBytes?: number
 }
 
-/** A purchase's chunks in flight by default: enough for every provider's streams to stay busy */
-export const DEFAULT_INFLIGHT_BYTES = 8 * 1024 * 1024
+/**
+ * A purchase's chunks in flight by default: enough for every provider's streams to stay
+ * busy. Chunks arrive in fresh buffers that wait in the node until they are written; the
+ * more of them wait, the more outlive V8's young collections, and with 8 MiB the node's old
+ * generation filled every few megabytes and collected in full each time
+ */
+export const DEFAULT_INFLIGHT_BYTES = 4 * 1024 * 1024
 /** Below this a purchase would ask for little more than one small chunk at a time */
 export const MIN_INFLIGHT_BYTES = 64 * 1024
 

@@ -80,7 +80,7 @@ describe('the buyer.inflightBytes setting', function () {
     assert.equal(parseInflightBytes(MIN_INFLIGHT_BYTES, 'x'), MIN_INFLIGHT_BYTES)
     assert.equal(parseInflightBytes('1048576', '--inflight-bytes'), 1048576)
     assert.equal(validateConfig({ v: 1, buyer: { inflightBytes: DEFAULT_INFLIGHT_BYTES } }, 'config.json').buyer?.inflightBytes, DEFAULT_INFLIGHT_BYTES)
-    assert.equal(DEFAULT_INFLIGHT_BYTES, 8 * 1024 * 1024)
+    assert.equal(DEFAULT_INFLIGHT_BYTES, 4 * 1024 * 1024)
   })
 
   it('refuses anything else with a BadConfigError naming the setting', function () {
