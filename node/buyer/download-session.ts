@@ -2,7 +2,9 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { MAX_RANGE, fetchChunks, fetchManifest } from '../../protocols/market/content.ts'
 import { timeoutSignal } from '../../protocols/toolkit/index.ts'
+import { TAG_LENGTH } from '../../device/crypto/index.ts'
 import { BadChunkError } from '../content/store.ts'
+import { ChunkPool } from './chunk-pool.ts'
 import { NoProvidersError, reasonOf } from './errors.ts'
 import { providerAddress } from './offer-lookup.ts'
 import { ProviderTrim } from './provider-trim.ts'
@@ -63,6 +65,7 @@ export class DownloadSession {
   private bytesDone = 0
   private total = 0
   private manifest!: Manifest
+  private pool!: ChunkPool
   private trim!: ProviderTrim
 
   constructor (init: DownloadSessionInit) {
@@ -82,6 +85,8 @@ export class DownloadSession {
     await this.findProviders()
     await this.storeManifest()
     this.manifest = (await market.content.manifest(this.content))!
+    // as many buffers as the budget lets chunks be asked for at once, and one more
+    this.pool = new ChunkPool(this.manifest.chunkSize + TAG_LENGTH, Math.ceil(this.init.budget.capacity / this.manifest.chunkSize) + 1)
     this.init.gate.manifestStored()
     await this.releasingWriterOnFailure(async () => this.init.gate.opened(this.init.signal))
     const missing = await market.content.missing(this.content)
@@ -201,13 +206,17 @@ export class DownloadSession {
     }
     let got = 0
     try {
-      await fetchChunks(this.streams(), p.address, this.init.offer.body.terms.content, range, async (index, data) => {
-        await this.store(p, index, data)
+      await fetchChunks(this.streams(), p.address, this.init.offer.body.terms.content, range, async (index, chunk) => {
+        try {
+          await this.store(p, index, chunk)
+        } finally {
+          this.pool.give(chunk)
+        }
         got++
         const bytes = this.plainBytes(index)
         budget.release(bytes)
         reserved -= bytes
-      }, { signal: timeoutSignal(60_000, signal) })
+      }, { signal: timeoutSignal(60_000, signal), take: length => this.pool.take(length) })
     } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })
       signal.throwIfAborted()
@@ -218,16 +227,16 @@ export class DownloadSession {
   }
 
   /** A chunk checked against the manifest and written, then handed on to the play behind it */
-  private async store (p: Provider, index: number, data: Uint8Array[]): Promise<void> {
+  private async store (p: Provider, index: number, chunk: Uint8Array): Promise<void> {
     const { signal, buyer } = this.init
     // a stopped buy writes nothing more, not even chunks that had already arrived
     signal.throwIfAborted()
     await delayChunkWrite(signal)
-    await buyer.market.content.writeChunk(this.content, index, data)
+    await buyer.market.content.writeChunk(this.content, index, chunk)
     this.init.order.add(index)
     this.bytesDone += this.plainBytes(index)
     this.init.progress({ phase: 'download', bytes: this.bytesDone, total: this.total, providers: this.alive.size, provider: p.id })
-    const bytes = data.reduce((n, piece) => n + piece.length, 0)
+    const bytes = chunk.length
     this.delivered.set(p.id, (this.delivered.get(p.id) ?? 0) + bytes)
     const decision = this.trim.delivered(p.id, bytes, performance.now())
     if (decision?.rest != null) buyer.log('resting provider %s: the download is no slower without it', decision.rest)

@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { MAX_CHUNK_SIZE } from '../../device/crypto/index.ts'
 import { BadMessageError, KeyfairError } from '../errors.ts'
 import { FramedService, expectRecord, expectUint, withFrames } from '../toolkit/index.ts'
+import { ChunkReceiver } from './chunk-receiver.ts'
 import type { FrameStream, FramedServiceComponents, ProtocolLimits, StreamOpener } from '../toolkit/index.ts'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -80,22 +81,35 @@ export async function fetchManifest (components: { connectionManager: StreamOpen
   }, options)
 }
 
+export interface FetchChunksOptions extends AbortOptions {
+  /** a buffer of at least `length` bytes to receive the next chunk into (default: a new one) */
+  take?: (length: number) => Uint8Array
+}
+
 /**
- * Chunks from..from+count−1, each handed to `onChunk` as it arrives (unverified: the
- * caller checks), as the pieces the transport delivered it in, never joined into a copy
+ * Chunks from..from+count−1, each handed to `onChunk` once whole (unverified: the caller
+ * checks), received into buffers from `take` as its bytes arrive
  */
 export async function fetchChunks (
   components: { connectionManager: StreamOpener },
   provider: PeerId | Multiaddr | Multiaddr[],
   cid: CID,
   range: { from: number, count: number },
-  onChunk: (index: number, pieces: Uint8Array[]) => Promise<void>,
-  options: AbortOptions = {}
+  onChunk: (index: number, chunk: Uint8Array) => Promise<void>,
+  options: FetchChunksOptions = {}
 ): Promise<void> {
+  const take = options.take ?? ((length: number) => new Uint8Array(length))
   await withFrames(components.connectionManager, provider, CONTENT_PROTOCOL, CONTENT_LIMITS, async frames => {
-    await frames.writeMessage({ v: 1, content: cid, from: range.from, count: range.count }, options)
-    for (let i = 0; i < range.count; i++) await onChunk(range.from + i, await frames.readDataPieces(options))
-    const done = expectRecord(await frames.readMessage(options), 'range end')
-    if (done.sent !== range.count) throw new BadMessageError(`the provider sent ${String(done.sent)} of ${range.count} chunks`)
-  }, options)
+    // the reading is taken over before the request goes: nothing of the answer is ever
+    // buffered anywhere but in the chunks' own buffers
+    const receiver = new ChunkReceiver(frames.detachReader(), { ...CONTENT_LIMITS, chunks: range.count, take })
+    try {
+      await frames.writeMessage({ v: 1, content: cid, from: range.from, count: range.count }, options)
+      for (let i = 0; i < range.count; i++) await onChunk(range.from + i, await receiver.readChunk(options))
+      const done = expectRecord(await receiver.readMessage(options), 'range end')
+      if (done.sent !== range.count) throw new BadMessageError(`the provider sent ${String(done.sent)} of ${range.count} chunks`)
+    } finally {
+      receiver.close()
+    }
+  }, { signal: options.signal })
 }

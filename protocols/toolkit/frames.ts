@@ -7,7 +7,7 @@ import {
 import { decodeMessage, encodeMessage } from './codec.ts'
 import { Deadline } from './signals.ts'
 import type { BudgetLease } from './budget.ts'
-import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { AbortOptions, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 
 /**
@@ -59,6 +59,17 @@ function prefixLength (length: number): number {
   return bytes
 }
 
+/** The unsigned LEB128 varint of `length`: a frame's prefix */
+function varint (length: number): Uint8Array {
+  const out = new Uint8Array(prefixLength(length))
+  let rest = length
+  for (let i = 0; i < out.length; i++) {
+    out[i] = (rest % 0x80) | (i < out.length - 1 ? 0x80 : 0)
+    rest = Math.floor(rest / 0x80)
+  }
+  return out
+}
+
 /**
  * Length-prefixed frames over a libp2p stream with a maximum size and a
  * timeout on every read. Failures come out as typed errors: a framing error
@@ -101,18 +112,33 @@ export class FrameStream {
     // grants the sender more window as soon as bytes arrive, so a reader slower than its
     // sender (a chunk write waiting on the disk) used to overflow lpStream's buffer and lose
     // the stream. A paused stream grants no more window: the sender waits instead.
-    stream.addEventListener('message', (evt) => {
-      const bytes = evt.data.byteLength
-      this.buffered += bytes
-      if (this.refused != null) return
-      if (this.lease != null && !this.lease.charge(bytes)) return
-      if (this.admit != null || this.lease != null) this.follow(evt.data)
-      if (this.refused == null && this.buffered > this.highWater && stream.readStatus === 'readable') stream.pause()
-    })
+    stream.addEventListener('message', this.onMessage)
     if (this.lease != null) {
       const lease = this.lease
       stream.addEventListener('close', () => { lease.close() })
     }
+  }
+
+  private readonly onMessage = (evt: StreamMessageEvent): void => {
+    const bytes = evt.data.byteLength
+    this.buffered += bytes
+    if (this.refused != null) return
+    if (this.lease != null && !this.lease.charge(bytes)) return
+    if (this.admit != null || this.lease != null) this.follow(evt.data)
+    if (this.refused == null && this.buffered > this.highWater && this.stream.readStatus === 'readable') this.stream.pause()
+  }
+
+  /**
+   * Hands the reading of the stream to the caller, who parses what comes next as it
+   * arrives: this reader and its flow control let go, and bytes they had not handed out
+   * go back to the stream, to be dispatched again. Taken before the request is sent, there
+   * are none. Frames are still written through this object; none can be read through it.
+   */
+  detachReader (): Stream {
+    this.stream.removeEventListener('message', this.onMessage)
+    this.lp.unwrap()
+    if (this.stream.readStatus === 'paused') this.stream.resume()
+    return this.stream
   }
 
   /**
@@ -262,12 +288,15 @@ export class FrameStream {
     if (body.byteLength + 1 > this.limits.maxFrameBytes) {
       throw new FrameTooLargeError(`refusing to send a ${body.byteLength + 1}-byte frame (max ${this.limits.maxFrameBytes})`)
     }
-    // the signal alone: no other option of a caller reaches libp2p's stream
-    await this.lp.write(new Uint8ArrayList(Uint8Array.of(kind), body), { signal: options?.signal })
+    // sent on the stream itself, not through the reader: a caller that has taken the reading
+    // over (detachReader) still writes frames; the signal alone reaches libp2p
+    if (!this.stream.send(new Uint8ArrayList(varint(body.byteLength + 1), Uint8Array.of(kind), body))) {
+      await this.stream.onDrain({ signal: options?.signal })
+    }
   }
 }
 
-function decodeRemoteError (body: Uint8Array): RemoteError {
+export function decodeRemoteError (body: Uint8Array): RemoteError {
   const value = decodeMessage(body) as Record<string, unknown> | null
   const code = value?.code
   const message = value?.message

@@ -1,4 +1,4 @@
-export { FrameKind, FrameStream } from './frames.ts'
+export { FrameKind, FrameStream, decodeRemoteError } from './frames.ts'
 export type { Frame, FrameLimits, FrameStreamOptions } from './frames.ts'
 export { DEFAULT_INBOUND_BUDGET, InboundBudget, inboundBudgetSettings } from './budget.ts'
 export type { BudgetLease, InboundBudgetComponents, InboundBudgetInit, InboundBudgetSettings, InboundBudgetStats } from './budget.ts'
