@@ -45,6 +45,13 @@ export async function resetPeakRss (pid: number): Promise<void> {
   for (const p of [pid, ...await childrenOf(pid)]) await writeFile(`/proc/${p}/clear_refs`, '5')
 }
 
+/** VmRSS of one process now, in MB */
+export async function rss (pid: number): Promise<number> {
+  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1])
+  if (!Number.isFinite(kb)) throw new Error(`no VmRSS for pid ${pid}`)
+  return kb / 1024
+}
+
 /** VmHWM of a node process and of each of its children (the sealed device), in MB */
 export async function peakRss (pid: number): Promise<{ node: number, children: number, total: number }> {
   const hwm = async (p: number): Promise<number> => {
