@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { Command, Option } from 'commander'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { RepoExistsError } from './errors.ts'
-import { needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, roleProcessEnv, ROLE_NAMES } from './config.ts'
+import { extraNodeFlags, needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, roleProcessEnv, ROLE_NAMES } from './config.ts'
 import { runDaemon } from './daemon.ts'
 import { LOG_LEVELS, parseLogLevel } from './log/levels.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
@@ -82,7 +82,7 @@ export function addNodeCommands (program: Command): void {
       // a repo made now keeps the flags, so a plain `keyfair start` later comes up the same
       if (opts.init === true && !(await repo.exists())) await repo.init(definedOnly({ roles, listen, bootstrap, apiPort, logLevel }))
       const config = await repo.readConfig()
-      restartWith(roleNodeFlags(roles ?? config.roles), roleProcessEnv(roles ?? config.roles))
+      restartWith([...roleNodeFlags(roles ?? config.roles), ...extraNodeFlags()], roleProcessEnv(roles ?? config.roles))
       // roles with sealed keys cannot run without the passphrase: asked on a terminal, else
       // ERR_PASSPHRASE_REQUIRED; a buyer alone is never asked (its device unlocks later)
       const passphrase = needsSealedKeys(roles ?? config.roles)

@@ -210,8 +210,9 @@ export function roleProcessEnv (roles: readonly string[], env: NodeJS.ProcessEnv
 }
 
 /**
- * Node flags that NODE_OPTIONS refuses (`--cpu-prof`, `--trace-gc`, ...) for the node and
- * device processes keyfair starts, from KEYFAIR_NODE_FLAGS: for profiling a swarm
+ * Node flags that NODE_OPTIONS refuses (`--cpu-prof`, `--no-memory-reducer`, ...) for a node
+ * (`keyfair start` re-executes itself with them, after its roles' own) and the device
+ * processes keyfair starts, from KEYFAIR_NODE_FLAGS: for profiling, or an operator's V8 choice
  */
 export function extraNodeFlags (env: NodeJS.ProcessEnv = process.env): string[] {
   return (env.KEYFAIR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)

@@ -25,6 +25,7 @@ export class PlayFeed {
   private readonly step: number
   private told: number
   private telling = false
+  private stopped = false
   private timer?: ReturnType<typeof setTimeout>
 
   constructor (init: PlayFeedInit) {
@@ -39,10 +40,12 @@ export class PlayFeed {
   }
 
   start (): void {
+    this.stopped = false
     this.init.order.onAdvance = () => { this.advanced() }
   }
 
   stop (): void {
+    this.stopped = true
     this.init.order.onAdvance = undefined
     clearTimeout(this.timer)
     this.timer = undefined
@@ -75,6 +78,6 @@ export class PlayFeed {
       this.telling = false
     }
     // what arrived while the device was being told, short of a step, waits a little
-    if (this.init.order.contiguous > this.told && this.init.order.onAdvance != null) this.advanced()
+    if (this.init.order.contiguous > this.told && !this.stopped) this.advanced()
   }
 }

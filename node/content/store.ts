@@ -48,7 +48,6 @@ export class ContentStore {
   private readonly manifests = new Map<string, ContentManifest>()
   /** chunks this process verified and wrote since the content's last `missing` scan */
   private readonly written = new Map<string, Set<number>>()
-  /** the buffers each download joins its chunks in, dropped with its data file's writer */
   /** one open data file per content being downloaded, instead of an open per chunk */
   private readonly writers = new Map<string, Promise<FileHandle>>()
   /**

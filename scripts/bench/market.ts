@@ -13,9 +13,11 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { roleNodeFlags } from '../../node/config.ts'
 import { Swarm } from '../swarm.ts'
-import { childrenOf, cpuMeter, peakRss, resetPeakRss } from './proc.ts'
+import { childrenOf, cpuMeter, peakRss, resetPeakRss, rss } from './proc.ts'
 import { manyCores, median, paired, row } from './report.ts'
 import type { Row } from './report.ts'
 import type { BuyRequest } from '../../node/control/api.ts'
@@ -24,9 +26,13 @@ import type { ChildProcess } from 'node:child_process'
 import type { BuyResult } from '../../node/buyer/buyer.ts'
 
 const RAW_PEER = fileURLToPath(new URL('./raw-peer.ts', import.meta.url))
+/** long enough for V8's memory reducer to shrink an idle heap (it starts after 8 s quiet); 1 s in a quick run */
+const RAW_IDLE_MS = 20_000
 const PASSPHRASE = 'bench device passphrase'
 const MiB = 1024 * 1024
 const LONG = { timeoutMs: 30 * 60_000 }
+/** P5 reads the buyer node's memory again this long after its purchase (V8 shrinks an idle heap within seconds, where it does) */
+const AFTER_IDLE_MS = 15_000
 
 export interface MarketBenchOptions {
   quick: boolean
@@ -46,8 +52,8 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
   const { quick, log } = options
   const wanted = (id: string): boolean => options.only == null || options.only.includes(id)
   const sizes = quick
-    ? { transfer: 32 * MiB, memory: 64 * MiB, nodes: 12, repeats: 3, latencyRepeats: 5 }
-    : { transfer: 256 * MiB, memory: 1024 * MiB, nodes: 50, repeats: 5, latencyRepeats: 15 }
+    ? { transfer: 32 * MiB, memory: 64 * MiB, nodes: 12, repeats: 3, latencyRepeats: 5, idleMs: 1000 }
+    : { transfer: 256 * MiB, memory: 1024 * MiB, nodes: 50, repeats: 5, latencyRepeats: 15, idleMs: RAW_IDLE_MS }
   if (options.nodes != null) sizes.nodes = options.nodes
   // smaller keys only in the smoke run: key generation is most of a quick run's setup
   const bits = quick ? '2048' : '3072'
@@ -140,13 +146,24 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     const rawAddress = (server.first.addresses as string[])[0]!
     // CPU per process per run: where a purchase's work goes, against what the raw stream costs
     const rawCpu: Array<Record<string, number>> = []
+    const rawCollections: number[] = []
     const rawFetch = async (): Promise<number> => {
       const spent = await cpuMeter({ server: server.pid })
       const fetcher = await startRawPeer(['--fetch', rawAddress, '--bytes', String(transferWork.size)], raw)
       const ms = fetcher.first.ms as number
       await fetcher.exited
       rawCpu.push({ ...await spent(), fetcher: fetcher.first.cpuMs as number })
+      rawCollections.push(fetcher.first.fullCollections as number)
       return transferWork.size / MiB / (ms / 1000)
+    }
+    // the same fetcher twice in one process, the second time after an idle spell as a node
+    // has between purchases: what V8's state after idling costs the bare stream
+    const rawFetchAfterIdle = async (): Promise<Record<'fresh' | 'afterIdle', { cpuMs: number, fullCollections: number }>> => {
+      const fetcher = await startRawPeer(['--fetch', rawAddress, '--bytes', String(transferWork.size), '--repeat', '2', '--idle-ms', String(sizes.idleMs)], raw)
+      await fetcher.exited
+      const [fresh, afterIdle] = fetcher.events.map(e => ({ cpuMs: Math.round(e.cpuMs as number), fullCollections: e.fullCollections as number }))
+      if (fresh == null || afterIdle == null) throw new Error('the raw fetcher reported fewer than two fetches')
+      return { fresh, afterIdle }
     }
     const output = join(dir, 'played')
     const p1Timings: Bought['timings'][] = []
@@ -164,15 +181,20 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
       return transferWork.size / MiB / (ms / 1000)
     }
     const rows: Row[] = []
-    if (wanted('P1')) rows.push(row({
-      id: 'P1',
-      measures: `buy + download + decrypt + verify ${sizes.transfer / MiB} MiB, 1 provider`,
-      unit: 'MB/s',
-      samples: await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => { log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s`) }),
-      higherIsBetter: true,
-      target: 0.85,
-      details: { timingsMs: p1Timings, cpuMsPerRun: { purchase: medianOf(p1Cpu), raw: medianOf(rawCpu) } }
-    }))
+    if (wanted('P1')) {
+      const samples = await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => { log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s`) })
+      const rawAfterIdle = await rawFetchAfterIdle()
+      log(`market: P1 raw stream after ${sizes.idleMs / 1000} s idle: ${rawAfterIdle.afterIdle.cpuMs} ms CPU, ${rawAfterIdle.afterIdle.fullCollections} full collections (fresh: ${rawAfterIdle.fresh.cpuMs} ms, ${rawAfterIdle.fresh.fullCollections})`)
+      rows.push(row({
+        id: 'P1',
+        measures: `buy + download + decrypt + verify ${sizes.transfer / MiB} MiB, 1 provider`,
+        unit: 'MB/s',
+        samples,
+        higherIsBetter: true,
+        target: 0.85,
+        details: { timingsMs: p1Timings, cpuMsPerRun: { purchase: medianOf(p1Cpu), raw: medianOf(rawCpu) }, rawFullCollections: rawCollections, rawAfterIdle }
+      }))
+    }
     // P1c: the same runs' CPU: what the buyer's node spends on the bytes against what the raw
     // fetcher spends on as many (the measure that holds where the processes share few cores)
     if (wanted('P1') && p1Cpu.every(c => c.buyer != null)) rows.push(row({
@@ -252,6 +274,9 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
       await rm(output)
       if (played !== memoryWork.size) throw new Error('the memory run played the wrong size')
       const peaks = await peakRss(fresh.pid)
+      // what the node keeps once it has been idle a while after the purchase
+      await sleep(AFTER_IDLE_MS)
+      const idleAfter = await rss(fresh.pid)
       rows.push(row({
         id: 'P5',
         measures: `buyer peak RSS, buying + playing ${sizes.memory / MiB} MiB (larger of node, device)`,
@@ -261,7 +286,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
         target: 160,
         absolute: true,
         also: { text: 'idle node ≤ 120 MB', holds: idle.node <= 120 },
-        details: { peakMB: peaks, beforeBuyingMB: idle }
+        details: { peakMB: peaks, beforeBuyingMB: idle, nodeMBIdleAfter: { seconds: AFTER_IDLE_MS / 1000, node: idleAfter } }
       }))
     }
 
@@ -324,9 +349,9 @@ function meanOf (runs: Array<Record<string, number>>): Record<string, number> {
 }
 
 /** A raw-peer process; resolves with its first JSON event */
-async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ pid: number, first: Record<string, unknown>, exited: Promise<void> }> {
-  // the same V8 young-generation size as a keyfair node
-  const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...process.execArgv, '--max-semi-space-size=1'] })
+async function startRawPeer (args: string[], children: ChildProcess[]): Promise<{ pid: number, first: Record<string, unknown>, events: Array<Record<string, unknown>>, exited: Promise<void> }> {
+  // the V8 settings of a buyer's node: P1 compares the two processes' work, not their settings
+  const child = fork(RAW_PEER, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...process.execArgv, ...roleNodeFlags(['buyer'])] })
   children.push(child)
   const stderr: string[] = []
   child.stderr!.on('data', d => { stderr.push(String(d)) })
@@ -334,9 +359,13 @@ async function startRawPeer (args: string[], children: ChildProcess[]): Promise<
     child.once('exit', code => { if (code === 0 || code == null) resolve(); else reject(new Error(`raw-peer exited ${code}: ${stderr.join('').slice(-500)}`)) })
   })
   exited.catch(() => {})
+  const events: Array<Record<string, unknown>> = []
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', line => { resolve(JSON.parse(line)) })
+    createInterface({ input: child.stdout! }).on('line', line => {
+      events.push(JSON.parse(line))
+      if (events.length === 1) resolve(events[0]!)
+    })
     exited.then(() => { reject(new Error(`raw-peer ended without output: ${stderr.join('').slice(-500)}`)) }, reject)
   })
-  return { pid: child.pid!, first, exited }
+  return { pid: child.pid!, first, events, exited }
 }

@@ -45,14 +45,22 @@ export async function resetPeakRss (pid: number): Promise<void> {
   for (const p of [pid, ...await childrenOf(pid)]) await writeFile(`/proc/${p}/clear_refs`, '5')
 }
 
+/** One memory field of /proc/<pid>/status (`VmRSS`, `VmHWM`), in MB */
+async function statusMB (pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1])
+  if (!Number.isFinite(kb)) throw new Error(`no ${field} for pid ${pid}`)
+  return kb / 1024
+}
+
+/** VmRSS of one process now, in MB */
+export async function rss (pid: number): Promise<number> {
+  return statusMB(pid, 'VmRSS')
+}
+
 /** VmHWM of a node process and of each of its children (the sealed device), in MB */
 export async function peakRss (pid: number): Promise<{ node: number, children: number, total: number }> {
-  const hwm = async (p: number): Promise<number> => {
-    const status = await readFile(`/proc/${p}/status`, 'utf8')
-    const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1])
-    if (!Number.isFinite(kb)) throw new Error(`no VmHWM for pid ${p}`)
-    return kb / 1024
-  }
+  const hwm = async (p: number): Promise<number> => statusMB(p, 'VmHWM')
   const children = await childrenOf(pid)
   const own = await hwm(pid)
   let rest = 0

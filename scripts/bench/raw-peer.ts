@@ -3,8 +3,12 @@
  * nothing else, as its own process. `--serve` listens and, on each stream of the bench
  * protocol, sends the number of bytes asked for in 1 MiB pieces (what a provider sends
  * of a 1 MiB-chunk work); `--fetch <multiaddr> --bytes N` dials it, receives N bytes and
- * prints the transfer time. One JSON line on stdout per event.
+ * prints the transfer time, its CPU and V8's full collections during it. `--idle-ms`
+ * waits that long before every fetch after the first, as a long-running node sits
+ * between purchases. One JSON line on stdout per event.
  */
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -15,7 +19,7 @@ const PROTOCOL = '/keyfair-bench/raw/1.0.0'
 const PIECE = 1024 * 1024
 const TIMEOUT_MS = 60_000
 
-const { values } = parseArgs({ options: { serve: { type: 'boolean', default: false }, fetch: { type: 'string' }, bytes: { type: 'string' }, repeat: { type: 'string', default: '1' } } })
+const { values } = parseArgs({ options: { serve: { type: 'boolean', default: false }, fetch: { type: 'string' }, bytes: { type: 'string' }, repeat: { type: 'string', default: '1' }, 'idle-ms': { type: 'string', default: '0' } } })
 const print = (event: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(event) + '\n') }
 
 const node = await createKeyfairLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], services: {} })
@@ -45,7 +49,14 @@ if (values.serve) {
   const bytes = Number(values.bytes)
   const target = multiaddr(values.fetch)
   await node.dial(target, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+  let fullCollections = 0
+  const observer = new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) if ((entry as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullCollections++
+  })
+  observer.observe({ entryTypes: ['gc'] })
   for (let i = 0; i < Number(values.repeat); i++) {
+    if (i > 0) await sleep(Number(values['idle-ms']))
+    const collections0 = fullCollections
     const t0 = performance.now()
     const cpu0 = process.cpuUsage()
     const stream = await node.dialProtocol(target, PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
@@ -56,13 +67,17 @@ if (values.serve) {
     for await (const buf of stream) got += buf.byteLength
     if (got !== bytes) throw new Error(`received ${got} of ${bytes} bytes`)
     const cpu = process.cpuUsage(cpu0)
-    print({ event: 'fetched', bytes, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 })
+    const ms = performance.now() - t0
+    // the observer is told of collections asynchronously: let it catch up
+    await sleep(50)
+    print({ event: 'fetched', bytes, ms, cpuMs: (cpu.user + cpu.system) / 1000, fullCollections: fullCollections - collections0 })
   }
+  observer.disconnect()
   await stop()
   // the IPC channel would keep this process alive after its work is done
   process.removeAllListeners('disconnect')
   if (process.connected) process.disconnect()
 } else {
-  process.stderr.write('usage: raw-peer.ts --serve | --fetch <multiaddr> --bytes N [--repeat K]\n')
+  process.stderr.write('usage: raw-peer.ts --serve | --fetch <multiaddr> --bytes N [--repeat K] [--idle-ms MS]\n')
   process.exitCode = 2
 }

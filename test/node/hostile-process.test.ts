@@ -46,12 +46,14 @@ describe('hostile peers against real node processes', function () {
     }
 
     it('256 admitted unblind frames (4 times the budget) stalled by 8 peers: held within the budget, the node serving meanwhile', async function () {
-      const report = await stallAttack(world.escrow, world.escrow, { protocol: '/keyfair/escrow/unblind/1.0.0', peers: 8, streamsPerPeer: 32, frameBytes: 256 * 1024 - 16, sendBytes: 256 * 1024 - 17, holdMs: 4000 })
+      // idle after a first such attack, as above: glibc keeps much of what the first one
+      // freed, so only what a process that has met the attack still gives back is judged
+      const report = await stallAttack(world.escrow, world.escrow, { protocol: '/keyfair/escrow/unblind/1.0.0', peers: 8, streamsPerPeer: 32, frameBytes: 256 * 1024 - 16, sendBytes: 256 * 1024 - 17, holdMs: 4000, warmup: 'same' })
       process.stdout.write(`      idle ${report.idleRss} MB, peak ${report.peakRss} MB, ${report.afterRss} MB after; ${report.reset} of ${report.streams} reset\n`)
       assert.ok(report.reset >= 192, `streams beyond the budget are reset (${report.reset} of ${report.streams})`)
       assert.ok(report.peakRss <= 2 * report.idleRss, `peak ${report.peakRss} MB within twice idle (${report.idleRss} MB)`)
       assert.ok(report.served >= 5 && report.failed === 0, `valid requests served meanwhile (${report.served} served, ${report.failed} failed)`)
-      assert.ok(report.afterRss < report.peakRss, `memory given back (${report.afterRss} MB after, ${report.peakRss} MB at the peak)`)
+      assert.notEqual(report.recoveredMs, undefined, `back within 10% of idle in 10 s (${report.afterRss} MB)`)
       assert.ok(world.alive())
     })
   })

@@ -5,10 +5,17 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { noise } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
 import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { keyedNoiseCrypto } from '../../node/noise-crypto.ts'
+import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
+import type { Libp2p, Stream } from '@libp2p/interface'
 
 /** a plain copy (a Buffer's slice() is a view, not a copy) */
 const bytesOf = (x: Uint8Array | { subarray: () => Uint8Array }): Uint8Array => new Uint8Array(x instanceof Uint8Array ? x : x.subarray())
@@ -81,5 +88,53 @@ describe('noise crypto with keys imported once', () => {
     assert.deepEqual(bytesOf(out), plaintext)
     // one read, one array
     assert.ok(keyed.chaCha20Poly1305Decrypt(wire.slice(), nonce, Uint8Array.of(), key) instanceof Uint8Array)
+  })
+
+  it('opens a large message that arrived in two socket reads without first joining it (over real nodes)', async () => {
+    // libp2p-noise joined such a message into one array only to offer it as the output's
+    // destination, which OpenSSL does not use: a copy of nearly every byte received
+    // (patches/ holds the change to libp2p-noise)
+    const received: Array<{ bytes: number, dst: unknown }> = []
+    const keyed = keyedNoiseCrypto()
+    const recording: ICryptoInterface = {
+      ...keyed,
+      chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
+        if (!(ciphertext instanceof Uint8Array) && ciphertext.byteLength >= 1200) received.push({ bytes: ciphertext.byteLength, dst })
+        return keyed.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
+      }
+    }
+    const start = async (crypto: ICryptoInterface): Promise<Libp2p> => {
+      const node = await createLibp2p({
+        privateKey: await generateKeyPair('Ed25519'),
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise({ crypto })],
+        streamMuxers: [yamux()]
+      })
+      await node.start()
+      return node
+    }
+    const server = await start(keyedNoiseCrypto())
+    const client = await start(recording)
+    try {
+      const piece = new Uint8Array(randomBytes(1024 * 1024))
+      const pieces = 8
+      await server.handle('/keyfair-test/bulk/1.0.0', async (stream: Stream) => {
+        for (let i = 0; i < pieces; i++) if (!stream.send(piece)) await stream.onDrain({ signal: AbortSignal.timeout(10_000) })
+        await stream.close({ signal: AbortSignal.timeout(10_000) })
+      })
+      const stream = await client.dialProtocol(server.getMultiaddrs()[0]!, '/keyfair-test/bulk/1.0.0', { signal: AbortSignal.timeout(10_000) })
+      stream.send(Uint8Array.of(1))
+      const got = new Uint8ArrayList()
+      for await (const buf of stream) got.append(buf)
+      assert.equal(got.byteLength, pieces * piece.byteLength)
+      assert.deepEqual(bytesOf(got.sublist(3 * piece.byteLength, 4 * piece.byteLength)), piece)
+      // 64 KiB socket reads against messages of 64 KiB and 2 bytes: most messages span two
+      assert.ok(received.length > pieces * 4, `${received.length} large messages arrived in pieces`)
+      assert.deepEqual(received.filter(r => r.dst !== undefined).map(r => r.bytes), [])
+    } finally {
+      await client.stop()
+      await server.stop()
+    }
   })
 })

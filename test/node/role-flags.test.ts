@@ -67,6 +67,14 @@ describe('node flags by role', function () {
     assert.equal(buyer.env.get('MALLOC_ARENA_MAX'), '2')
   })
 
+  it('`keyfair start` also takes the flags of KEYFAIR_NODE_FLAGS, after those of its roles', async function () {
+    const buyer = await startedAs(join(dir, 'extra'), 'buyer', [], { KEYFAIR_NODE_FLAGS: '--no-memory-reducer  --stack-size=2000' })
+    const args = buyer.commandLine
+    assert.ok(args.includes('--no-memory-reducer') && args.includes('--stack-size=2000'), args.join(' '))
+    assert.ok(args.indexOf('--max-semi-space-size=1') < args.indexOf('--no-memory-reducer'), args.join(' '))
+    assert.ok(args.indexOf('--no-memory-reducer') < args.indexOf(KEYFAIR_BIN), args.join(' '))
+  })
+
   it('a buyer started with its own malloc setting keeps it', async function () {
     const buyer = await startedAs(join(dir, 'own'), 'buyer', [], { MALLOC_ARENA_MAX: '4' })
     assert.equal(buyer.env.get('MALLOC_ARENA_MAX'), '4')
