@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { RepoExistsError } from './errors.ts'
 import { extraNodeFlags, needsSealedKeys, parseBootstrapAddress, parseListenAddress, parsePort, parseRoles, roleNodeFlags, roleProcessEnv, ROLE_NAMES } from './config.ts'
 import { runDaemon } from './daemon.ts'
+import { formatBytes } from './format.ts'
 import { LOG_LEVELS, parseLogLevel } from './log/levels.ts'
 import { NodeKeyStore, checkRepoPassphrase, kdfFromEnv } from './keys/keystore.ts'
 import { passphraseGiven, readPassphrase } from './passphrase.ts'
@@ -148,6 +149,8 @@ export function addNodeCommands (program: Command): void {
         `routing table: ${s.routingTableSize} peers (dht ${s.dhtMode})`,
         `announcements: ${s.announcements}`,
         `uptime:        ${Math.round(s.uptimeMs / 1000)} s`,
+        `memory:        ${formatBytes(s.memory.rssBytes)} resident, ${formatBytes(s.memory.heapUsedBytes)} heap, ${formatBytes(s.memory.arrayBufferBytes)} buffers`,
+        `collections:   ${s.memory.fullCollections} full, ${s.memory.youngCollections} young (${(s.memory.collectionMs / 1000).toFixed(1)} s paused)`,
         ...s.addresses.map(a => `listening:     ${a}`),
         `protocols:     ${s.protocols.join(' ')}`
       ].join('\n'))

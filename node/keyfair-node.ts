@@ -8,6 +8,7 @@ import { parseListenAddress } from './config.ts'
 import { ListenError, PortInUseError, RoleNotRunningError } from './errors.ts'
 import { createKeyfairLibp2p } from './libp2p.ts'
 import { garbageCollector } from './gc.ts'
+import { GcMonitor } from './gc-monitor.ts'
 import { timeoutSignal } from '../protocols/toolkit/index.ts'
 import { createRole } from './roles/index.ts'
 import { EscrowRole } from './roles/escrow.ts'
@@ -23,6 +24,7 @@ import { openDatabase } from './store/database.ts'
 import type { RoleName } from './config.ts'
 import type { EscrowMode } from './escrow/leadership.ts'
 import type { KdfParams, UnlockedKeys } from './keys/keystore.ts'
+import type { ProcessMemory } from './gc-monitor.ts'
 import type { AnnounceResult, DiscoveryComponents, FindOptions, Provider } from './discovery/discovery.ts'
 import type { CrlFeedComponents } from './agency/crl-feed.ts'
 import type { MarketComponents } from './market/market.ts'
@@ -61,6 +63,8 @@ export interface NodeStatus {
   announcements: number
   uptimeMs: number
   pid: number
+  /** the node process's memory and V8's collections since it started */
+  memory: ProcessMemory
   version: string
   /** escrow nodes: whether this process answers for the escrow or stands by for another */
   escrow?: { mode: EscrowMode }
@@ -100,6 +104,7 @@ export class KeyfairNode {
   private sealedDevice?: DeviceClient
   private unlockedKeys?: UnlockedKeys
   private startedAt = 0
+  private readonly gc = new GcMonitor()
   /** plaintext key files of an earlier version that this start sealed and removed */
   sealedKeyFiles: string[] = []
 
@@ -154,6 +159,7 @@ export class KeyfairNode {
 
   async start (): Promise<void> {
     this.unlock = await this.repo.lock()
+    this.gc.start()
     try {
       const privateKey = await this.repo.loadIdentity()
       // before anything else is written: a wrong passphrase leaves the repo as it was
@@ -186,6 +192,7 @@ export class KeyfairNode {
     this.announcements = undefined
     this.unlockedKeys?.lock()
     this.unlockedKeys = undefined
+    this.gc.stop()
     await this.unlock?.()
     this.unlock = undefined
   }
@@ -231,6 +238,7 @@ export class KeyfairNode {
       announcements: this.announcements?.count() ?? 0,
       uptimeMs: Date.now() - this.startedAt,
       pid: process.pid,
+      memory: this.gc.memory(),
       version: VERSION,
       ...this.escrowStatus()
     }

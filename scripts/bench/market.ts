@@ -21,6 +21,7 @@ import { childrenOf, cpuMeter, peakRss, resetPeakRss, rss } from './proc.ts'
 import { manyCores, median, paired, row } from './report.ts'
 import type { Row } from './report.ts'
 import type { BuyRequest } from '../../node/control/api.ts'
+import type { ProcessMemory } from '../../node/gc-monitor.ts'
 import type { SwarmNode } from '../swarm.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { BuyResult } from '../../node/buyer/buyer.ts'
@@ -168,13 +169,22 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     const output = join(dir, 'played')
     const p1Timings: Bought['timings'][] = []
     const p1Cpu: Array<Record<string, number>> = []
+    const p1Collections: Array<Record<'buyer' | 'seller', { full: number, young: number, pausedMs: number }>> = []
+    const collectionsOf = async (nodes: Record<'buyer' | 'seller', SwarmNode>): Promise<() => Promise<(typeof p1Collections)[number]>> => {
+      const memoryOf = async (n: SwarmNode): Promise<ProcessMemory> => (await n.client.call('status')).memory
+      const before = { buyer: await memoryOf(nodes.buyer), seller: await memoryOf(nodes.seller) }
+      const since = (a: ProcessMemory, b: ProcessMemory): { full: number, young: number, pausedMs: number } => ({ full: b.fullCollections - a.fullCollections, young: b.youngCollections - a.youngCollections, pausedMs: b.collectionMs - a.collectionMs })
+      return async () => ({ buyer: since(before.buyer, await memoryOf(nodes.buyer)), seller: since(before.seller, await memoryOf(nodes.seller)) })
+    }
     const buyAndPlay = async (): Promise<number> => {
       const [device] = await childrenOf(buyer.pid)
       const spent = await cpuMeter({ buyer: buyer.pid, ...(device != null ? { device } : {}), seller: seller.pid })
+      const collected = await collectionsOf({ buyer, seller })
       const t0 = performance.now()
       const r = await buy(buyer, transferWork, { output, from: [seller.peerId] })
       const ms = performance.now() - t0
       p1Cpu.push(await spent())
+      p1Collections.push(await collected())
       if (r.bytes !== transferWork.size || (await stat(output)).size !== transferWork.size) throw new Error('the played output has the wrong size')
       await rm(output)
       p1Timings.push(r.timings)
@@ -182,7 +192,10 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     }
     const rows: Row[] = []
     if (wanted('P1')) {
-      const samples = await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => { log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s`) })
+      const samples = await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => {
+        const c = p1Collections[i]
+        log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s; full collections: buyer ${c?.buyer.full}, provider ${c?.seller.full}, raw fetcher ${rawCollections[i]}`)
+      })
       const rawAfterIdle = await rawFetchAfterIdle()
       log(`market: P1 raw stream after ${sizes.idleMs / 1000} s idle: ${rawAfterIdle.afterIdle.cpuMs} ms CPU, ${rawAfterIdle.afterIdle.fullCollections} full collections (fresh: ${rawAfterIdle.fresh.cpuMs} ms, ${rawAfterIdle.fresh.fullCollections})`)
       rows.push(row({
@@ -192,7 +205,7 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
         samples,
         higherIsBetter: true,
         target: 0.85,
-        details: { timingsMs: p1Timings, cpuMsPerRun: { purchase: medianOf(p1Cpu), raw: medianOf(rawCpu) }, rawFullCollections: rawCollections, rawAfterIdle }
+        details: { timingsMs: p1Timings, cpuMsPerRun: { purchase: medianOf(p1Cpu), raw: medianOf(rawCpu) }, collectionsPerRun: p1Collections, rawFullCollections: rawCollections, rawAfterIdle }
       }))
     }
     // P1c: the same runs' CPU: what the buyer's node spends on the bytes against what the raw

@@ -42,6 +42,16 @@ describe('control API and CLI against a running node process', function () {
     assert.equal(status.pid, node.pid)
     assert.equal(status.dhtMode, 'server')
     assert.ok(status.protocols.includes('/keyfair/kad/1.0.0'))
+    // the node's own process: its resident memory as the kernel counts it, and V8's
+    // collections since it started (starting a node fills a 1 MiB young generation many times)
+    const kernelRss = Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${node.pid}/status`, 'utf8'))?.[1]) * 1024
+    assert.ok(Math.abs(status.memory.rssBytes - kernelRss) < kernelRss * 0.25, `${status.memory.rssBytes} against ${kernelRss}`)
+    assert.ok(status.memory.heapUsedBytes > 0 && status.memory.heapUsedBytes < status.memory.rssBytes)
+    assert.ok(status.memory.youngCollections > 0)
+    assert.ok(Number.isInteger(status.memory.fullCollections) && Number.isInteger(status.memory.collectionMs))
+    const human = await runCli(['--repo', node.repo, 'status'])
+    assert.match(human.stdout, /^memory: +\d+\.\d MiB resident, \d+\.\d MiB heap, [\d.]+ [KM]?i?B buffers$/m)
+    assert.match(human.stdout, /^collections: +\d+ full, \d+ young \(\d+\.\d s paused\)$/m)
   })
 
   it('`keyfair id` and `keyfair peers` answer in both output modes', async function () {
