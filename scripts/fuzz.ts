@@ -25,6 +25,7 @@ import { LICENSE_LIMITS } from '../protocols/market/license.ts'
 import { OFFER_LIMITS, requestOffers } from '../protocols/market/offer.ts'
 import { decodeMessage } from '../protocols/toolkit/codec.ts'
 import { FrameKind, FrameStream } from '../protocols/toolkit/frames.ts'
+import { drained } from '../protocols/toolkit/drain.ts'
 import { FUZZ_PROTOCOLS, Rng, SERVED_BY, fuzzFrame } from './fuzz/frames.ts'
 import { TargetWorld, memoryOf, resetPeak } from './fuzz/world.ts'
 import type { FuzzProtocol } from './fuzz/frames.ts'
@@ -100,7 +101,7 @@ async function exchange (node: Libp2p, target: string, protocol: string, bytes: 
   }
   const frames = new FrameStream(stream, { maxFrameBytes: 20 * 1024 * 1024, readTimeoutMs: 10_000 })
   try {
-    if (!stream.send(bytes)) await stream.onDrain({ signal: AbortSignal.timeout(10_000) })
+    if (!stream.send(bytes)) await drained(stream, { signal: AbortSignal.timeout(10_000) })
     await stream.close({ signal: AbortSignal.timeout(10_000) }).catch(() => {})
     const frame = await frames.readFrame()
     if (frame.kind === FrameKind.ERROR) {

@@ -5,6 +5,7 @@ import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { TAG_LENGTH } from '../../device/crypto/index.ts'
 import { BadChunkError } from '../content/store.ts'
 import { ChunkPool } from './chunk-pool.ts'
+import { StreamSweeper } from '../../device/sweeper.ts'
 import { NoProvidersError, reasonOf } from './errors.ts'
 import { providerAddress } from './offer-lookup.ts'
 import { ProviderTrim } from './provider-trim.ts'
@@ -28,6 +29,11 @@ const TRIAL_RANGE_BYTES = 4 * 1024 * 1024
 const STREAMS_PER_PROVIDER = 2
 /** the smallest window over which providers' worth to a download is measured */
 const TRIM_WINDOW_MIN_BYTES = 8 * 1024 * 1024
+/**
+ * Bytes received between two young collections: about twice as many bytes of the transport's
+ * buffers, which must stay under the 8 MB that V8 leaves above a small heap before a full one
+ */
+const SWEEP_BYTES = 2 * 1024 * 1024
 
 interface Provider { id: string, address: PeerId | Multiaddr[] }
 
@@ -66,6 +72,15 @@ export class DownloadSession {
   private total = 0
   private manifest!: Manifest
   private pool!: ChunkPool
+  /**
+   * A young collection every few megabytes received. The transport hands each Noise message
+   * over in fresh buffers, which V8 counts against the old generation's limit until a young
+   * collection frees them, and the buffers' small handles hardly fill the young generation:
+   * left alone, they pile up past the limit's slack and start a full collection every few
+   * megabytes. Chunks are copied into the pool as they arrive, so a collection here finds
+   * the transport's buffers already dead, and promotes none of what waits for the disk.
+   */
+  private readonly sweeper = new StreamSweeper(SWEEP_BYTES)
   private trim!: ProviderTrim
 
   constructor (init: DownloadSessionInit) {
@@ -216,7 +231,7 @@ export class DownloadSession {
         const bytes = this.plainBytes(index)
         budget.release(bytes)
         reserved -= bytes
-      }, { signal: timeoutSignal(60_000, signal), take: length => this.pool.take(length) })
+      }, { signal: timeoutSignal(60_000, signal), take: length => this.received(length) })
     } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })
       signal.throwIfAborted()
@@ -255,6 +270,12 @@ export class DownloadSession {
     this.init.buyer.log('dropping provider %s: %s', p.id, reason)
     this.dropped.push({ provider: p.id, reason })
     this.init.progress({ phase: 'provider-dropped', provider: p.id, reason })
+  }
+
+  /** The buffer a chunk of `length` bytes is received into, as it starts arriving */
+  private received (length: number): Uint8Array {
+    this.sweeper.streamed(length)
+    return this.pool.take(length)
   }
 
   /** Plaintext bytes of chunk i (the last one is short): what the budget counts */

@@ -6,6 +6,7 @@ import {
 } from '../errors.ts'
 import { decodeMessage, encodeMessage } from './codec.ts'
 import { Deadline } from './signals.ts'
+import { drained } from './drain.ts'
 import type { BudgetLease } from './budget.ts'
 import type { AbortOptions, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -291,7 +292,7 @@ export class FrameStream {
     // sent on the stream itself, not through the reader: a caller that has taken the reading
     // over (detachReader) still writes frames; the signal alone reaches libp2p
     if (!this.stream.send(new Uint8ArrayList(varint(body.byteLength + 1), Uint8Array.of(kind), body))) {
-      await this.stream.onDrain({ signal: options?.signal })
+      await drained(this.stream, { signal: options?.signal })
     }
   }
 }

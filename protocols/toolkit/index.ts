@@ -7,3 +7,4 @@ export { FramedService, dialFrames, serveFrames, withFrames } from './service.ts
 export type { FrameHandler, FramedServiceComponents, ProtocolLimits, ServeOptions, StreamOpener } from './service.ts'
 export * from './validate.ts'
 export { Deadline, timeoutSignal } from './signals.ts'
+export { drained } from './drain.ts'

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
+import { drained } from '../../protocols/toolkit/drain.ts'
 import type { Stream } from '@libp2p/interface'
 
 const PROTOCOL = '/keyfair-bench/raw/1.0.0'
@@ -40,7 +41,7 @@ if (values.serve) {
     }
     for (let sent = 0; sent < asked; sent += PIECE) {
       const n = Math.min(PIECE, asked - sent)
-      if (!stream.send(n === PIECE ? piece : piece.subarray(0, n))) await stream.onDrain({ signal })
+      if (!stream.send(n === PIECE ? piece : piece.subarray(0, n))) await drained(stream, { signal })
     }
     await stream.close({ signal })
   }, { maxInboundStreams: 8 })

@@ -10,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
 import { requestEscrowInfo } from '../../protocols/escrow/info.ts'
 import { FrameKind } from '../../protocols/toolkit/frames.ts'
+import { drained } from '../../protocols/toolkit/drain.ts'
 import { memoryOf, resetPeak } from './world.ts'
 import type { TargetProcess } from './world.ts'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -74,7 +75,7 @@ async function stall (stream: Stream, frameBytes: number, bytes: number): Promis
   for (let sent = 1; sent < bytes && stream.status === 'open'; sent += PIECE) {
     const n = Math.min(PIECE, bytes - sent)
     try {
-      if (!stream.send(n === PIECE ? piece : piece.subarray(0, n))) await stream.onDrain({ signal: AbortSignal.timeout(5000) })
+      if (!stream.send(n === PIECE ? piece : piece.subarray(0, n))) await drained(stream, { signal: AbortSignal.timeout(5000) })
     } catch {
       return
     }

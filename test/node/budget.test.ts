@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { logger } from '@libp2p/logger'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
-import { FrameStream, expectRecord, expectString, serveFrames } from '../../protocols/toolkit/index.ts'
+import { FrameStream, drained, expectRecord, expectString, serveFrames } from '../../protocols/toolkit/index.ts'
 import { unsignedVarint, waitFor } from '../helpers/nodes.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
 import type { InboundBudgetSettings } from '../../protocols/toolkit/index.ts'
@@ -55,7 +55,7 @@ describe('inbound budget over real libp2p', function () {
     stream.send(unsignedVarint(8 * MiB))
     const piece = new Uint8Array(64 * 1024)
     for (let sent = 0; sent < bytes && stream.status === 'open'; sent += piece.byteLength) {
-      if (!stream.send(piece)) await stream.onDrain({ signal: AbortSignal.timeout(5000) }).catch(() => {})
+      if (!stream.send(piece)) await drained(stream, { signal: AbortSignal.timeout(5000) }).catch(() => {})
     }
     return stream
   }

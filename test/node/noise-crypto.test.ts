@@ -14,6 +14,7 @@ import { createLibp2p } from 'libp2p'
 import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { keyedNoiseCrypto } from '../../node/noise-crypto.ts'
+import { drained } from '../../protocols/toolkit/index.ts'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import type { Libp2p, Stream } from '@libp2p/interface'
 
@@ -120,7 +121,7 @@ describe('noise crypto with keys imported once', () => {
       const piece = new Uint8Array(randomBytes(1024 * 1024))
       const pieces = 8
       await server.handle('/keyfair-test/bulk/1.0.0', async (stream: Stream) => {
-        for (let i = 0; i < pieces; i++) if (!stream.send(piece)) await stream.onDrain({ signal: AbortSignal.timeout(10_000) })
+        for (let i = 0; i < pieces; i++) if (!stream.send(piece)) await drained(stream, { signal: AbortSignal.timeout(10_000) })
         await stream.close({ signal: AbortSignal.timeout(10_000) })
       })
       const stream = await client.dialProtocol(server.getMultiaddrs()[0]!, '/keyfair-test/bulk/1.0.0', { signal: AbortSignal.timeout(10_000) })
