@@ -1,6 +1,7 @@
 // drained(): the next 'drain' of a libp2p stream, every time (libp2p's own onDrain() settles
 // once per stream), refused by the caller's signal and by the stream closing
 import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { drained } from '../../protocols/toolkit/index.ts'
 import { startLibp2p } from '../helpers/nodes.ts'
 import type { BaseServices } from '../../node/libp2p.ts'
@@ -40,8 +41,10 @@ describe('drained()', function () {
     const first = drained(stream, { signal: AbortSignal.timeout(10_000) })
     inbound!.resume()
     await first
-    // the reader stops again: the next wait must wait (libp2p's onDrain() would return at once)
+    // the reader stops again: the next wait must wait (libp2p's onDrain() would return at once);
+    // window updates the reader sent before it stopped arrive first
     inbound!.pause()
+    await sleep(300)
     fill(stream)
     await assert.rejects(drained(stream, { signal: AbortSignal.timeout(500) }), (err: Error) => err.name === 'TimeoutError')
     stream.abort(new Error('done'))
