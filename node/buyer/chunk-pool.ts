@@ -7,6 +7,7 @@ export class ChunkPool {
   readonly size: number
   private readonly keep: number
   private readonly free: Uint8Array[] = []
+  private made = 0
 
   /** `keep`: how many idle buffers stay for reuse (more in use at once are allocated and dropped) */
   constructor (size: number, keep: number) {
@@ -16,8 +17,15 @@ export class ChunkPool {
 
   /** A buffer of at least `length` bytes: a pooled one, or a fresh one when none is idle or it is too small */
   take (length: number): Uint8Array {
-    if (length > this.size) return new Uint8Array(length)
-    return this.free.pop() ?? new Uint8Array(this.size)
+    const reused = length <= this.size ? this.free.pop() : undefined
+    if (reused != null) return reused
+    this.made++
+    return new Uint8Array(Math.max(length, this.size))
+  }
+
+  /** Buffers allocated so far, pooled or not: what reuse saved shows against the chunks received */
+  get allocated (): number {
+    return this.made
   }
 
   /** A chunk is done with: the buffer it was received into goes back to the pool */

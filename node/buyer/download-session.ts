@@ -41,6 +41,7 @@ export interface DownloadOutcome {
   resumedFrom: number
   dropped: BuyResult['dropped']
   sources: BuyResult['sources']
+  chunkBuffers: number
 }
 
 export interface DownloadSessionInit {
@@ -95,7 +96,7 @@ export class DownloadSession {
       const chunkCount = (await market.content.manifest(this.content))!.chunkCount
       this.init.gate.manifestStored()
       this.init.order.begin(chunkCount, [])
-      return { resumedFrom: chunkCount, dropped: [], sources: [] }
+      return { resumedFrom: chunkCount, dropped: [], sources: [], chunkBuffers: 0 }
     }
     await this.findProviders()
     await this.storeManifest()
@@ -114,7 +115,7 @@ export class DownloadSession {
     }
     await market.content.markComplete(this.content)
     const sources = [...this.delivered].map(([provider, bytes]) => ({ provider, bytes, rested: this.alive.has(provider) && !this.trim.active.has(provider) }))
-    return { resumedFrom: this.manifest.chunkCount - missing.length, dropped: this.dropped, sources }
+    return { resumedFrom: this.manifest.chunkCount - missing.length, dropped: this.dropped, sources, chunkBuffers: this.pool.allocated }
   }
 
   /** The providers named by the buyer, or those the DHT knows, and the seller in any case */

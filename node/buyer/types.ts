@@ -60,6 +60,8 @@ export interface BuyResult {
   inflightBudgetBytes: number
   /** the most bytes of chunks it held at once */
   peakInflightBytes: number
+  /** buffers the download received its chunks into, each reused chunk after chunk: bounded by the budget, not by the work's size */
+  chunkBuffers: number
   timings: BuyTimings
 }
 

@@ -6,12 +6,11 @@
 // chunk after chunk: the transport's buffers die young, and what waits sits in buffers that
 // are never garbage.
 import { decodeMessage, decodeRemoteError, Deadline, FrameKind } from '../toolkit/index.ts'
+import { PrefixReader } from '../toolkit/prefix.ts'
 import { AbortedError, BadMessageError, FrameTooLargeError, MalformedFrameError, ReadTimeoutError, TruncatedFrameError } from '../errors.ts'
 import type { AbortOptions, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-/** the longest varint length prefix a frame may have */
-const MAX_PREFIX_BYTES = 8
 /** the largest frame other than a chunk: the range's closing message or an error */
 const MAX_SMALL_FRAME = 16 * 1024
 
@@ -39,9 +38,7 @@ export class ChunkReceiver {
   private closingFrames = 0
   private closed = false
   // the frame under way: its prefix, then its kind byte and body
-  private prefixValue = 0
-  private prefixScale = 1
-  private prefixBytes = 0
+  private readonly prefix = new PrefixReader()
   private frameLength = -1
   private kind = -1
   private body?: Uint8Array
@@ -172,14 +169,8 @@ export class ChunkReceiver {
   }
 
   private prefixByte (byte: number): void {
-    this.prefixValue += (byte & 0x7f) * this.prefixScale
-    this.prefixScale *= 0x80
-    if (++this.prefixBytes > MAX_PREFIX_BYTES) throw new FrameTooLargeError(`frame length prefix longer than ${MAX_PREFIX_BYTES} bytes`)
-    if ((byte & 0x80) !== 0) return
-    const length = this.prefixValue
-    this.prefixValue = 0
-    this.prefixScale = 1
-    this.prefixBytes = 0
+    const length = this.prefix.push(byte)
+    if (length < 0) return
     if (length > this.init.maxFrameBytes) throw new FrameTooLargeError(`frame exceeds ${this.init.maxFrameBytes} bytes`)
     if (length < 1) throw new MalformedFrameError('empty frame')
     this.frameLength = length

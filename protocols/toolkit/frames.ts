@@ -7,6 +7,7 @@ import {
 import { decodeMessage, encodeMessage } from './codec.ts'
 import { Deadline } from './signals.ts'
 import { drained } from './drain.ts'
+import { MAX_PREFIX_BYTES, PrefixReader, prefixLength, varint } from './prefix.ts'
 import type { BudgetLease } from './budget.ts'
 import type { AbortOptions, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -50,27 +51,6 @@ export interface Frame {
 
 const MAX_ERROR_MESSAGE = 512
 const MAX_ERROR_DETAILS = 8
-/** The longest varint length prefix (lpStream's unsigned LEB128 of a safe integer) */
-const MAX_PREFIX_BYTES = 8
-
-/** Bytes of the unsigned LEB128 varint that prefixes a frame of `length` bytes */
-function prefixLength (length: number): number {
-  let bytes = 1
-  for (let rest = length; rest >= 0x80; rest = Math.floor(rest / 0x80)) bytes++
-  return bytes
-}
-
-/** The unsigned LEB128 varint of `length`: a frame's prefix */
-function varint (length: number): Uint8Array {
-  const out = new Uint8Array(prefixLength(length))
-  let rest = length
-  for (let i = 0; i < out.length; i++) {
-    out[i] = (rest % 0x80) | (i < out.length - 1 ? 0x80 : 0)
-    rest = Math.floor(rest / 0x80)
-  }
-  return out
-}
-
 /**
  * Length-prefixed frames over a libp2p stream with a maximum size and a
  * timeout on every read. Failures come out as typed errors: a framing error
@@ -91,9 +71,7 @@ export class FrameStream {
   /** bytes of the last frame read, charged until the next read (its handler is still on it) */
   private held = 0
   /** the frame boundaries, followed as bytes arrive (lpStream only parses on read) */
-  private prefixValue = 0
-  private prefixScale = 1
-  private prefixBytes = 0
+  private readonly prefix = new PrefixReader()
   private bodyLeft = 0
   /** why this side reset the stream while bytes arrived */
   private refused?: KeyfairError
@@ -159,19 +137,9 @@ export class FrameStream {
       }
       const byte = data instanceof Uint8Array ? data[offset]! : data.get(offset)
       offset++
-      if (this.prefixBytes === 0) this.lease?.framing(true)
-      this.prefixValue += (byte & 0x7f) * this.prefixScale
-      this.prefixScale *= 0x80
-      this.prefixBytes++
-      if ((byte & 0x80) !== 0) {
-        // lpStream refuses such a prefix when it reads it
-        if (this.prefixBytes >= MAX_PREFIX_BYTES) this.refuse(new FrameTooLargeError(`frame length prefix longer than ${MAX_PREFIX_BYTES} bytes`))
-        continue
-      }
-      const frame = this.prefixValue
-      this.prefixValue = 0
-      this.prefixScale = 1
-      this.prefixBytes = 0
+      if (!this.prefix.started) this.lease?.framing(true)
+      const frame = this.pushPrefix(byte)
+      if (frame < 0) continue
       this.bodyLeft = frame
       if (frame === 0) this.lease?.framing(false)
       if (frame > this.maxReadFrameBytes) {
@@ -183,6 +151,16 @@ export class FrameStream {
       } catch (err) {
         this.refuse(err instanceof KeyfairError ? err : new FrameTooLargeError('frame refused', { cause: err }))
       }
+    }
+  }
+
+  /** One prefix byte: the frame's length once complete, -1 before that or once refused */
+  private pushPrefix (byte: number): number {
+    try {
+      return this.prefix.push(byte)
+    } catch (err) {
+      this.refuse(err as KeyfairError)
+      return -1
     }
   }
 

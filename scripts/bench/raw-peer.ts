@@ -7,11 +7,11 @@
  * waits that long before every fetch after the first, as a long-running node sits
  * between purchases. One JSON line on stdout per event.
  */
-import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
+import { GcMonitor } from '../../node/gc-monitor.ts'
 import { createKeyfairLibp2p } from '../../node/libp2p.ts'
 import { drained } from '../../protocols/toolkit/drain.ts'
 import type { Stream } from '@libp2p/interface'
@@ -50,14 +50,11 @@ if (values.serve) {
   const bytes = Number(values.bytes)
   const target = multiaddr(values.fetch)
   await node.dial(target, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-  let fullCollections = 0
-  const observer = new PerformanceObserver(list => {
-    for (const entry of list.getEntries()) if ((entry as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullCollections++
-  })
-  observer.observe({ entryTypes: ['gc'] })
+  const collections = new GcMonitor()
+  collections.start()
   for (let i = 0; i < Number(values.repeat); i++) {
     if (i > 0) await sleep(Number(values['idle-ms']))
-    const collections0 = fullCollections
+    const collections0 = collections.memory().fullCollections
     const t0 = performance.now()
     const cpu0 = process.cpuUsage()
     const stream = await node.dialProtocol(target, PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
@@ -71,9 +68,9 @@ if (values.serve) {
     const ms = performance.now() - t0
     // the observer is told of collections asynchronously: let it catch up
     await sleep(50)
-    print({ event: 'fetched', bytes, ms, cpuMs: (cpu.user + cpu.system) / 1000, fullCollections: fullCollections - collections0 })
+    print({ event: 'fetched', bytes, ms, cpuMs: (cpu.user + cpu.system) / 1000, fullCollections: collections.memory().fullCollections - collections0 })
   }
-  observer.disconnect()
+  collections.stop()
   await stop()
   // the IPC channel would keep this process alive after its work is done
   process.removeAllListeners('disconnect')

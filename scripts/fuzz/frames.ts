@@ -8,6 +8,7 @@
 import { CID } from 'multiformats/cid'
 import { encodeMessage } from '../../protocols/toolkit/codec.ts'
 import { FrameKind } from '../../protocols/toolkit/frames.ts'
+import { varint } from '../../protocols/toolkit/prefix.ts'
 
 export const FUZZ_PROTOCOLS = {
   info: '/keyfair/escrow/info/1.0.0',
@@ -146,16 +147,6 @@ function mutate (value: Record<string, unknown>, rng: Rng): Record<string, unkno
     copy[rng.pick(['extra', 'zz', 'body', 'sig', 'v'])] = foreign(rng)
   }
   return copy
-}
-
-function varint (n: number): number[] {
-  const out: number[] = []
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80)
-    n = Math.floor(n / 0x80)
-  }
-  out.push(n)
-  return out
 }
 
 function frame (kind: number, body: Uint8Array): Uint8Array {

@@ -14,6 +14,10 @@ import type { SwarmNode } from '../../scripts/swarm.ts'
 
 const PASSPHRASE = 'inflight budget passphrase'
 const BUDGET = 1024 * 1024
+/** the work's chunks: 6 MiB and a little, in the default 1 MiB chunks */
+const CHUNKS = 7
+/** a buffer for each chunk the budget lets be in flight, and one more */
+const MAX_BUFFERS = Math.ceil(BUDGET / (1024 * 1024)) + 1
 
 const cli = swarmCli(PASSPHRASE)
 
@@ -80,6 +84,8 @@ describe('a purchase\'s chunk bytes in flight on real node processes', function 
     assert.ok(bought.timings.download >= 7 * 150, `downloaded in ${bought.timings.download} ms`)
     assert.equal(bought.inflightBudgetBytes, BUDGET)
     assert.ok(bought.peakInflightBytes > 0 && bought.peakInflightBytes <= BUDGET, `peak ${bought.peakInflightBytes} bytes`)
+    // every chunk was received into one of a few buffers, used again and again
+    assert.ok(bought.chunkBuffers >= 1 && bought.chunkBuffers <= MAX_BUFFERS && MAX_BUFFERS < CHUNKS, `${bought.chunkBuffers} chunk buffers`)
   })
 
   it('buys from three providers racing for the same chunks, holding at most the budget', async function () {
@@ -90,5 +96,6 @@ describe('a purchase\'s chunk bytes in flight on real node processes', function 
     assert.equal(bought.inflightBudgetBytes, BUDGET)
     assert.ok(bought.peakInflightBytes > 0 && bought.peakInflightBytes <= BUDGET, `peak ${bought.peakInflightBytes} bytes`)
     assert.ok(bought.sources.length >= 2, `sources ${JSON.stringify(bought.sources)}`)
+    assert.ok(bought.chunkBuffers >= 1 && bought.chunkBuffers <= MAX_BUFFERS, `${bought.chunkBuffers} chunk buffers`)
   })
 })

@@ -26,4 +26,15 @@ describe('ChunkPool: the buffers a download receives its chunks into', function 
     pool.give(new Uint8Array(32).subarray(16))
     assert.equal(pool.take(16).buffer.byteLength, 16, 'neither was pooled')
   })
+
+  it('counts the buffers it allocated, not those it gave out again', function () {
+    const pool = new ChunkPool(8, 2)
+    for (let i = 0; i < 50; i++) pool.give(pool.take(8))
+    assert.equal(pool.allocated, 1)
+    const held = [pool.take(8), pool.take(8), pool.take(8)]
+    assert.equal(pool.allocated, 3)
+    for (const chunk of held) pool.give(chunk)
+    pool.take(9)
+    assert.equal(pool.allocated, 4, 'an oversized chunk gets a buffer of its own')
+  })
 })

@@ -22,6 +22,10 @@ describe('GcMonitor', () => {
       gc({ type: 'minor', execution: 'sync' })
       gc({ type: 'major', execution: 'sync' })
     }
+    // enough live objects that marking them pauses the thread for whole milliseconds
+    const live = Array.from({ length: 400_000 }, (_, i) => ({ i }))
+    // in the old generation before counting starts: a young collection then stays young
+    collect()
     monitor.start()
     try {
       const before = monitor.memory()
@@ -32,7 +36,8 @@ describe('GcMonitor', () => {
       const after = monitor.memory()
       assert.ok(after.youngCollections > before.youngCollections, `${after.youngCollections} young collections`)
       assert.ok(after.fullCollections >= 1, `${after.fullCollections} full collections`)
-      assert.ok(after.collectionMs >= 0)
+      assert.ok(after.collectionMs >= 1, `${after.collectionMs} ms paused`)
+      assert.equal(live.length, 400_000)
       assert.ok(after.rssBytes > after.heapUsedBytes && after.heapUsedBytes > 0)
     } finally {
       monitor.stop()
