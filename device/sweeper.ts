@@ -15,6 +15,14 @@ type Collect = (options: { type: 'minor', execution: 'sync' }) => void
 /** How many bytes may stream between two collections */
 export const DEFAULT_SWEEP_BYTES = 16 * 1024 * 1024
 
+/**
+ * Chunk bytes a node's transfer moves between two young collections, received or served.
+ * Each chunk byte brings about as many bytes of the transport's buffers (the other side of
+ * the Noise cipher), and V8 counts young buffers against the old generation's limit, which
+ * sits about 8 MB above a small heap: more than that between collections starts a full one.
+ */
+export const TRANSFER_SWEEP_BYTES = 2 * 1024 * 1024
+
 let collector: Collect | null | undefined
 
 /** V8's collector, reached through a fresh context so no global `gc` appears in ours */

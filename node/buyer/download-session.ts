@@ -5,7 +5,7 @@ import { timeoutSignal } from '../../protocols/toolkit/index.ts'
 import { TAG_LENGTH } from '../../device/crypto/index.ts'
 import { BadChunkError } from '../content/store.ts'
 import { ChunkPool } from './chunk-pool.ts'
-import { StreamSweeper } from '../../device/sweeper.ts'
+import { StreamSweeper, TRANSFER_SWEEP_BYTES } from '../../device/sweeper.ts'
 import { NoProvidersError, reasonOf } from './errors.ts'
 import { providerAddress } from './offer-lookup.ts'
 import { ProviderTrim } from './provider-trim.ts'
@@ -29,11 +29,6 @@ const TRIAL_RANGE_BYTES = 4 * 1024 * 1024
 const STREAMS_PER_PROVIDER = 2
 /** the smallest window over which providers' worth to a download is measured */
 const TRIM_WINDOW_MIN_BYTES = 8 * 1024 * 1024
-/**
- * Bytes received between two young collections: about twice as many bytes of the transport's
- * buffers, which must stay under the 8 MB that V8 leaves above a small heap before a full one
- */
-const SWEEP_BYTES = 2 * 1024 * 1024
 
 interface Provider { id: string, address: PeerId | Multiaddr[] }
 
@@ -81,7 +76,7 @@ export class DownloadSession {
    * megabytes. Chunks are copied into the pool as they arrive, so a collection here finds
    * the transport's buffers already dead, and promotes none of what waits for the disk.
    */
-  private readonly sweeper = new StreamSweeper(SWEEP_BYTES)
+  private readonly sweeper = new StreamSweeper(TRANSFER_SWEEP_BYTES)
   private trim!: ProviderTrim
 
   constructor (init: DownloadSessionInit) {
