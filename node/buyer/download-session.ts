@@ -216,6 +216,7 @@ export class DownloadSession {
       throw err
     }
     let got = 0
+    const asked = performance.now()
     try {
       await fetchChunks(this.streams(), p.address, this.init.offer.body.terms.content, range, async (index, chunk) => {
         try {
@@ -228,6 +229,7 @@ export class DownloadSession {
         budget.release(bytes)
         reserved -= bytes
       }, { signal: timeoutSignal(60_000, signal), take: length => this.received(length) })
+      this.trim.ranged(p.id, this.rangeBytes(range), performance.now() - asked)
     } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })
       signal.throwIfAborted()

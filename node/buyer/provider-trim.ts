@@ -37,6 +37,8 @@ export class ProviderTrim {
   /** the window after the current rest was slower: one more decides */
   private slowerOnce = false
   private isSettled = false
+  /** each provider's whole ranges: bytes, and the time from asking to the last chunk */
+  private readonly paces = new Map<string, { bytes: number, ms: number }>()
 
   constructor (init: ProviderTrimInit) {
     this.active = new Set(init.providers)
@@ -75,13 +77,35 @@ export class ProviderTrim {
       this.isSettled = true
       return undefined
     }
-    let slowest: string | undefined
-    for (const id of this.active) {
-      if (slowest == null || (w.by.get(id) ?? 0) < (w.by.get(slowest) ?? 0)) slowest = id
-    }
-    this.active.delete(slowest!)
+    const slowest = this.slowest(w.by)
+    this.active.delete(slowest)
     this.resting = slowest
     return { rest: slowest }
+  }
+
+  /** A whole range from `provider`: `bytes` in `ms` from asking for it to its last chunk */
+  ranged (provider: string, bytes: number, ms: number): void {
+    const pace = this.paces.get(provider) ?? { bytes: 0, ms: 0 }
+    pace.bytes += bytes
+    pace.ms += ms
+    this.paces.set(provider, pace)
+  }
+
+  /**
+   * The provider to rest: the slowest to serve its ranges, once every active one has served
+   * one; else the one that delivered least in the window. A window's shares alone are lumpy
+   * (ranges of 4 MiB finish whole or not at all) and rested a fast provider by chance.
+   */
+  private slowest (window: Map<string, number>): string {
+    const active = [...this.active]
+    const paces = active.map(id => this.paces.get(id))
+    if (paces.every(p => p != null && p.ms > 0)) {
+      const rates = paces.map(p => p!.bytes / p!.ms)
+      return active[rates.indexOf(Math.min(...rates))]!
+    }
+    let slowest = active[0]!
+    for (const id of active) if ((window.get(id) ?? 0) < (window.get(slowest) ?? 0)) slowest = id
+    return slowest
   }
 
   /** No more rests or recalls: the set of active providers is final */

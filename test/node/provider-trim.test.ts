@@ -84,6 +84,23 @@ describe('which providers a download keeps', () => {
     assert.equal(trim.settled, true)
   })
 
+  it('rests the provider slowest to serve its ranges, not the one a window happened to hear least from', () => {
+    const trim = new ProviderTrim({ providers: ['fast', 'slow', 'mid'], windowBytes: 8 * MiB, now: 0 })
+    // whole ranges so far: 4 MiB each, in 20, 60 and 30 ms
+    trim.ranged('fast', 4 * MiB, 20)
+    trim.ranged('slow', 4 * MiB, 60)
+    trim.ranged('mid', 4 * MiB, 30)
+    // this window, the fast one's next range had not finished yet: it delivered least
+    let decision
+    for (const [provider, mib] of [['slow', 4], ['mid', 3], ['fast', 1]] as const) decision = trim.delivered(provider, mib * MiB, 10)
+    assert.deepEqual(decision, { rest: 'slow' })
+    // without a range from every active provider, the window's shares decide
+    const early = new ProviderTrim({ providers: ['a', 'b'], windowBytes: 2 * MiB, now: 0 })
+    early.ranged('a', MiB, 5)
+    early.delivered('b', MiB, 1)
+    assert.deepEqual(early.delivered('b', MiB, 2), { rest: 'a' })
+  })
+
   it('never rests the last provider, and a failed one is dropped from the set', () => {
     const trim = new ProviderTrim({ providers: ['a', 'b'], windowBytes: MiB, now: 0 })
     assert.equal(trim.settled, false, 'two providers: still to be measured')
