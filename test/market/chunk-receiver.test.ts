@@ -66,8 +66,12 @@ describe('ChunkReceiver: a range\'s answer parsed as it arrives, over real libp2
   })
 
   /** a receiver for `chunks` chunks, each taken from a buffer the test counts */
-  async function receive (chunks: number, given: Uint8Array[] = [], readTimeoutMs = LIMITS.readTimeoutMs): Promise<ChunkReceiver> {
-    const frames = new FrameStream(await client.dialProtocol(server.getMultiaddrs(), PROTOCOL, { signal: AbortSignal.timeout(5000) }), LIMITS)
+  async function receive (chunks: number, given: Uint8Array[] = [], readTimeoutMs = LIMITS.readTimeoutMs, settleMs = 0): Promise<ChunkReceiver> {
+    const stream = await client.dialProtocol(server.getMultiaddrs(), PROTOCOL, { signal: AbortSignal.timeout(5000) })
+    // the server answers as soon as the protocol is agreed: given time, all of it (and its
+    // end) arrives before anything reads
+    if (settleMs > 0) await sleep(settleMs)
+    const frames = new FrameStream(stream, LIMITS)
     opened.push(frames.stream)
     const receiver = new ChunkReceiver(frames.detachReader(), {
       ...LIMITS,
@@ -131,5 +135,17 @@ describe('ChunkReceiver: a range\'s answer parsed as it arrives, over real libp2
     await assert.rejects((await receive(1)).readChunk({ signal: AbortSignal.timeout(50) }), AbortedError)
     script = { bytes: frame(FrameKind.ERROR, encodeMessage({ code: 'ERR_UNKNOWN_CONTENT', message: 'no such content' })), cuts: [2], close: 'close' }
     await assert.rejects((await receive(1)).readChunk(), (err: any) => err instanceof RemoteError && err.code === 'ERR_UNKNOWN_CONTENT')
+  })
+
+  it('reads an answer, and its end, that arrived in full before the receiver listened', async function () {
+    const chunk = Uint8Array.of(5, 6, 7)
+    script = { bytes: concat([frame(FrameKind.DATA, chunk), frame(FrameKind.MESSAGE, encodeMessage({ v: 1, sent: 1 }))]), cuts: [], close: 'close' }
+    const whole = await receive(1, [], LIMITS.readTimeoutMs, 300)
+    assert.deepEqual(await whole.readChunk(), chunk)
+    assert.deepEqual(await whole.readMessage(), { v: 1, sent: 1 })
+    script = { bytes: frame(FrameKind.DATA, new Uint8Array(500)).subarray(0, 200), cuts: [], close: 'close' }
+    const started = Date.now()
+    await assert.rejects((await receive(1, [], LIMITS.readTimeoutMs, 300)).readChunk(), TruncatedFrameError)
+    assert.ok(Date.now() - started < LIMITS.readTimeoutMs, 'the end was seen, not waited out')
   })
 })
