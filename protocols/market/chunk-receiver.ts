@@ -54,7 +54,7 @@ export class ChunkReceiver {
     // a peer that answers at once may have sent everything, and closed, before this receiver
     // listened: its end reached no one. The bytes the stream still holds come to this
     // receiver in a microtask queued by the listener above; the end follows them.
-    if (stream.remoteWriteStatus === 'closed' || stream.status !== 'open') queueMicrotask(this.onEnd)
+    if (stream.remoteWriteStatus === 'closed' || !['open', 'closing'].includes(stream.status)) queueMicrotask(this.onEnd)
   }
 
   /** The next chunk: a view of a buffer `take` gave, whole */
