@@ -17,6 +17,7 @@ import { contentIdOf, parseManifest, parseSignedOffer } from '../../device/objec
 import { signedId } from '../../device/objects/signed.ts'
 import { fileExists, writeFileAtomic } from '../../device/store/files.ts'
 import { StreamSweeper, TRANSFER_SWEEP_BYTES } from '../../device/sweeper.ts'
+import { delayChunkRead } from './disk-delay.ts'
 import { BadChunkError, BadRangeError, IncompleteContentError, ShortWriteError, WrongManifestError } from './errors.ts'
 import { UnknownContentError } from '../../protocols/market/content.ts'
 import type { ContentManifest } from '../../device/crypto/index.ts'
@@ -169,6 +170,7 @@ export class ContentStore {
         const length = storedChunkLength(manifest, index)
         // a buffer per chunk: the stream may still hold the last one while this one is read
         const data = new Uint8Array(length)
+        await delayChunkRead()
         const { bytesRead } = await handle.read(data, 0, length, chunkOffset(manifest, index))
         if (bytesRead !== length) throw new UnknownContentError(cid)
         yield data
