@@ -52,6 +52,8 @@ describe('npm run bench -- --quick (smoke: completes, not the targets)', functio
       // where P1's time goes: CPU of each process of the purchase and of the raw transfer
       const cpu = results.rows.find((r: any) => r.id === 'P1').details.cpuMsPerRun
       for (const name of ['buyer', 'device', 'seller']) assert.ok(cpu.purchase[name] > 0, `P1 CPU of the ${name}`)
+      // the thread that runs libp2p is one of the buyer node's threads
+      assert.ok(cpu.purchase.buyerMainThread > 0 && cpu.purchase.buyerMainThread <= cpu.purchase.buyer, 'P1 CPU of the buyer node\'s main thread')
       for (const name of ['server', 'fetcher']) assert.ok(cpu.raw[name] > 0, `raw CPU of the ${name}`)
       // P1c is P1's runs again: the buyer node's CPU in each against the raw fetcher's
       const p1c = results.rows.find((r: any) => r.id === 'P1c')

@@ -178,7 +178,8 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     }
     const buyAndPlay = async (): Promise<number> => {
       const [device] = await childrenOf(buyer.pid)
-      const spent = await cpuMeter({ buyer: buyer.pid, ...(device != null ? { device } : {}), seller: seller.pid })
+      // the buyer's main thread runs libp2p: on many cores, its CPU per byte bounds the rate
+      const spent = await cpuMeter({ buyer: buyer.pid, buyerMainThread: { pid: buyer.pid, thread: buyer.pid }, ...(device != null ? { device } : {}), seller: seller.pid })
       const collected = await collectionsOf({ buyer, seller })
       const t0 = performance.now()
       const r = await buy(buyer, transferWork, { output, from: [seller.peerId] })
@@ -194,7 +195,8 @@ export async function benchMarket (options: MarketBenchOptions): Promise<Row[]> 
     if (wanted('P1')) {
       const samples = await paired(sizes.repeats, buyAndPlay, rawFetch, (i, v, b) => {
         const c = p1Collections[i]
-        log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s; full collections: buyer ${c?.buyer.full}, provider ${c?.seller.full}, raw fetcher ${rawCollections[i]}`)
+        const cpu = p1Cpu[i]
+        log(`market: P1 run ${i + 1}: ${v.toFixed(0)} vs raw ${b.toFixed(0)} MB/s; buyer CPU ${cpu?.buyer} ms (main thread ${cpu?.buyerMainThread}); full collections: buyer ${c?.buyer.full}, provider ${c?.seller.full}, raw fetcher ${rawCollections[i]}`)
       })
       const rawAfterIdle = await rawFetchAfterIdle()
       log(`market: P1 raw stream after ${sizes.idleMs / 1000} s idle: ${rawAfterIdle.afterIdle.cpuMs} ms CPU, ${rawAfterIdle.afterIdle.fullCollections} full collections (fresh: ${rawAfterIdle.fresh.cpuMs} ms, ${rawAfterIdle.fresh.fullCollections})`)

@@ -4,10 +4,14 @@
  */
 import { readFile, writeFile } from 'node:fs/promises'
 
-/** user + system CPU of a process (every thread), and the system part, ms; undefined where /proc is missing */
-async function cpuMsOf (pid: number): Promise<{ total: number, system: number } | undefined> {
+/** A process (all its threads), or one thread of it: `{ pid, thread: pid }` is its main thread */
+export type CpuSubject = number | { pid: number, thread: number }
+
+/** user + system CPU of a process or thread, and the system part, ms; undefined where /proc is missing */
+async function cpuMsOf (subject: CpuSubject): Promise<{ total: number, system: number } | undefined> {
+  const path = typeof subject === 'number' ? `/proc/${subject}/stat` : `/proc/${subject.pid}/task/${subject.thread}/stat`
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    const stat = await readFile(path, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     // fields 14 and 15 of stat (utime, stime), counted from the state field (3)
     const system = Number(fields[12]) * 10
@@ -21,7 +25,7 @@ async function cpuMsOf (pid: number): Promise<{ total: number, system: number } 
  * CPU ms of each named process from now until the returned function is called, and beside
  * each its kernel part as `<name>System` (file writes, socket calls, page faults)
  */
-export async function cpuMeter (pids: Record<string, number>): Promise<() => Promise<Record<string, number>>> {
+export async function cpuMeter (pids: Record<string, CpuSubject>): Promise<() => Promise<Record<string, number>>> {
   const before = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([name, pid]) => [name, await cpuMsOf(pid)] as const)))
   return async () => {
     const spent: Record<string, number> = {}
