@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Swarm } from '../../scripts/swarm.ts'
 import { READ_DELAY_ENV } from '../../node/content/disk-delay.ts'
 import { FAST_KDF } from '../helpers/keys.ts'
@@ -72,6 +73,7 @@ describe('a download from three providers, one of them slow, on real node proces
 
   it('rests the slow provider and takes the work from the others', async function () {
     const out = join(dir, 'bought.out')
+    const youngBefore = (await cli(seller, 'status')).memory.youngCollections
     const bought = await cli(buyer, 'buy', offer, '--yes', '--out', out, '--from', [seller, slow, seeder].map(n => n.peerId).join(','))
     assert.equal(await sha(out), await sha(work))
     const source = (node: SwarmNode): { bytes: number, rested: boolean } | undefined => bought.sources.find((s: { provider: string }) => s.provider === node.peerId)
@@ -80,5 +82,11 @@ describe('a download from three providers, one of them slow, on real node proces
     assert.deepEqual(bought.dropped, [], `dropped: ${JSON.stringify(bought.dropped)}`)
     // it served only what it was asked for before its rest: less than either fast provider
     for (const fast of [seller, seeder]) assert.ok((source(slow)?.bytes ?? 0) < (source(fast)?.bytes ?? 0), `sources ${detail}`)
+    // a provider collects its young generation every 2 MiB it serves: its file reads and Noise
+    // encryption leave garbage at that pace (its 16 MiB young generation alone would not fill)
+    await sleep(100)
+    const young = (await cli(seller, 'status')).memory.youngCollections - youngBefore
+    const served = source(seller)?.bytes ?? 0
+    assert.ok(young >= Math.floor(served / (2 * MiB)) - 1, `${young} young collections while serving ${served} bytes`)
   })
 })
