@@ -207,7 +207,8 @@ export class DownloadSession {
   /** One range from one provider: its bytes reserved first, each chunk's given back once stored */
   private async fetchRange (p: Provider, range: Range): Promise<void> {
     const { budget, signal } = this.init
-    let reserved = this.rangeBytes(range)
+    const rangeBytes = this.rangeBytes(range)
+    let reserved = rangeBytes
     try {
       await budget.reserve(reserved, signal)
     } catch (err) {
@@ -229,7 +230,7 @@ export class DownloadSession {
         budget.release(bytes)
         reserved -= bytes
       }, { signal: timeoutSignal(60_000, signal), take: length => this.received(length) })
-      this.trim.ranged(p.id, this.rangeBytes(range), performance.now() - asked)
+      this.trim.ranged(p.id, rangeBytes, performance.now() - asked)
     } catch (err: unknown) {
       if (got < range.count) this.ranges.push({ from: range.from + got, count: range.count - got })
       signal.throwIfAborted()

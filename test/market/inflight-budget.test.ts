@@ -2,14 +2,14 @@
 // slow, and a buyer whose three providers race for the same chunks, each with a 1 MiB budget,
 // buy the whole work while holding no more than the budget at once.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Swarm } from '../../scripts/swarm.ts'
 import { WRITE_DELAY_ENV } from '../../node/content/disk-delay.ts'
-import { FAST_KDF } from '../helpers/keys.ts'
+import { fileSha256 as sha, startMarketSwarm } from '../helpers/market-swarm.ts'
 import { swarmCli } from '../helpers/swarm-cli.ts'
+import type { MarketSwarm } from '../helpers/market-swarm.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 
 const PASSPHRASE = 'inflight budget passphrase'
@@ -21,11 +21,9 @@ const MAX_BUFFERS = Math.ceil(BUDGET / (1024 * 1024)) + 1
 
 const cli = swarmCli(PASSPHRASE)
 
-const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
-
 describe('a purchase\'s chunk bytes in flight on real node processes', function () {
   this.timeout(300_000)
-  let swarm: Swarm
+  let market: MarketSwarm
   let dir: string
   let work: string
   let offer: string
@@ -33,42 +31,25 @@ describe('a purchase\'s chunk bytes in flight on real node processes', function 
 
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'keyfair-inflight-'))
-    swarm = await Swarm.start({
-      topology: 'star',
-      env: { KEYFAIR_PASSPHRASE: PASSPHRASE, KEYFAIR_KDF_N: String(FAST_KDF.N) },
-      nodes: [
-        { roles: ['agency'], prepare: [['agency', 'init', '--bits', '2048']] },
-        { roles: ['escrow'], prepare: [['escrow', 'init', '--bits', '2048']] },
-        { roles: ['seller'] },
-        // each chunk waits 150 ms before it is written: a disk far slower than the network
-        { roles: ['buyer'], env: { [WRITE_DELAY_ENV]: '150' } },
-        { roles: ['buyer'] },
-        // the budget from the node's settings, not a flag
-        { roles: ['buyer'], prepare: [['config', 'set', 'buyer.inflightBytes', String(BUDGET)]] }
-      ]
-    })
-    const [agency, escrow, s, a, b, c] = swarm.nodes as [SwarmNode, SwarmNode, SwarmNode, SwarmNode, SwarmNode, SwarmNode]
-    seller = s
+    market = await startMarketSwarm(PASSPHRASE, [
+      // each chunk waits 150 ms before it is written: a disk far slower than the network
+      { env: { [WRITE_DELAY_ENV]: '150' } },
+      {},
+      // the budget from the node's settings, not a flag
+      { prepare: [['config', 'set', 'buyer.inflightBytes', String(BUDGET)]] }
+    ])
+    const [a, b, c] = market.buyers as [SwarmNode, SwarmNode, SwarmNode]
+    seller = market.seller
     slow = a
     second = b
     racer = c
-    const agencyAddr = agency.addresses[0]!
-    const { code } = await cli(agency, 'agency', 'enroll-code', '--for', 'escrow')
-    await cli(escrow, 'escrow', 'enroll', '--agency', agencyAddr, '--code', code)
-    await cli(seller, 'trust', '--agency', agencyAddr)
-    for (const buyer of [slow, second, racer]) {
-      await cli(buyer, 'device', 'init', '--bits', '2048')
-      const { code } = await cli(agency, 'agency', 'enroll-code', '--for', 'device')
-      await cli(buyer, 'device', 'enroll', '--agency', agencyAddr, '--code', code)
-      await cli(escrow, 'escrow', 'deposit', buyer.peerId, '1000')
-    }
     work = join(dir, 'work.bin')
     await writeFile(work, randomBytes(6 * 1024 * 1024 + 321))
-    offer = (await cli(seller, 'publish', work, '--title', 'Ruby My Dear', '--tags', 'piano', '--price', '10', '--escrows', '1-of-1', '--escrow', escrow.addresses[0]!)).offer
+    offer = await market.publish(work, 'Ruby My Dear')
   })
 
   after(async function () {
-    await swarm?.stop()
+    await market?.swarm.stop()
     await rm(dir, { recursive: true, force: true })
   })
 

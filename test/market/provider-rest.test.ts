@@ -2,15 +2,15 @@
 // work, one of which reads every chunk it serves slowly; the download rests that one and takes
 // the work from the other two.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Swarm } from '../../scripts/swarm.ts'
 import { READ_DELAY_ENV } from '../../node/content/disk-delay.ts'
-import { FAST_KDF } from '../helpers/keys.ts'
+import { fileSha256 as sha, startMarketSwarm } from '../helpers/market-swarm.ts'
 import { swarmCli } from '../helpers/swarm-cli.ts'
+import type { MarketSwarm } from '../helpers/market-swarm.ts'
 import type { SwarmNode } from '../../scripts/swarm.ts'
 
 const PASSPHRASE = 'provider rest passphrase'
@@ -20,11 +20,9 @@ const SLOW_READ_MS = 300
 
 const cli = swarmCli(PASSPHRASE)
 
-const sha = async (file: string): Promise<string> => createHash('sha256').update(await readFile(file)).digest('hex')
-
 describe('a download from three providers, one of them slow, on real node processes', function () {
   this.timeout(300_000)
-  let swarm: Swarm
+  let market: MarketSwarm
   let dir: string
   let work: string
   let offer: string
@@ -32,48 +30,32 @@ describe('a download from three providers, one of them slow, on real node proces
 
   before(async function () {
     dir = await mkdtemp(join(tmpdir(), 'keyfair-rest-'))
-    swarm = await Swarm.start({
-      topology: 'star',
-      env: { KEYFAIR_PASSPHRASE: PASSPHRASE, KEYFAIR_KDF_N: String(FAST_KDF.N) },
-      nodes: [
-        { roles: ['agency'], prepare: [['agency', 'init', '--bits', '2048']] },
-        { roles: ['escrow'], prepare: [['escrow', 'init', '--bits', '2048']] },
-        { roles: ['seller'] },
-        { roles: ['buyer'], env: { [READ_DELAY_ENV]: String(SLOW_READ_MS) } },
-        { roles: ['buyer'] },
-        { roles: ['buyer'] }
-      ]
-    })
-    const [agency, escrow, s, a, b, c] = swarm.nodes as [SwarmNode, SwarmNode, SwarmNode, SwarmNode, SwarmNode, SwarmNode]
-    seller = s
+    market = await startMarketSwarm(PASSPHRASE, [{ env: { [READ_DELAY_ENV]: String(SLOW_READ_MS) } }, {}, {}])
+    const [a, b, c] = market.buyers as [SwarmNode, SwarmNode, SwarmNode]
+    seller = market.seller
     slow = a
     seeder = b
     buyer = c
-    const agencyAddr = agency.addresses[0]!
-    const { code } = await cli(agency, 'agency', 'enroll-code', '--for', 'escrow')
-    await cli(escrow, 'escrow', 'enroll', '--agency', agencyAddr, '--code', code)
-    await cli(seller, 'trust', '--agency', agencyAddr)
-    for (const node of [slow, seeder, buyer]) {
-      await cli(node, 'device', 'init', '--bits', '2048')
-      const { code } = await cli(agency, 'agency', 'enroll-code', '--for', 'device')
-      await cli(node, 'device', 'enroll', '--agency', agencyAddr, '--code', code)
-      await cli(escrow, 'escrow', 'deposit', node.peerId, '1000')
-    }
     work = join(dir, 'work.bin')
     await writeFile(work, randomBytes(40 * MiB + 77))
-    offer = (await cli(seller, 'publish', work, '--title', 'Epistrophy', '--tags', 'piano', '--price', '10', '--escrows', '1-of-1', '--escrow', escrow.addresses[0]!)).offer
+    offer = await market.publish(work, 'Epistrophy')
     // the two seeders take the work from the seller, whose reads are not delayed
     for (const node of [slow, seeder]) await cli(node, 'buy', offer, '--yes', '--seed', '--from', seller.peerId)
   })
 
   after(async function () {
-    await swarm?.stop()
+    await market?.swarm.stop()
     await rm(dir, { recursive: true, force: true })
   })
 
   it('rests the slow provider and takes the work from the others', async function () {
     const out = join(dir, 'bought.out')
-    const youngBefore = (await cli(seller, 'status')).memory.youngCollections
+    // every collection counts: a forced young one that finds V8's incremental marking done runs as a full one
+    const collections = async (): Promise<number> => {
+      const { memory } = await cli(seller, 'status')
+      return memory.youngCollections + memory.fullCollections
+    }
+    const before = await collections()
     const bought = await cli(buyer, 'buy', offer, '--yes', '--out', out, '--from', [seller, slow, seeder].map(n => n.peerId).join(','))
     assert.equal(await sha(out), await sha(work))
     const source = (node: SwarmNode): { bytes: number, rested: boolean } | undefined => bought.sources.find((s: { provider: string }) => s.provider === node.peerId)
@@ -85,8 +67,8 @@ describe('a download from three providers, one of them slow, on real node proces
     // a provider collects its young generation every 2 MiB it serves: its file reads and Noise
     // encryption leave garbage at that pace (its 16 MiB young generation alone would not fill)
     await sleep(100)
-    const young = (await cli(seller, 'status')).memory.youngCollections - youngBefore
+    const ran = await collections() - before
     const served = source(seller)?.bytes ?? 0
-    assert.ok(young >= Math.floor(served / (2 * MiB)) - 1, `${young} young collections while serving ${served} bytes`)
+    assert.ok(ran >= Math.floor(served / (2 * MiB)) - 1, `${ran} collections while serving ${served} bytes`)
   })
 })
