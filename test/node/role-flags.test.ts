@@ -38,11 +38,14 @@ describe('node flags by role', function () {
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'keyfair-flags-')) })
   after(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  it('a buyer keeps a small young generation, a node without the buyer role a larger one', function () {
+  it('a node that streams content (buyer, seller) keeps a small young generation, one that serves requests only a larger one', function () {
     assert.deepEqual(roleNodeFlags(['buyer']), ['--max-semi-space-size=1'])
+    assert.deepEqual(roleNodeFlags(['seller']), ['--max-semi-space-size=1'])
     assert.deepEqual(roleNodeFlags(['seller', 'buyer']), ['--max-semi-space-size=1'])
+    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=1'])
     assert.deepEqual(roleNodeFlags(['escrow']), ['--max-semi-space-size=16'])
-    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=16'])
+    assert.deepEqual(roleNodeFlags(['agency']), ['--max-semi-space-size=16'])
+    assert.deepEqual(roleNodeFlags(['escrow', 'agency']), ['--max-semi-space-size=16'])
   })
 
   it('a buyer\'s environment gets glibc malloc settings, a user\'s own values win, other roles keep theirs', function () {
