@@ -1,6 +1,7 @@
 // `keyfair start` gives itself the V8 flags of its roles (node/config.ts roleNodeFlags)
 // by re-executing itself under the same pid: a buyer a 1 MiB young generation (memory),
-// an escrow a 16 MiB one (throughput); a buyer also glibc malloc settings in its
+// an escrow a 16 MiB one (throughput), a seller the small one and no memory reducer (a
+// heap that stays grown between the works it serves); a buyer also glibc malloc settings in its
 // environment (roleProcessEnv) unless the user set them. Checked on the real process's
 // command line and environment.
 import assert from 'node:assert/strict'
@@ -38,11 +39,11 @@ describe('node flags by role', function () {
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'keyfair-flags-')) })
   after(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  it('a node that streams content (buyer, seller) keeps a small young generation, one that serves requests only a larger one', function () {
+  it('a node that streams content (buyer, seller) keeps a small young generation, one that serves requests only a larger one; a seller keeps its heap when idle', function () {
     assert.deepEqual(roleNodeFlags(['buyer']), ['--max-semi-space-size=1'])
-    assert.deepEqual(roleNodeFlags(['seller']), ['--max-semi-space-size=1'])
-    assert.deepEqual(roleNodeFlags(['seller', 'buyer']), ['--max-semi-space-size=1'])
-    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=1'])
+    assert.deepEqual(roleNodeFlags(['seller']), ['--max-semi-space-size=1', '--no-memory-reducer'])
+    assert.deepEqual(roleNodeFlags(['seller', 'buyer']), ['--max-semi-space-size=1', '--no-memory-reducer'])
+    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=1', '--no-memory-reducer'])
     assert.deepEqual(roleNodeFlags(['escrow']), ['--max-semi-space-size=16'])
     assert.deepEqual(roleNodeFlags(['agency']), ['--max-semi-space-size=16'])
     assert.deepEqual(roleNodeFlags(['escrow', 'agency']), ['--max-semi-space-size=16'])
@@ -68,6 +69,9 @@ describe('node flags by role', function () {
     assert.ok(buyer.commandLine.includes('--max-semi-space-size=1'), buyer.commandLine.join(' '))
     assert.ok(buyer.commandLine.includes(KEYFAIR_BIN) && buyer.commandLine.includes('start'), buyer.commandLine.join(' '))
     assert.equal(buyer.env.get('MALLOC_ARENA_MAX'), '2')
+    assert.ok(!buyer.commandLine.includes('--no-memory-reducer'), buyer.commandLine.join(' '))
+    const seller = await startedAs(join(dir, 'seller'), 'seller')
+    assert.ok(seller.commandLine.includes('--max-semi-space-size=1') && seller.commandLine.includes('--no-memory-reducer'), seller.commandLine.join(' '))
   })
 
   it('`keyfair start` also takes the flags of KEYFAIR_NODE_FLAGS, after those of its roles', async function () {
