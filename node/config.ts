@@ -179,7 +179,8 @@ function inboundSettings (value: unknown, file: string): Partial<InboundBudgetSe
  * half of it marking, and served 78–108 MB/s; without the reducer 0.9–1.4 s and 137–231 MB/s.
  * A seller's idle heap stays as large as its work made it instead. A node that only buys
  * keeps the reducer: its download needs none of this (its chunks wait in reused buffers), and
- * its idle memory counts.
+ * its idle memory counts. So does a seller that is also an escrow or an agency: after a flood
+ * of requests, its memory must come back to what it was (the reducer is what gives it back).
  */
 const SELLER_HEAP_FLAG = '--no-memory-reducer'
 
@@ -194,13 +195,15 @@ const SELLER_HEAP_FLAG = '--no-memory-reducer'
  * a young generation that size may promote), each such purchase costing it about 2 s of CPU
  * instead of 1.1; with 1 MiB, in 3 of 45. An escrow or an agency serves requests instead:
  * with 1 MiB, scavenges every few requests promoted their objects and the escrow spent 17%
- * of its thread in GC (4% with 16 MiB), so a node that streams no content gets the larger one.
- * A node with both kinds of roles gets the smaller: its memory is bounded first.
+ * of its thread in GC (4% with 16 MiB), so a node that streams no content gets the larger
+ * one, and so does a seller that is also an escrow or an agency; a buyer gets the smaller
+ * whatever its other roles, its memory bounded first.
  */
 export function roleNodeFlags (roles: readonly string[]): string[] {
-  const streamsContent = roles.includes('buyer') || roles.includes('seller')
-  const flags = [`--max-semi-space-size=${streamsContent ? 1 : 16}`]
-  if (roles.includes('seller')) flags.push(SELLER_HEAP_FLAG)
+  const servesRequests = roles.includes('escrow') || roles.includes('agency')
+  const onlySells = roles.includes('seller') && !servesRequests
+  const flags = [`--max-semi-space-size=${roles.includes('buyer') || onlySells ? 1 : 16}`]
+  if (onlySells) flags.push(SELLER_HEAP_FLAG)
   return flags
 }
 

@@ -43,7 +43,10 @@ describe('node flags by role', function () {
     assert.deepEqual(roleNodeFlags(['buyer']), ['--max-semi-space-size=1'])
     assert.deepEqual(roleNodeFlags(['seller']), ['--max-semi-space-size=1', '--no-memory-reducer'])
     assert.deepEqual(roleNodeFlags(['seller', 'buyer']), ['--max-semi-space-size=1', '--no-memory-reducer'])
-    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=1', '--no-memory-reducer'])
+    // a seller that also serves requests keeps what an escrow or an agency needs
+    assert.deepEqual(roleNodeFlags(['seller', 'agency']), ['--max-semi-space-size=16'])
+    assert.deepEqual(roleNodeFlags(['escrow', 'seller']), ['--max-semi-space-size=16'])
+    assert.deepEqual(roleNodeFlags(['escrow', 'buyer']), ['--max-semi-space-size=1'])
     assert.deepEqual(roleNodeFlags(['escrow']), ['--max-semi-space-size=16'])
     assert.deepEqual(roleNodeFlags(['agency']), ['--max-semi-space-size=16'])
     assert.deepEqual(roleNodeFlags(['escrow', 'agency']), ['--max-semi-space-size=16'])
