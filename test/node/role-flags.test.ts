@@ -1,7 +1,8 @@
 // `keyfair start` gives itself the V8 flags of its roles (node/config.ts roleNodeFlags)
 // by re-executing itself under the same pid: a buyer a 1 MiB young generation (memory),
-// an escrow a 16 MiB one (throughput), a seller the small one and no memory reducer (a
-// heap that stays grown between the works it serves); a buyer also glibc malloc settings in its
+// an escrow a 16 MiB one (throughput), a seller that is not also an escrow or an agency the
+// small one and no memory reducer (a heap that stays grown between the works it serves); a
+// buyer also glibc malloc settings in its
 // environment (roleProcessEnv) unless the user set them. Checked on the real process's
 // command line and environment.
 import assert from 'node:assert/strict'
@@ -39,7 +40,7 @@ describe('node flags by role', function () {
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'keyfair-flags-')) })
   after(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  it('a node that streams content (buyer, seller) keeps a small young generation, one that serves requests only a larger one; a seller keeps its heap when idle', function () {
+  it('a buyer or a seller keeps a small young generation, an escrow or an agency (a seller among them too) a larger one; a seller alone keeps its heap when idle', function () {
     assert.deepEqual(roleNodeFlags(['buyer']), ['--max-semi-space-size=1'])
     assert.deepEqual(roleNodeFlags(['seller']), ['--max-semi-space-size=1', '--no-memory-reducer'])
     assert.deepEqual(roleNodeFlags(['seller', 'buyer']), ['--max-semi-space-size=1', '--no-memory-reducer'])
